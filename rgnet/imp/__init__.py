@@ -1,0 +1,1 @@
+"""Iterative magnitude pruning: masks, pruning rules, the masked training loop and the IMP driver."""

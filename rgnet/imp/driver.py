@@ -1,0 +1,217 @@
+"""The IMP driver: train -> prune -> rewind -> retrain, one level at a time, each level committed to the store.
+
+``record(cfg, out)`` creates the run file or resumes it after its last complete level; because every random
+stream derives from (seed, level, branch) and the rewind point and next masks are stored, a resumed run
+gives the same numbers as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from rgnet.config import RunConfig
+from rgnet.errors import ConfigError, StoreError
+from rgnet.imp.masks import Masker, density, full_masks, magnitude_prune
+from rgnet.imp.seeds import generator, stream_seed
+from rgnet.imp.theory import grid_scale, level_theory
+from rgnet.imp.train import DeviceData, eval_iterations, train_level
+from rgnet.models import build_model, output_layer, prunable_layers
+from rgnet.store.schema import METRIC_NAMES
+from rgnet.store.writer import append_level, atomic_update, check_run_file, create_layout, read_resume_state, root_attrs
+from rgnet.tasks import load_task, resolve_params
+
+TRUNK = "trunk"
+
+
+def normalise(cfg: RunConfig) -> RunConfig:
+    """Fill in the task's default parameters and check every setting; raises :class:`ConfigError`."""
+    cfg = dataclasses.replace(cfg, task=dataclasses.replace(cfg.task, params=resolve_params(cfg.task)))
+    t, p = cfg.train, cfg.prune
+    checks = [
+        (0 < p.fraction < 1, f"--fraction must be between 0 and 1 (exclusive), got {p.fraction}"),
+        (p.scope in ("global", "layerwise"), f"--scope must be global or layerwise, got {p.scope!r}"),
+        (p.levels >= 0, f"--levels must be >= 0, got {p.levels}"),
+        (0 <= p.target_density < 1, f"target_density must be in [0, 1), got {p.target_density}"),
+        (p.output_fraction is None or 0 <= p.output_fraction < 1,
+         f"output_fraction must be in [0, 1), got {p.output_fraction}"),
+        (all(0 <= v < 1 for v in p.layer_fractions.values()), "layer_fractions must all be in [0, 1)"),
+        (t.steps >= 1, f"--steps must be >= 1, got {t.steps}"),
+        (0 <= p.rewind < t.steps, f"--rewind must be an iteration in [0, steps), got {p.rewind} with "
+                                  f"steps={t.steps}"),
+        (t.batch_size >= 1, f"--batch-size must be >= 1, got {t.batch_size}"),
+        (t.lr > 0, f"--lr must be positive, got {t.lr}"),
+        (t.eval_every >= 1, f"eval_every must be >= 1, got {t.eval_every}"),
+        (t.optimizer in ("adam", "sgd"), f"--optimizer must be adam or sgd, got {t.optimizer!r}"),
+        (t.warmup >= 0, f"warmup must be >= 0, got {t.warmup}"),
+        (cfg.store.bins >= 2, f"store.bins must be >= 2, got {cfg.store.bins}"),
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise ConfigError(msg)
+    return cfg
+
+
+def resolve_device(name: str) -> torch.device:
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} is not available on this machine (no CUDA GPU); use --device cpu")
+    return dev
+
+
+def default_path(cfg: RunConfig) -> Path:
+    return Path("runs") / f"{cfg.task.name}-{cfg.model.name}-s{cfg.seed}-{cfg.run_id}.h5"
+
+
+def record(cfg: RunConfig, out: str | Path | None = None, *, device: str = "cpu",
+           data_root: str | Path | None = None, progress: bool | None = None,
+           log: Callable[[str], None] | None = None) -> Path:
+    """Run (or resume) IMP for ``cfg`` and record every level into ``out``; returns the file path.
+
+    ``progress=None`` shows a bar only on a terminal. A file at ``out`` with another config, or that is not
+    an rgnet file, is never modified (:class:`StoreError`).
+    """
+    cfg = normalise(cfg)
+    dev = resolve_device(device)
+    path = Path(out) if out is not None else default_path(cfg)
+    start_level = _check_resumable(path, cfg) if path.exists() else None
+    task = load_task(cfg.task, data_root)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(stream_seed(cfg.seed, "init"))
+        model = build_model(cfg.model, task.in_shape, task.n_classes)
+    model.to(dev)
+    layers = prunable_layers(model, cfg.model)
+    output = output_layer(model)
+    data = DeviceData.from_task(task, dev)
+    state0 = _numpy_state(model)
+    if start_level is None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        versions = {"rgnet": _version(), "torch": torch.__version__, "numpy": np.__version__,
+                    "python": platform.python_version()}
+        with atomic_update(path, create=True) as f:
+            f.attrs.update(root_attrs(cfg.run_id, cfg.to_json(), task.summary(), versions))
+            create_layout(f, layers=list(layers), iterations=eval_iterations(cfg.train), bins=cfg.store.bins,
+                          state=state0, masks={n: tuple(w.shape) for n, w in layers.items()},
+                          tensors=cfg.store.tensors)
+        start_level = 0
+    if log and start_level:
+        log(f"resuming {path} after level {start_level - 1}")
+    _run_levels(cfg, path, model, layers, output, data, dev, start_level, progress)
+    return path
+
+
+def _check_resumable(path: Path, cfg: RunConfig) -> int:
+    attrs = check_run_file(path)
+    if attrs["config"] != cfg.to_json():
+        theirs, ours = _flat(json.loads(attrs["config"])), _flat(cfg.to_dict())
+        diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+        raise StoreError(f"{str(path)!r} holds run {attrs['run_id']} whose config differs in "
+                         f"{', '.join(diff[:6])}; it was left untouched — pass another --out or the same config")
+    return int(attrs["levels_complete"])
+
+
+def _run_levels(cfg, path, model, layers, output, data, dev, start_level, progress) -> None:
+    p, k = cfg.prune, cfg.prune.rewind
+    init = _numpy_state(model)
+    if start_level == 0:
+        masks, rewind, scales = full_masks(layers), None, None
+    else:
+        st = read_resume_state(path)
+        if _finished(cfg, st["levels"], st["density"]):
+            return
+        rewind, scales = st["rewind"], dict(zip(layers, st["bin_scale"].tolist()))
+        masks = {n: torch.from_numpy(m.astype(bool)).to(dev) for n, m in st["next_mask"].items()}
+    bar = tqdm(total=(p.levels + 1 - start_level) * cfg.train.steps, unit="it", dynamic_ncols=True,
+               disable=(None if progress is None else not progress), file=sys.stderr)
+    try:
+        for level in range(start_level, p.levels + 1):
+            if rewind is not None:
+                model.load_state_dict({n: torch.from_numpy(a) for n, a in rewind.items()})
+            dens, start = density(masks), (0 if level == 0 else k)
+            bar.set_description(f"level {level}")
+            bar.update(start)  # levels > 0 start at the rewind iteration
+            last = [start]
+
+            def on_eval(it, m, dens=dens, last=last):
+                bar.set_postfix(density=f"{dens:.3f}", val_acc=f"{m['val_acc']:.3f}",
+                                test_acc=f"{m['test_acc']:.3f}")
+                bar.update(it - last[0])
+                last[0] = it
+
+            t0 = time.perf_counter()
+            result, captured = train_level(model, Masker(layers, masks), data, cfg.train,
+                                           generator(cfg.seed, "data", level, TRUNK), start=start,
+                                           capture_at=(k if level == 0 else None), on_eval=on_eval)
+            seconds = time.perf_counter() - t0
+            trained = _numpy_state(model)
+            if level == 0:
+                rewind = {n: v.cpu().numpy() for n, v in captured.items()}
+                scales = {n: grid_scale(trained[f"{n}.weight"], rewind[f"{n}.weight"]) for n in layers}
+            next_masks = magnitude_prune({n: w.detach() for n, w in layers.items()}, masks, output, p)
+            rec = _level_record(cfg, result, seconds, dens, trained, masks, next_masks)
+            rec.update(level_theory({n: trained[f"{n}.weight"] for n in layers},
+                                    {n: rewind[f"{n}.weight"] for n in layers},
+                                    rec["mask"], scales, cfg.store.bins))
+            if level == 0:
+                rec.update(init=init, rewind=rewind, bin_scale=[scales[n] for n in layers])
+            with atomic_update(path) as f:
+                append_level(f, level, rec)
+                f.attrs["levels_complete"] = level + 1
+            masks = next_masks
+            if _finished(cfg, level + 1, dens):
+                break
+    finally:
+        bar.close()
+
+
+def _finished(cfg: RunConfig, levels_done: int, last_density: float | None) -> bool:
+    if levels_done > cfg.prune.levels:
+        return True
+    return last_density is not None and cfg.prune.target_density > 0 and last_density <= cfg.prune.target_density
+
+
+def _level_record(cfg, result, seconds, dens, trained, masks, next_masks) -> dict:
+    at = result.at_stop()
+    rec: dict = {"density": dens, "stop_iteration": result.stop_iteration, "train_seconds": seconds}
+    for name in METRIC_NAMES:
+        rec[name] = at[name]
+        rec[f"{name}_final"] = float(result.curves[name][-1])
+        rec[f"curve_{name}"] = result.curves[name]
+    rec["mask"] = {n: m.cpu().numpy().astype(np.uint8) for n, m in masks.items()}
+    rec["next_mask"] = {n: m.cpu().numpy().astype(np.uint8) for n, m in next_masks.items()}
+    rec["trained"] = trained if cfg.store.tensors else {}
+    return rec
+
+
+def _numpy_state(model: torch.nn.Module) -> dict[str, np.ndarray]:
+    return {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("rgnet")
+    except Exception:
+        return "0+unknown"

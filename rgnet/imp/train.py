@@ -1,0 +1,171 @@
+"""Masked training of one IMP level, on tensors that already live on the device (no DataLoader).
+
+The loop is split into pure pieces — :func:`batch_indices` (the data order, from a seeded stream),
+:func:`lr_at` (the schedule), :func:`make_optimizer`, :func:`evaluate` — so that a batched engine that trains
+many runs at once can reuse each of them and only replace the per-step model call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rgnet.config import TrainConfig
+from rgnet.errors import ConfigError
+from rgnet.imp.masks import Masker
+from rgnet.tasks import Task
+
+SPLITS = ("train", "val", "test")
+EVAL_CHUNK = 4096      # examples per forward pass when evaluating
+TRAIN_EVAL_MAX = 5000  # training-set metrics use a fixed subset of at most this many examples
+
+
+@dataclass
+class DeviceData:
+    """A task's arrays as tensors on one device; ``train_eval`` is the fixed subset used for train metrics."""
+
+    x: dict[str, torch.Tensor]
+    y: dict[str, torch.Tensor]
+
+    @classmethod
+    def from_task(cls, task: Task, device: torch.device) -> "DeviceData":
+        arrays = {"train": (task.x_train, task.y_train), "val": (task.x_val, task.y_val),
+                  "test": (task.x_test, task.y_test)}
+        x = {k: torch.as_tensor(np.ascontiguousarray(a), device=device) for k, (a, _) in arrays.items()}
+        y = {k: torch.as_tensor(np.ascontiguousarray(b), device=device) for k, (_, b) in arrays.items()}
+        n = min(len(task.y_train), TRAIN_EVAL_MAX)
+        x["train_eval"], y["train_eval"] = x["train"][:n], y["train"][:n]
+        return cls(x, y)
+
+
+@dataclass
+class LevelResult:
+    """Learning curves at ``iterations`` (NaN before the start iteration) and the early-stop index."""
+
+    iterations: np.ndarray                 # (eval,)
+    curves: dict[str, np.ndarray]          # "{split}_{loss|acc}" -> (eval,)
+    stop: int                              # index into iterations: argmin of validation loss
+
+    @property
+    def stop_iteration(self) -> int:
+        return int(self.iterations[self.stop])
+
+    def at_stop(self) -> dict[str, float]:
+        return {k: float(v[self.stop]) for k, v in self.curves.items()}
+
+
+def eval_iterations(cfg: TrainConfig) -> np.ndarray:
+    """Evaluation points 0, E, 2E, ... and always the last iteration."""
+    its = list(range(0, cfg.steps + 1, cfg.eval_every))
+    if its[-1] != cfg.steps:
+        its.append(cfg.steps)
+    return np.asarray(its, dtype=np.int64)
+
+
+def batch_indices(n: int, batch: int, start: int, stop: int, gen: torch.Generator) -> torch.Tensor:
+    """Minibatch indices for iterations ``start+1 .. stop``: shuffled epochs, last partial batch dropped.
+
+    Shape ``(stop - start, batch)``; the order depends only on ``gen`` (seeded from seed, level, branch).
+    """
+    per_epoch = n // batch
+    if per_epoch == 0:
+        raise ConfigError(f"batch_size={batch} is larger than the training set ({n} examples); lower it")
+    steps = stop - start
+    epochs = -(-steps // per_epoch)
+    perms = [torch.randperm(n, generator=gen)[: per_epoch * batch] for _ in range(epochs)]
+    return torch.cat(perms).view(-1, batch)[:steps]
+
+
+def lr_at(cfg: TrainConfig, it: int) -> float:
+    """Learning rate for iteration ``it`` (1-based): linear warm-up, then ×gamma at each milestone."""
+    lr = cfg.lr * min(1.0, it / cfg.warmup) if cfg.warmup else cfg.lr
+    return lr * cfg.gamma ** sum(it > m for m in cfg.milestones)
+
+
+def make_optimizer(params, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    """Adam or SGD (momentum, weight decay), fused kernels where this torch has them for the device."""
+    kw: dict = {"lr": cfg.lr, "weight_decay": cfg.weight_decay, "fused": True}
+    if cfg.optimizer == "adam":
+        cls = torch.optim.Adam
+    elif cfg.optimizer == "sgd":
+        cls, kw["momentum"] = torch.optim.SGD, cfg.momentum
+    else:
+        raise ConfigError(f"unknown optimizer {cfg.optimizer!r}; valid optimizers are adam, sgd")
+    params = list(params)
+    try:
+        return cls(params, **kw)
+    except (RuntimeError, TypeError):
+        kw["fused"], kw["foreach"] = None, True
+        return cls(params, **kw)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy over a whole split, in chunks."""
+    was_training = model.training
+    model.eval()
+    loss = torch.zeros((), device=x.device, dtype=torch.float64)
+    correct = torch.zeros((), device=x.device, dtype=torch.int64)
+    for i in range(0, len(y), EVAL_CHUNK):
+        out = model(x[i:i + EVAL_CHUNK])
+        loss += F.cross_entropy(out, y[i:i + EVAL_CHUNK], reduction="sum").double()
+        correct += (out.argmax(1) == y[i:i + EVAL_CHUNK]).sum()
+    model.train(was_training)
+    n = len(y)
+    return float(loss) / n, float(correct) / n
+
+
+def train_level(model: nn.Module, masker: Masker, data: DeviceData, cfg: TrainConfig, gen: torch.Generator,
+                start: int = 0, capture_at: int | None = None,
+                on_eval: Callable[[int, dict[str, float]], None] | None = None) -> tuple[LevelResult, dict | None]:
+    """Train the masked model from iteration ``start`` to ``cfg.steps``.
+
+    Returns the learning curves and, if ``capture_at`` is given, a copy of the state dict after that many
+    iterations (the rewind point; ``capture_at = 0`` is the state before training). Pruned weights are
+    zeroed after every optimiser step.
+    """
+    device = data.x["train"].device
+    its = eval_iterations(cfg)
+    curves = {f"{s}_{m}": np.full(len(its), np.nan) for s in SPLITS for m in ("loss", "acc")}
+    opt = make_optimizer(model.parameters(), cfg, device)
+    idx = batch_indices(len(data.y["train"]), cfg.batch_size, start, cfg.steps, gen).to(device)
+    x, y = data.x["train"], data.y["train"]
+    captured = None
+    eval_at = set(its.tolist())
+    masker.apply()
+    model.train()
+    lr_now = None
+
+    def record(it: int) -> None:
+        j = int(np.searchsorted(its, it))
+        for s, key in (("train", "train_eval"), ("val", "val"), ("test", "test")):
+            curves[f"{s}_loss"][j], curves[f"{s}_acc"][j] = evaluate(model, data.x[key], data.y[key])
+        if on_eval is not None:
+            on_eval(it, {k: v[j] for k, v in curves.items()})
+
+    for it in range(start, cfg.steps + 1):
+        if it == capture_at:
+            captured = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if it in eval_at:
+            record(it)
+        if it == cfg.steps:
+            break
+        lr = lr_at(cfg, it + 1)
+        if lr != lr_now:
+            for g in opt.param_groups:
+                g["lr"] = lr
+            lr_now = lr
+        out = model(x[idx[it - start]])
+        loss = F.cross_entropy(out, y[idx[it - start]])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        masker.apply()
+    valid = ~np.isnan(curves["val_loss"])
+    stop = int(np.flatnonzero(valid)[np.nanargmin(curves["val_loss"][valid])])
+    return LevelResult(its, curves, stop), captured

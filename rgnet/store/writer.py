@@ -1,0 +1,158 @@
+"""Writing run files: create the layout, append one level atomically, read back what resuming needs.
+
+Atomicity: each commit copies the file, appends the level to the copy, fsyncs it and renames it over the
+original. The file at ``path`` is therefore always a complete, valid file holding whole levels only —
+a kill at any moment loses at most the level in progress.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Iterator
+
+import h5netcdf
+import h5py
+import numpy as np
+
+from rgnet.errors import StoreError
+from rgnet.imp.theory import QUANTILES, bin_edges
+from rgnet.store.schema import LEVEL_VARS, SCHEMA_VERSION
+
+_COMPRESS = {"compression": "gzip", "compression_opts": 1}
+
+
+@contextlib.contextmanager
+def atomic_update(path: Path, create: bool = False) -> Iterator[h5netcdf.File]:
+    """Open a copy of ``path`` (or a new file), yield it, then fsync and rename it over ``path``."""
+    tmp = path.with_name(path.name + ".partial")
+    try:
+        if not create:
+            shutil.copyfile(path, tmp)
+        with h5netcdf.File(tmp, "w" if create else "a") as f:
+            yield f
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        with contextlib.suppress(OSError):
+            dfd = os.open(path.parent, os.O_RDONLY)
+            os.fsync(dfd)
+            os.close(dfd)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def create_layout(g, *, layers: list[str], iterations: np.ndarray, bins: int, state: dict[str, np.ndarray],
+                  masks: dict[str, tuple[int, ...]], tensors: bool) -> None:
+    """Dimensions, coordinates and empty per-level variables of a run (root or branch group)."""
+    g.dimensions = {"level": None, "layer": len(layers), "bin": bins, "bnd": 2,
+                    "quantile": len(QUANTILES), "eval": len(iterations)}
+    _var(g, "level", ("level",), "i8", long_name="IMP level (0 = dense)")
+    _var(g, "layer", ("layer",), h5py.string_dtype(), np.array(layers, dtype=object),
+         long_name="prunable layer")
+    edges = bin_edges(bins)
+    _var(g, "bin", ("bin",), "f8", (edges[1:] + edges[:-1]) / 2, long_name="bin centre / bin_scale",
+         units="1", bounds="bin_bounds")
+    _var(g, "bin_bounds", ("bin", "bnd"), "f8", np.stack([edges[:-1], edges[1:]], 1))
+    _var(g, "quantile", ("quantile",), "f8", QUANTILES, long_name="quantile level")
+    _var(g, "iteration", ("eval",), "i8", iterations, long_name="training iteration", units="iteration")
+    _var(g, "bin_scale", ("layer",), "f8", long_name="weight value at bin coordinate 1 (grid of level 0)")
+    for name, (dims, dtype, long_name, units) in LEVEL_VARS.items():
+        v = g.create_variable(name, dims, dtype=dtype, fillvalue=(np.nan if dtype == "f8" else None))
+        v.attrs.update(long_name=long_name, units=units)
+        if name != "density":  # CF: makes density (and iteration) coordinates in plain xarray
+            v.attrs["coordinates"] = "density iteration" if "eval" in dims else "density"
+    t = g.create_group("tensors")
+    params = {k: (a.shape, a.dtype) for k, a in state.items()}
+    bits = {k: (s, np.uint8) for k, s in masks.items()}
+    for sub, shapes, per_level in (("init", params, False), ("rewind", params, False),
+                                   ("next_mask", bits, False), ("mask", bits, True),
+                                   ("trained", params if tensors else {}, True)):
+        s = t.create_group(sub)
+        if per_level:
+            s.dimensions["level"] = None
+        for name, (shape, dt) in shapes.items():
+            dims = tuple(f"{name}.d{i}" for i in range(len(shape)))
+            for d, n in zip(dims, shape):
+                s.dimensions[d] = n
+            s.create_variable(name, (("level",) if per_level else ()) + dims, dtype=dt,
+                              chunks=((1,) + tuple(shape)) if per_level and shape else None,
+                              **(_COMPRESS if shape else {}))
+
+
+def append_level(g, level: int, record: dict) -> None:
+    """Write one level (``record`` as built by the IMP driver) into group ``g``; ``level`` must be next."""
+    if g.dimensions["level"].size != level:
+        raise StoreError(f"cannot append level {level}: the group holds {g.dimensions['level'].size} levels")
+    g.resize_dimension("level", level + 1)
+    g["level"][level] = level
+    for name in LEVEL_VARS:
+        g[name][level] = record[name]
+    if "bin_scale" in record:
+        g["bin_scale"][:] = record["bin_scale"]
+    t = g["tensors"]
+    for sub in ("mask", "trained"):
+        s = t[sub]
+        s.resize_dimension("level", level + 1)
+        for name in s.variables:
+            s[name][level] = record[sub][name]
+    for sub in ("init", "rewind", "next_mask"):
+        for name, value in record.get(sub, {}).items():
+            t[sub][name][...] = value
+
+
+def read_group(g) -> dict[str, np.ndarray]:
+    """All variables of a flat group as numpy arrays (state dicts, masks)."""
+    return {name: np.asarray(v[...]) for name, v in g.variables.items()}
+
+
+def read_resume_state(path: Path, group: str = "/") -> dict:
+    """What continuing a run needs: rewind point, next masks, histogram scales, last density."""
+    with h5netcdf.File(path, "r") as f:
+        g = f[group]
+        n = g.dimensions["level"].size
+        return {"rewind": read_group(g["tensors/rewind"]), "next_mask": read_group(g["tensors/next_mask"]),
+                "bin_scale": np.asarray(g["bin_scale"][...]), "levels": n,
+                "density": float(g["density"][n - 1]) if n else None}
+
+
+def root_attrs(run_id: str, config_json: str, task_summary: dict, versions: dict) -> dict:
+    return {"rgnet_schema": SCHEMA_VERSION, "run_id": run_id, "config": config_json,
+            "task": json.dumps(task_summary, sort_keys=True), "versions": json.dumps(versions, sort_keys=True),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "levels_complete": 0,
+            "Conventions": "CF-1.8", "title": f"rgnet IMP run {run_id}"}
+
+
+def _var(g, name, dims, dtype, data=None, **attrs):
+    v = g.create_variable(name, dims, dtype=dtype, data=data)
+    v.attrs.update(attrs)
+    return v
+
+
+def check_run_file(path: Path) -> dict:
+    """Root attributes of an rgnet file; :class:`StoreError` if it is not one or cannot be read."""
+    try:
+        with h5py.File(path, "r") as f:
+            attrs = {k: _py(v) for k, v in f.attrs.items()}
+    except OSError:
+        raise StoreError(f"{str(path)!r} is not a readable HDF5 file (corrupt or another format); "
+                         "rgnet left it untouched") from None
+    if "rgnet_schema" not in attrs:
+        raise StoreError(f"{str(path)!r} is an HDF5 file but not an rgnet run file; rgnet left it untouched")
+    if int(attrs["rgnet_schema"]) > SCHEMA_VERSION:
+        raise StoreError(f"{str(path)!r} uses rgnet schema {attrs['rgnet_schema']}, newer than this rgnet "
+                         f"({SCHEMA_VERSION}); upgrade rgnet to read it")
+    return attrs
+
+
+def _py(v):
+    if isinstance(v, bytes):
+        return v.decode()
+    if isinstance(v, (np.generic, np.ndarray)) and np.size(v) == 1:
+        return np.asarray(v).item()
+    return v
