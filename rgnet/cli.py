@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--eval-every", type=int, help="evaluate every E iterations")
     r.add_argument("--no-tensors", action="store_true", help="do not store trained weights of every level")
     r.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    r.add_argument("--threads", type=int, help="CPU threads (default: 1 for small models)")
     r.add_argument("--data-root", help="folder with image datasets (default $RGNET_DATA)")
     r.add_argument("--out", help="output file (default runs/<task>-<model>-s<seed>-<run_id>.h5)")
     r.add_argument("--quiet", action="store_true", help="no progress bar, print only the file path")
@@ -106,7 +107,7 @@ def _record(a) -> int:
     cfg = config_from_args(a)
     log = None if a.quiet else (lambda s: print(s, file=sys.stderr))
     path = record(cfg, a.out, device=a.device, data_root=a.data_root, progress=False if a.quiet else None,
-                  log=log)
+                  threads=a.threads, log=log)
     print(path)
     if not a.quiet:
         print(level_table(path))

@@ -76,12 +76,14 @@ def default_path(cfg: RunConfig) -> Path:
 
 
 def record(cfg: RunConfig, out: str | Path | None = None, *, device: str = "cpu",
-           data_root: str | Path | None = None, progress: bool | None = None,
+           data_root: str | Path | None = None, progress: bool | None = None, threads: int | None = None,
            log: Callable[[str], None] | None = None) -> Path:
     """Run (or resume) IMP for ``cfg`` and record every level into ``out``; returns the file path.
 
-    ``progress=None`` shows a bar only on a terminal. A file at ``out`` with another config, or that is not
-    an rgnet file, is never modified (:class:`StoreError`).
+    ``progress=None`` shows a bar only on a terminal. ``threads``: CPU threads for torch; by default 1 for
+    models under a million parameters (their matrices are too small to share, and a busy second core makes
+    two threads up to 10x slower), torch's default otherwise. A file at ``out`` with another config, or
+    that is not an rgnet file, is never modified (:class:`StoreError`).
     """
     cfg = normalise(cfg)
     dev = resolve_device(device)
@@ -108,7 +110,15 @@ def record(cfg: RunConfig, out: str | Path | None = None, *, device: str = "cpu"
         start_level = 0
     if log and start_level:
         log(f"resuming {path} after level {start_level - 1}")
-    _run_levels(cfg, path, model, layers, output, data, dev, start_level, progress)
+    if threads is None:
+        small = sum(p.numel() for p in model.parameters()) < 1_000_000
+        threads = 1 if small else torch.get_num_threads()
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        _run_levels(cfg, path, model, layers, output, data, dev, start_level, progress)
+    finally:
+        torch.set_num_threads(previous)
     return path
 
 
@@ -202,7 +212,7 @@ def _numpy_state(model: torch.nn.Module) -> dict[str, np.ndarray]:
 def _flat(d: dict, prefix: str = "") -> dict:
     out = {}
     for k, v in d.items():
-        if isinstance(v, dict) and v:
+        if isinstance(v, dict):
             out.update(_flat(v, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = v

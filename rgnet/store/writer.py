@@ -114,7 +114,7 @@ def read_group(g) -> dict[str, np.ndarray]:
 def read_resume_state(path: Path, group: str = "/") -> dict:
     """What continuing a run needs: rewind point, next masks, histogram scales, last density."""
     with h5netcdf.File(path, "r") as f:
-        g = f[group]
+        g = f if group.strip("/") == "" else f[group]
         n = g.dimensions["level"].size
         return {"rewind": read_group(g["tensors/rewind"]), "next_mask": read_group(g["tensors/next_mask"]),
                 "bin_scale": np.asarray(g["bin_scale"][...]), "levels": n,

@@ -1,0 +1,67 @@
+"""Bad input: one sentence, exit code 2, and files that are not ours are never touched."""
+
+import hashlib
+
+import h5py
+import numpy as np
+import pytest
+
+import rgnet
+from rgnet.cli import main
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["record", "--task", "no-such-task"], "valid tasks are"),
+    (["record", "--model", "vgg99"], "valid models are"),
+    (["record", "--fraction", "1.5"], "--fraction"),
+    (["record", "--scope", "sideways"], "global or layerwise"),
+    (["record", "--optimizer", "rmsprop"], "adam or sgd"),
+    (["record", "--steps", "100", "--rewind", "100"], "--rewind"),
+    (["record", "--task-param", "noise=1"], "valid parameters are"),
+    (["record", "--task-param", "oops"], "KEY=VALUE"),
+    (["record", "--config", "missing.toml"], "does not exist"),
+    (["record", "--task", "mnist", "--data-root", "/nonexistent"], "mnist"),
+    (["record", "--device", "cuda:7"], "cuda"),
+    (["record", "--levels", "x"], "invalid int"),
+    (["info", "missing.h5"], "does not exist"),
+])
+def test_bad_input_is_one_sentence_and_exit_2(capsys, argv, needle, monkeypatch):
+    if argv[-1] == "cuda:7":
+        import torch
+        if torch.cuda.is_available():
+            pytest.skip("machine has a GPU")
+    try:
+        code, err = _run(capsys, *argv)
+    except SystemExit as e:  # argparse errors
+        code, err = e.code, capsys.readouterr().err.strip()
+    assert code == 2
+    assert needle in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_foreign_files_are_never_modified(tmp_path, capsys, small_cfg):
+    not_hdf5 = tmp_path / "notes.h5"
+    not_hdf5.write_text("my precious notes")
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as f:
+        f["x"] = np.arange(3)
+    ours = rgnet.record(small_cfg.replace(prune={"levels": 1}), tmp_path / "ours.h5", progress=False)
+    corrupt = tmp_path / "corrupt.h5"
+    corrupt.write_bytes(ours.read_bytes()[:3000])
+    for path, needle in ((not_hdf5, "not a readable HDF5"), (foreign, "not an rgnet run file"),
+                         (corrupt, "not a readable HDF5"), (ours, "config differs in")):
+        before = _digest(path)
+        code, err = _run(capsys, "record", "--steps", "5", "--out", str(path), "--quiet")
+        assert code == 2 and needle in err, err
+        assert _digest(path) == before
+    assert not list(tmp_path.glob("*.partial"))
