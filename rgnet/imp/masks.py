@@ -26,10 +26,10 @@ class Masker:
         self.weights = [weights[n] for n in self.names]
         self.masks = {n: masks[n].to(device=weights[n].device, dtype=torch.bool) for n in self.names}
         self._factors = [self.masks[n].to(weights[n].dtype) for n in self.names]
+        self._data = [w.detach() for w in self.weights]  # same storage, no autograd bookkeeping per step
 
-    @torch.no_grad()
     def apply(self) -> None:
-        torch._foreach_mul_(self.weights, self._factors)
+        torch._foreach_mul_(self._data, self._factors)
 
 
 def full_masks(weights: dict[str, torch.Tensor]) -> Masks:

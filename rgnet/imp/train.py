@@ -1,7 +1,7 @@
 """Masked training of one IMP level, on tensors that already live on the device (no DataLoader).
 
 The loop is split into pure pieces — :func:`batch_indices` (the data order, from a seeded stream),
-:func:`lr_at` (the schedule), :func:`make_optimizer`, :func:`evaluate` — so that a batched engine that trains
+:func:`lr_at` (the schedule), :func:`evaluate` and the fused optimiser — so that a batched engine that trains
 many runs at once can reuse each of them and only replace the per-step model call.
 """
 
@@ -18,6 +18,7 @@ from torch import nn
 from rgnet.config import TrainConfig
 from rgnet.errors import ConfigError
 from rgnet.imp.masks import Masker
+from rgnet.imp.optim import FusedOptimizer
 from rgnet.tasks import Task
 
 SPLITS = ("train", "val", "test")
@@ -87,23 +88,6 @@ def lr_at(cfg: TrainConfig, it: int) -> float:
     return lr * cfg.gamma ** sum(it > m for m in cfg.milestones)
 
 
-def make_optimizer(params, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
-    """Adam or SGD (momentum, weight decay), fused kernels where this torch has them for the device."""
-    kw: dict = {"lr": cfg.lr, "weight_decay": cfg.weight_decay, "fused": True}
-    if cfg.optimizer == "adam":
-        cls = torch.optim.Adam
-    elif cfg.optimizer == "sgd":
-        cls, kw["momentum"] = torch.optim.SGD, cfg.momentum
-    else:
-        raise ConfigError(f"unknown optimizer {cfg.optimizer!r}; valid optimizers are adam, sgd")
-    params = list(params)
-    try:
-        return cls(params, **kw)
-    except (RuntimeError, TypeError):
-        kw["fused"], kw["foreach"] = None, True
-        return cls(params, **kw)
-
-
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     """Mean cross-entropy and accuracy over a whole split, in chunks."""
@@ -132,14 +116,13 @@ def train_level(model: nn.Module, masker: Masker, data: DeviceData, cfg: TrainCo
     device = data.x["train"].device
     its = eval_iterations(cfg)
     curves = {f"{s}_{m}": np.full(len(its), np.nan) for s in SPLITS for m in ("loss", "acc")}
-    opt = make_optimizer(model.parameters(), cfg, device)
+    opt = FusedOptimizer(model.parameters(), cfg)
     idx = batch_indices(len(data.y["train"]), cfg.batch_size, start, cfg.steps, gen).to(device)
     x, y = data.x["train"], data.y["train"]
     captured = None
     eval_at = set(its.tolist())
     masker.apply()
     model.train()
-    lr_now = None
 
     def record(it: int) -> None:
         j = int(np.searchsorted(its, it))
@@ -148,6 +131,7 @@ def train_level(model: nn.Module, masker: Masker, data: DeviceData, cfg: TrainCo
         if on_eval is not None:
             on_eval(it, {k: v[j] for k, v in curves.items()})
 
+    lrs = [lr_at(cfg, it + 1) for it in range(cfg.steps)]
     for it in range(start, cfg.steps + 1):
         if it == capture_at:
             captured = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -155,16 +139,11 @@ def train_level(model: nn.Module, masker: Masker, data: DeviceData, cfg: TrainCo
             record(it)
         if it == cfg.steps:
             break
-        lr = lr_at(cfg, it + 1)
-        if lr != lr_now:
-            for g in opt.param_groups:
-                g["lr"] = lr
-            lr_now = lr
-        out = model(x[idx[it - start]])
-        loss = F.cross_entropy(out, y[idx[it - start]])
-        opt.zero_grad(set_to_none=True)
+        batch = idx[it - start]
+        loss = F.cross_entropy(model(x[batch]), y[batch])
+        opt.zero_grad()
         loss.backward()
-        opt.step()
+        opt.step(lrs[it])
         masker.apply()
     valid = ~np.isnan(curves["val_loss"])
     stop = int(np.flatnonzero(valid)[np.nanargmin(curves["val_loss"][valid])])
