@@ -1,6 +1,5 @@
 """Recording IMP runs: file layout, determinism, resume after a kill, interrupt safety."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -8,7 +7,6 @@ import time
 
 import h5py
 import numpy as np
-import pytest
 import xarray as xr
 
 import rgnet

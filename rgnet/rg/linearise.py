@@ -1,0 +1,253 @@
+"""Fixed points and the linearised RG map from snapshot pairs ``g_{n+1} = F(g_n)`` pooled over runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+from scipy.optimize import linear_sum_assignment
+
+from rgnet.errors import ConfigError
+from rgnet.rg._trajectory import as_runs, resolve_scale_factor, snapshot_pairs
+
+MODELS = ("affine", "quadratic")
+METHODS = ("ols", "tls")
+
+
+def _quadratic_features(x: np.ndarray) -> np.ndarray:
+    """``[x, x_i x_j (i <= j)]`` for rows of ``x``."""
+    i, j = np.triu_indices(x.shape[1])
+    return np.concatenate([x, x[:, i] * x[:, j]], axis=1)
+
+
+def _fit_affine(x: np.ndarray, y: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """Fit ``y = A x + c``; return ``(A, c)``. TLS: errors in both ``x`` and ``y`` (centred data)."""
+    xm, ym = x.mean(0), y.mean(0)
+    xc, yc = x - xm, y - ym
+    c_dim = x.shape[1]
+    if method == "ols":
+        a_t = np.linalg.lstsq(xc, yc, rcond=None)[0]
+    else:
+        v = np.linalg.svd(np.concatenate([xc, yc], axis=1), full_matrices=False)[2].T
+        v12, v22 = v[:c_dim, c_dim:], v[c_dim:, c_dim:]
+        a_t = -v12 @ np.linalg.inv(v22)
+    a = a_t.T
+    return a, ym - a @ xm
+
+
+def _fit(x: np.ndarray, y: np.ndarray, model: str, method: str, guess: np.ndarray | None):
+    """Return ``(fixed_point, jacobian_at_fixed_point, residual_rms)``."""
+    if model == "affine":
+        a, c = _fit_affine(x, y, method)
+        fixed = np.linalg.solve(np.eye(len(c)) - a, c)
+        resid = y - x @ a.T - c
+        return fixed, a, float(np.sqrt(np.mean(resid**2)))
+    # quadratic: expand around a centre so that the fixed point is found by Newton from the affine guess
+    centre = x.mean(0) if guess is None else guess
+    feats = _quadratic_features(x - centre)
+    coef_a, c = _fit_affine(feats, y, method)
+    resid = y - feats @ coef_a.T - c
+    d = x.shape[1]
+    i, j = np.triu_indices(d)
+
+    def jac(z: np.ndarray) -> np.ndarray:
+        dz = z - centre
+        dquad = np.zeros((len(i), d))  # d(dz_i dz_j) / dz_m
+        dquad[np.arange(len(i)), i] += dz[j]
+        dquad[np.arange(len(i)), j] += dz[i]
+        return coef_a[:, :d] + coef_a[:, d:] @ dquad
+
+    z = centre.copy()
+    for _ in range(50):
+        f = _quadratic_features((z - centre)[None])[0] @ coef_a.T + c
+        step = np.linalg.solve(jac(z) - np.eye(d), -(f - z))
+        z = z + step
+        if np.max(np.abs(step)) < 1e-14 * (1 + np.max(np.abs(z))):
+            break
+    return z, jac(z), float(np.sqrt(np.mean(resid**2)))
+
+
+def _n_params(model: str, d: int) -> int:
+    return d + 1 if model == "affine" else d + 1 + d * (d + 1) // 2
+
+
+def _fit_local(x, y, model, method, window):
+    """Fit on all pairs; with ``window``, refit on the pairs within ``window`` of the fixed point.
+
+    The fixed point is re-estimated until the selection settles; when fewer pairs than the model needs
+    lie inside the window, the nearest ones are used instead.
+    """
+    if window is None:
+        return _fit(x, y, model, method, None)
+    fixed = _fit(x, y, "affine", method, None)[0]
+    near = np.ones(len(x), bool)
+    n_min = _n_params(model, x.shape[1]) + 1
+    for _ in range(10):
+        dist = np.linalg.norm(x - fixed, axis=1)
+        new = dist <= max(window, np.sort(dist)[min(n_min, len(x)) - 1])
+        if np.array_equal(new, near):
+            break
+        near = new
+        fixed = _fit(x[near], y[near], "affine", method, None)[0]
+    return _fit(x[near], y[near], model, method, fixed)
+
+
+def _spectrum(jac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues sorted by decreasing modulus; unit eigenvectors with largest component real positive."""
+    lam, vec = np.linalg.eig(jac)
+    order = np.argsort(-np.abs(lam), kind="stable")
+    lam, vec = lam[order], vec[:, order]
+    vec = vec / np.linalg.norm(vec, axis=0)
+    pivot = vec[np.argmax(np.abs(vec), axis=0), np.arange(vec.shape[1])]
+    return lam.astype(complex), (vec * (np.abs(pivot) / pivot)).astype(complex)
+
+
+def _match(ref: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """Reorder ``lam`` to best match ``ref`` (one-to-one, Euclidean in the complex plane)."""
+    rows, cols = linear_sum_assignment(np.abs(ref[:, None] - lam[None, :]))
+    return lam[cols[np.argsort(rows)]]
+
+
+def classify(abs_eigenvalues: np.ndarray, tol: float) -> np.ndarray:
+    """``relevant`` if ``|lambda| > 1 + tol``, ``irrelevant`` if ``< 1 - tol``, else ``marginal``."""
+    a = np.asarray(abs_eigenvalues)
+    return np.where(a > 1 + tol, "relevant", np.where(a < 1 - tol, "irrelevant", "marginal")).astype(str)
+
+
+def linearise(
+    traj: xr.DataArray,
+    b: float | None = None,
+    model: str = "affine",
+    method: str = "ols",
+    n_boot: int = 200,
+    tol: float = 0.05,
+    window: float | None = None,
+    ci: float = 0.95,
+    seed: int = 0,
+) -> xr.Dataset:
+    """Fixed point and linearised RG map fitted on snapshot pairs pooled over runs.
+
+    Every pair ``(g_n, g_{n+1})`` comes from one run; runs are never chained end to end.
+
+    Parameters
+    ----------
+    traj : xr.DataArray
+        Trajectory with dims ``(run, level, coupling)`` (``run`` optional).
+    b : float, optional
+        Scale factor per level (default: ``traj.attrs["scale_factor"]``); exponents are ``ln|lambda| / ln b``.
+    model : {"affine", "quadratic"}
+        ``"affine"``: ``g' = A g + c``, fixed point ``(1 - A)^-1 c``, Jacobian ``A``. ``"quadratic"``: adds
+        all quadratic terms; fixed point by Newton, Jacobian evaluated there (nonlinear option).
+    method : {"ols", "tls"}
+        Ordinary least squares (errors in ``g'`` only) or total least squares (errors in both).
+    n_boot : int
+        Bootstrap replicates: runs are resampled with replacement (with one run, snapshot pairs are).
+    tol : float
+        Modes with ``| |lambda| - 1 | <= tol`` are ``marginal``.
+    window : float, optional
+        Local fit: keep only pairs whose ``g_n`` lies within this Euclidean distance of the fixed point
+        (re-estimated a few times). Default uses every pair.
+    ci : float
+        Confidence level of the bootstrap intervals (percentile method).
+    seed : int
+        Seed of the bootstrap.
+
+    Returns
+    -------
+    xr.Dataset
+        ``fixed_point(coupling)``, ``jacobian(coupling, coupling_in)``, ``eigenvalues(mode)`` (complex,
+        sorted by decreasing modulus), ``eigenvectors(coupling, mode)`` (complex, unit norm),
+        ``exponents(mode)``, ``kind(mode)``, and bootstrap intervals ``fixed_point_ci(coupling, bound)``,
+        ``eigenvalues_ci(mode, bound)`` (real and imaginary parts bounded separately),
+        ``abs_eigenvalues_ci(mode, bound)``, ``exponents_ci(mode, bound)``.
+    """
+    if model not in MODELS:
+        raise ConfigError(f"Unknown model {model!r}; choose from {list(MODELS)}.")
+    if method not in METHODS:
+        raise ConfigError(f"Unknown method {method!r}; choose from {list(METHODS)}.")
+    b = resolve_scale_factor(traj, b)
+    traj = as_runs(traj)
+    names = traj["coupling"].values if "coupling" in traj.coords else np.arange(traj.shape[-1])
+    feat = traj.dims[-1]
+    x, y, run_of_pair = snapshot_pairs(np.asarray(traj.values, dtype=float))
+    d = x.shape[1]
+    n_params = _n_params(model, d)
+    if x.shape[0] <= n_params:
+        raise ConfigError(
+            f"{x.shape[0]} snapshot pairs cannot fit a {model} map of {d} couplings ({n_params} parameters per "
+            "coupling); add runs or levels, or use fewer couplings."
+        )
+    fixed, jac, rms = _fit_local(x, y, model, method, window)
+    lam, vec = _spectrum(jac)
+
+    rng = np.random.default_rng(seed)
+    pairs_of_run = [np.flatnonzero(run_of_pair == r) for r in np.unique(run_of_pair)]
+    boot_fixed, boot_lam = [], []
+    for _ in range(n_boot):
+        if len(pairs_of_run) > 1:
+            pick = np.concatenate([pairs_of_run[r] for r in rng.integers(0, len(pairs_of_run), len(pairs_of_run))])
+        else:
+            pick = rng.integers(0, x.shape[0], x.shape[0])
+        try:
+            f_b, j_b, _ = _fit_local(x[pick], y[pick], model, method, window)
+        except (np.linalg.LinAlgError, ConfigError):
+            continue
+        boot_fixed.append(f_b)
+        boot_lam.append(_match(lam, np.linalg.eigvals(j_b).astype(complex)))
+    alpha = (1 - ci) / 2 * 100
+    bounds_pct = [alpha, 100 - alpha]
+    pct = f"{ci:.0%}"
+
+    def interval(samples: list, transform=lambda v: v) -> np.ndarray:
+        if len(samples) < 2:
+            return np.full((d, 2), np.nan)
+        return np.percentile(transform(np.asarray(samples)), bounds_pct, axis=0).T
+
+    lam_ci = interval(boot_lam, np.real) + 1j * interval(boot_lam, np.imag)
+    abs_ci = interval(boot_lam, np.abs)
+    log_b = np.log(b)
+    with np.errstate(divide="ignore"):
+        expo = np.log(np.abs(lam)) / log_b
+        expo_ci = np.log(abs_ci) / log_b  # y is monotonic in |lambda|, so its percentiles follow
+    fixed_ci = interval(boot_fixed)
+
+    modes = np.arange(d)
+    bound = ["lower", "upper"]
+    ds = xr.Dataset(
+        {
+            "fixed_point": ((feat,), fixed, {"long_name": "fixed point of the fitted RG map"}),
+            "jacobian": (
+                (feat, f"{feat}_in"),
+                jac,
+                {"long_name": "Jacobian of the RG map at the fixed point (d g'[row] / d g[col])"},
+            ),
+            "eigenvalues": (("mode",), lam, {"long_name": "eigenvalues of the linearised RG map", "units": "1"}),
+            "eigenvectors": (
+                (feat, "mode"),
+                vec,
+                {"long_name": "right eigenvectors of the linearised RG map (unit norm)", "units": "1"},
+            ),
+            "exponents": (("mode",), expo, {"long_name": "scaling exponent y = ln|lambda| / ln b", "units": "1"}),
+            "kind": (("mode",), classify(np.abs(lam), tol), {"long_name": "relevant, irrelevant or marginal"}),
+            "fixed_point_ci": ((feat, "bound"), fixed_ci, {"long_name": f"{pct} bootstrap interval of g*"}),
+            "eigenvalues_ci": (
+                ("mode", "bound"),
+                lam_ci,
+                {"long_name": f"{pct} bootstrap interval of the real and imaginary parts of the eigenvalues"},
+            ),
+            "abs_eigenvalues_ci": (("mode", "bound"), abs_ci, {"long_name": f"{pct} bootstrap interval of |lambda|"}),
+            "exponents_ci": (("mode", "bound"), expo_ci, {"long_name": f"{pct} bootstrap interval of y"}),
+        },
+        coords={feat: names, f"{feat}_in": names, "mode": modes, "bound": bound},
+        attrs={
+            "scale_factor": b,
+            "model": model,
+            "method": method,
+            "n_boot": int(len(boot_lam)),
+            "n_pairs": int(x.shape[0]),
+            "n_runs": len(pairs_of_run),
+            "tol": float(tol),
+            "window": float(window) if window is not None else np.nan,
+            "residual_rms": rms,
+        },
+    )
+    return ds
