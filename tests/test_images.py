@@ -11,6 +11,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
+import rgnet
 from rgnet.config import TaskConfig
 from rgnet.errors import ConfigError, DataError
 from rgnet.tasks import load_task
@@ -255,3 +256,31 @@ def test_cifar_unpickling_is_restricted_and_errors_are_data_errors(tmp_path, cap
     p.write_bytes(pickle.dumps({b"pixels": 1}))
     with pytest.raises(DataError, match="expected keys"):
         load_task(TaskConfig("cifar10", {"val_size": 5}), tmp_path)
+
+
+def test_cli_records_imp_on_idx_files(tmp_path, capsys):
+    """End to end: `rgnet record` on Fashion-MNIST IDX files (gzipped) with LeNet-300-100."""
+    from rgnet.cli import main
+
+    write_idx_set(tmp_path / "fashion_mnist", n_train=120, n_test=20, gz=True)
+    out = tmp_path / "fm.h5"
+    code = main(["record", "--task", "fashion_mnist", "--task-param", "val_size=20", "--model", "lenet_300_100",
+                 "--levels", "2", "--steps", "10", "--eval-every", "5", "--batch-size", "20", "--scope",
+                 "layerwise", "--output-fraction", "0.1", "--data-root", str(tmp_path), "--out", str(out),
+                 "--no-tensors", "--quiet"])
+    assert code == 0
+    ds = rgnet.open_run(out)
+    assert ds.sizes["level"] == 3 and list(ds.layer.values) == ["fc1", "fc2", "fc3"]
+    assert 0.63 < float(ds.density[2]) < 0.65
+
+
+def test_cli_records_imp_on_cifar10_files(tmp_path):
+    from rgnet.cli import main
+
+    write_cifar10(tmp_path, n_per_batch=8, n_test=8)
+    out = tmp_path / "c10.h5"
+    code = main(["record", "--task", "cifar10", "--task-param", "val_size=8", "--model", "conv2", "--levels", "1",
+                 "--steps", "4", "--eval-every", "2", "--batch-size", "8", "--data-root", str(tmp_path),
+                 "--out", str(out), "--no-tensors", "--quiet"])
+    assert code == 0
+    assert rgnet.open_run(out).sizes["level"] == 2

@@ -102,7 +102,7 @@ def microscopic(tensors_ds: xr.Dataset, layers: Sequence[str] | None = None) -> 
     names = [n for n in tensors_ds.data_vars if "level" in tensors_ds[n].dims]
     if layers is not None:
         wanted = list(layers)
-        names = [n for n in names if n in wanted or n.split(".")[0] in wanted]
+        names = [n for n in names if n in wanted or n.rsplit(".", 1)[0] in wanted]
         if not names:
             raise ConfigError(f"No parameter matches layers {wanted}; the file has {sorted(tensors_ds.data_vars)}.")
     if not names:

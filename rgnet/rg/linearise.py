@@ -187,6 +187,8 @@ def linearise(
             pick = np.concatenate([pairs_of_run[r] for r in rng.integers(0, len(pairs_of_run), len(pairs_of_run))])
         else:
             pick = rng.integers(0, x.shape[0], x.shape[0])
+        if len(np.unique(pick)) <= n_params:
+            continue  # an underdetermined resample gives a minimum-norm fit with spurious zero eigenvalues
         try:
             f_b, j_b, _ = _fit_local(x[pick], y[pick], model, method, window)
         except (np.linalg.LinAlgError, ConfigError):
