@@ -88,7 +88,14 @@ def record(cfg: RunConfig, out: str | Path | None = None, *, device: str = "cpu"
     cfg = normalise(cfg)
     dev = resolve_device(device)
     path = Path(out) if out is not None else default_path(cfg)
-    start_level = _check_resumable(path, cfg) if path.exists() else None
+    resume = None
+    if path.exists():
+        _check_resumable(path, cfg)
+        resume = read_resume_state(path)
+        if _finished(cfg, resume["levels"], resume["density"]):
+            if log:
+                log(f"{path} is complete ({resume['levels']} levels); nothing to do")
+            return path
     task = load_task(cfg.task, data_root)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(stream_seed(cfg.seed, "init"))
@@ -97,52 +104,47 @@ def record(cfg: RunConfig, out: str | Path | None = None, *, device: str = "cpu"
     layers = prunable_layers(model, cfg.model)
     output = output_layer(model)
     data = DeviceData.from_task(task, dev)
-    state0 = _numpy_state(model)
-    if start_level is None:
+    if resume is None:
         path.parent.mkdir(parents=True, exist_ok=True)
         versions = {"rgnet": _version(), "torch": torch.__version__, "numpy": np.__version__,
                     "python": platform.python_version()}
         with atomic_update(path, create=True) as f:
             f.attrs.update(root_attrs(cfg.run_id, cfg.to_json(), task.summary(), versions))
             create_layout(f, layers=list(layers), iterations=eval_iterations(cfg.train), bins=cfg.store.bins,
-                          state=state0, masks={n: tuple(w.shape) for n, w in layers.items()},
+                          state=_numpy_state(model), masks={n: tuple(w.shape) for n, w in layers.items()},
                           tensors=cfg.store.tensors)
-        start_level = 0
-    if log and start_level:
-        log(f"resuming {path} after level {start_level - 1}")
+    elif resume["levels"] and log:
+        log(f"resuming {path} after level {resume['levels'] - 1}")
     if threads is None:
         small = sum(p.numel() for p in model.parameters()) < 1_000_000
         threads = 1 if small else torch.get_num_threads()
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        _run_levels(cfg, path, model, layers, output, data, dev, start_level, progress)
+        _run_levels(cfg, path, model, layers, output, data, dev, resume, progress)
     finally:
         torch.set_num_threads(previous)
     return path
 
 
-def _check_resumable(path: Path, cfg: RunConfig) -> int:
+def _check_resumable(path: Path, cfg: RunConfig) -> None:
     attrs = check_run_file(path)
     if attrs["config"] != cfg.to_json():
         theirs, ours = _flat(json.loads(attrs["config"])), _flat(cfg.to_dict())
         diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
         raise StoreError(f"{str(path)!r} holds run {attrs['run_id']} whose config differs in "
                          f"{', '.join(diff[:6])}; it was left untouched — pass another --out or the same config")
-    return int(attrs["levels_complete"])
 
 
-def _run_levels(cfg, path, model, layers, output, data, dev, start_level, progress) -> None:
+def _run_levels(cfg, path, model, layers, output, data, dev, resume: dict | None, progress) -> None:
     p, k = cfg.prune, cfg.prune.rewind
     init = _numpy_state(model)
+    start_level = resume["levels"] if resume else 0
     if start_level == 0:
         masks, rewind, scales = full_masks(layers), None, None
     else:
-        st = read_resume_state(path)
-        if _finished(cfg, st["levels"], st["density"]):
-            return
-        rewind, scales = st["rewind"], dict(zip(layers, st["bin_scale"].tolist()))
-        masks = {n: torch.from_numpy(m.astype(bool)).to(dev) for n, m in st["next_mask"].items()}
+        rewind, scales = resume["rewind"], dict(zip(layers, resume["bin_scale"].tolist()))
+        masks = {n: torch.from_numpy(m.astype(bool)).to(dev) for n, m in resume["next_mask"].items()}
     bar = tqdm(total=(p.levels + 1 - start_level) * cfg.train.steps, unit="it", dynamic_ncols=True,
                disable=(None if progress is None else not progress), file=sys.stderr)
     try:
@@ -187,6 +189,8 @@ def _run_levels(cfg, path, model, layers, output, data, dev, start_level, progre
 
 
 def _finished(cfg: RunConfig, levels_done: int, last_density: float | None) -> bool:
+    if levels_done == 0:
+        return False
     if levels_done > cfg.prune.levels:
         return True
     return last_density is not None and cfg.prune.target_density > 0 and last_density <= cfg.prune.target_density
