@@ -24,6 +24,7 @@ def test_flow_report_round_trips_through_netcdf(tmp_path):
     assert list(back["kind"].values.ravel()) == list(report["kind"].values.ravel())
     text = rg.format_flow_report(back)
     assert "run-2" in text and "|lambda|" in text and "fc3" in text
+    assert "pooled (3 runs)" in text and report["pooled_exponent_ci"].dims == ("mode", "bound")
 
 
 def test_flow_report_from_files_and_run_dim(tmp_path):

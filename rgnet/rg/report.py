@@ -117,12 +117,20 @@ def flow_report(
         Dims ``run, level, layer, mode, bound, coupling``: ``run_id(run)``, ``scale_factor(run)``,
         ``fixed_point_level(run)`` (-1: none), ``w1, w1_shape, d_log_scale (run, level, layer)``,
         ``eigenvalue_real, eigenvalue_imag, eigenvalue_abs, exponent, kind (run, mode)``,
-        ``eigenvalue_abs_ci, exponent_ci (run, mode, bound)``, ``fixed_point (run, coupling)``. Real dtypes
+        ``eigenvalue_abs_ci, exponent_ci (run, mode, bound)``, ``fixed_point (run, coupling)``; with several
+        runs also ``pooled_*`` (one map fitted to all runs' snapshot pairs, bootstrap over runs). Real dtypes
         and plain attributes only, so ``to_netcdf(engine="h5netcdf")`` works.
     """
-    parts = [_summarise(ds, b, kind, n_boot, tol, fixed_tol, ci) for ds in _datasets(ds_or_runs)]
+    datasets = _datasets(ds_or_runs)
+    parts = [_summarise(ds, b, kind, n_boot, tol, fixed_tol, ci) for ds in datasets]
     report = xr.concat(parts, dim="run", join="outer", coords="minimal", compat="override", fill_value={"kind": ""})
     report = report.drop_vars([c for c in ("density", "run") if c in report.coords])
+    if report.sizes["run"] > 1:
+        # one map fitted to the snapshot pairs of all runs, bootstrap over runs
+        pooled = xr.concat(datasets, dim="run", join="outer", coords="minimal", compat="override")
+        b_all = float(report["scale_factor"].mean()) if b is None else float(b)
+        spec = _spectrum(pooled, b_all, kind, n_boot, tol, ci)
+        report = report.merge(spec.rename({k: f"pooled_{k}" for k in spec.data_vars}))
     report.attrs = {
         "title": "rgnet flow report",
         "coupling_kind": kind,
@@ -158,6 +166,17 @@ def format_flow_report(report: xr.Dataset) -> str:
                 f"{left if k == 0 else ' ' * len(left)} {m:>4} {abs_lam[m]:>9.4f} "
                 f"{_fmt_ci(rm['eigenvalue_abs_ci'].values):>18} {float(rm['exponent']):>8.4f} "
                 f"{_fmt_ci(rm['exponent_ci'].values):>18}  {str(rm['kind'].values)}"
+            )
+    if "pooled_eigenvalue_abs" in report:
+        left = f"{'pooled (%d runs)' % report.sizes['run']:<20} {float(report['scale_factor'].mean()):>6.3f} {'':>6}"
+        for k in range(report.sizes["mode"]):
+            p = report.isel(mode=k)
+            if not np.isfinite(p["pooled_eigenvalue_abs"]):
+                continue
+            lines.append(
+                f"{left if k == 0 else ' ' * len(left)} {k:>4} {float(p['pooled_eigenvalue_abs']):>9.4f} "
+                f"{_fmt_ci(p['pooled_eigenvalue_abs_ci'].values):>18} {float(p['pooled_exponent']):>8.4f} "
+                f"{_fmt_ci(p['pooled_exponent_ci'].values):>18}  {str(p['pooled_kind'].values)}"
             )
     layers = [str(x) for x in report["layer"].values]
     lines += ["", "W1 of w/std to the next level (last recorded step), per layer"]
