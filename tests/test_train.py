@@ -1,0 +1,46 @@
+"""The training loop's pieces: schedule, data order, evaluation points, options through `record`."""
+
+import numpy as np
+import pytest
+import torch
+
+import rgnet
+from rgnet.config import TrainConfig
+from rgnet.imp.seeds import generator
+from rgnet.imp.train import batch_indices, eval_iterations, lr_at
+
+
+def test_warmup_and_milestones():
+    cfg = TrainConfig(lr=0.1, warmup=10, milestones=(50, 80), gamma=0.1, steps=100)
+    assert lr_at(cfg, 1) == pytest.approx(0.01) and lr_at(cfg, 10) == pytest.approx(0.1)
+    assert lr_at(cfg, 50) == pytest.approx(0.1) and lr_at(cfg, 51) == pytest.approx(0.01)
+    assert lr_at(cfg, 81) == pytest.approx(0.001)
+
+
+def test_batches_are_epochs_of_a_seeded_permutation():
+    idx = batch_indices(100, 30, 0, 7, generator(0, "data", 0, "trunk"))
+    assert idx.shape == (7, 30)
+    first_epoch = idx[:3].flatten()
+    assert len(set(first_epoch.tolist())) == 90  # no repeats within an epoch; the partial batch is dropped
+    again = batch_indices(100, 30, 0, 7, generator(0, "data", 0, "trunk"))
+    assert torch.equal(idx, again)
+    assert not torch.equal(idx, batch_indices(100, 30, 0, 7, generator(0, "data", 1, "trunk")))
+    # resuming at iteration k draws the data order of iterations k+1.. from the level's own stream
+    assert batch_indices(100, 30, 2, 7, generator(0, "x")).shape == (5, 30)
+
+
+def test_eval_points_include_the_end():
+    assert eval_iterations(TrainConfig(steps=55, eval_every=20)).tolist() == [0, 20, 40, 55]
+
+
+def test_sgd_layerwise_with_layer_fractions_and_unpruned_first_layer(tmp_path, small_cfg):
+    cfg = small_cfg.replace(
+        train={"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4, "warmup": 10,
+               "milestones": [40]},
+        prune={"scope": "layerwise", "fraction": 0.5, "layer_fractions": {"fc3": 0.1}, "levels": 2},
+        model={"prune_first": False})
+    ds = rgnet.open_run(rgnet.record(cfg, tmp_path / "sgd.h5", progress=False))
+    assert list(ds.layer.values) == ["fc2", "fc3"]
+    np.testing.assert_allclose(ds.layer_density.sel(layer="fc2"), [1, 0.5, 0.25], atol=1e-3)
+    np.testing.assert_allclose(ds.layer_density.sel(layer="fc3"), [1, 0.9, 0.81], atol=2e-3)
+    assert np.isfinite(ds.test_acc).all() and float(ds.test_acc[0]) > 0.15
