@@ -142,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     except RgnetError as e:
         print(f"rgnet: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # unwritable folder, full disk: the file system's own sentence
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"rgnet: error: {e.strerror or e}{where}; check the path and free space", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("rgnet: interrupted; completed levels are saved — run the same command again to resume",
               file=sys.stderr)

@@ -65,3 +65,18 @@ def test_foreign_files_are_never_modified(tmp_path, capsys, small_cfg):
         assert code == 2 and needle in err, err
         assert _digest(path) == before
     assert not list(tmp_path.glob("*.partial"))
+
+
+def test_two_writers_never_share_a_file(tmp_path, small_cfg, capsys):
+    from rgnet.store.writer import exclusive
+
+    path = tmp_path / "busy.h5"
+    with exclusive(path):
+        code, err = _run(capsys, "record", "--steps", "5", "--out", str(path), "--quiet")
+    assert code == 2 and "another process is recording" in err
+    assert not path.exists() and not list(tmp_path.iterdir())
+
+
+def test_unwritable_output_folder(tmp_path, capsys):
+    code, err = _run(capsys, "record", "--steps", "5", "--out", "/proc/nope/run.h5", "--quiet")
+    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err

@@ -27,7 +27,15 @@ from rgnet.imp.theory import grid_scale, level_theory
 from rgnet.imp.train import DeviceData, eval_iterations, train_level
 from rgnet.models import build_model, output_layer, prunable_layers
 from rgnet.store.schema import METRIC_NAMES
-from rgnet.store.writer import append_level, atomic_update, check_run_file, create_layout, read_resume_state, root_attrs
+from rgnet.store.writer import (
+    append_level,
+    atomic_update,
+    check_run_file,
+    create_layout,
+    exclusive,
+    read_resume_state,
+    root_attrs,
+)
 from rgnet.tasks import load_task, resolve_params
 
 TRUNK = "trunk"
@@ -88,6 +96,12 @@ def record(cfg: RunConfig, out: str | Path | None = None, *, device: str = "cpu"
     cfg = normalise(cfg)
     dev = resolve_device(device)
     path = Path(out) if out is not None else default_path(cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(path):
+        return _record(cfg, path, dev, data_root, progress, threads, log)
+
+
+def _record(cfg, path, dev, data_root, progress, threads, log) -> Path:
     resume = None
     if path.exists():
         _check_resumable(path, cfg)
@@ -105,7 +119,6 @@ def record(cfg: RunConfig, out: str | Path | None = None, *, device: str = "cpu"
     output = output_layer(model)
     data = DeviceData.from_task(task, dev)
     if resume is None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         versions = {"rgnet": _version(), "torch": torch.__version__, "numpy": np.__version__,
                     "python": platform.python_version()}
         with atomic_update(path, create=True) as f:

@@ -27,6 +27,25 @@ _COMPRESS = {"compression": "gzip", "compression_opts": 1}
 
 
 @contextlib.contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold ``<path>.lock`` so that two processes never record into the same file at once."""
+    import fcntl
+
+    lock = path.with_name(path.name + ".lock")
+    with open(lock, "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreError(f"another process is recording into {str(path)!r}; wait for it to finish or "
+                             "pass another --out") from None
+        try:
+            yield
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()
+
+
+@contextlib.contextmanager
 def atomic_update(path: Path, create: bool = False) -> Iterator[h5netcdf.File]:
     """Open a copy of ``path`` (or a new file), yield it, then fsync and rename it over ``path``."""
     tmp = path.with_name(path.name + ".partial")
