@@ -44,3 +44,10 @@ def test_sgd_layerwise_with_layer_fractions_and_unpruned_first_layer(tmp_path, s
     np.testing.assert_allclose(ds.layer_density.sel(layer="fc2"), [1, 0.5, 0.25], atol=1e-3)
     np.testing.assert_allclose(ds.layer_density.sel(layer="fc3"), [1, 0.9, 0.81], atol=2e-3)
     assert np.isfinite(ds.test_acc).all() and float(ds.test_acc[0]) > 0.15
+
+
+def test_cnn1d_records_with_all_conv_layers_pruned(tmp_path, small_cfg):
+    cfg = small_cfg.replace(model={"name": "cnn1d", "params": {}}, prune={"levels": 1})
+    ds = rgnet.open_run(rgnet.record(cfg, tmp_path / "cnn.h5", progress=False))
+    assert list(ds.layer.values) == ["conv1", "conv2", "conv3", "fc"]
+    np.testing.assert_allclose(float(ds.density[1]), 0.7, atol=1e-3)
