@@ -36,6 +36,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--fraction", type=float, help="fraction of surviving weights pruned per level")
     r.add_argument("--scope", help="global or layerwise pruning")
     r.add_argument("--output-fraction", type=float, help="pruning fraction of the output layer")
+    r.add_argument("--prune-first", action=argparse.BooleanOptionalAction, default=None,
+                   help="prune the first layer (default: the model's own choice)")
+    r.add_argument("--prune-output", action=argparse.BooleanOptionalAction, default=None,
+                   help="prune the output layer (default: the model's own choice)")
     r.add_argument("--rewind", type=int, help="rewind iteration k (0 = initialisation)")
     r.add_argument("--target-density", type=float, help="stop once the density is at or below this")
     r.add_argument("--seed", type=int)
@@ -93,6 +97,9 @@ def config_from_args(a: argparse.Namespace):
         v = getattr(a, flag)
         if v is not None:
             d[section][key] = v
+    for flag in ("prune_first", "prune_output"):
+        if getattr(a, flag) is not None:
+            d["model"][flag] = getattr(a, flag)
     if a.seed is not None:
         d["seed"] = a.seed
     if a.no_tensors:

@@ -80,3 +80,17 @@ def test_two_writers_never_share_a_file(tmp_path, small_cfg, capsys):
 def test_unwritable_output_folder(tmp_path, capsys):
     code, err = _run(capsys, "record", "--steps", "5", "--out", "/proc/nope/run.h5", "--quiet")
     assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_flags_build_the_config():
+    from rgnet.cli import _parser, config_from_args
+
+    a = _parser().parse_args(["record", "--model", "lenet_300_100", "--no-prune-output", "--scope", "layerwise",
+                              "--output-fraction", "0.1", "--task-param", "shuffle_seq=true", "--lr", "0.001",
+                              "--rewind", "5", "--widths", "10,20"])
+    cfg = config_from_args(a)
+    assert cfg.model.prune_output is False and cfg.model.prune_first is None
+    assert cfg.prune.scope == "layerwise" and cfg.prune.output_fraction == 0.1 and cfg.prune.rewind == 5
+    assert cfg.task.params == {"shuffle_seq": True} and cfg.train.lr == 0.001
+    assert cfg.model.params["widths"] == [10, 20]
+    assert config_from_args(_parser().parse_args(["record"])) == rgnet.RunConfig()
