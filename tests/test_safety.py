@@ -94,3 +94,28 @@ def test_flags_build_the_config():
     assert cfg.task.params == {"shuffle_seq": True} and cfg.train.lr == 0.001
     assert cfg.model.params["widths"] == [10, 20]
     assert config_from_args(_parser().parse_args(["record"])) == rgnet.RunConfig()
+
+
+def test_resume_refuses_changed_data(tmp_path, small_cfg, monkeypatch):
+    import rgnet.imp.driver as driver
+
+    calls, real = [], driver.train_level
+
+    def interrupted(*args, **kw):  # stop the run during its second level
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(driver, "train_level", interrupted)
+    path = tmp_path / "r.h5"
+    with pytest.raises(KeyboardInterrupt):
+        rgnet.record(small_cfg, path, progress=False)
+    monkeypatch.setattr(driver, "train_level", real)
+    with h5py.File(path, "a") as f:  # pretend the file was recorded on other data
+        assert f.attrs["levels_complete"] == 1
+        f.attrs["task"] = '{"fingerprint": "0000"}'
+    before = _digest(path)
+    with pytest.raises(rgnet.StoreError, match="other data"):
+        rgnet.record(small_cfg, path, progress=False)
+    assert _digest(path) == before

@@ -126,8 +126,14 @@ def _record(cfg, path, dev, data_root, progress, threads, log) -> Path:
             create_layout(f, layers=list(layers), iterations=eval_iterations(cfg.train), bins=cfg.store.bins,
                           state=_numpy_state(model), masks={n: tuple(w.shape) for n, w in layers.items()},
                           tensors=cfg.store.tensors)
-    elif resume["levels"] and log:
-        log(f"resuming {path} after level {resume['levels'] - 1}")
+    else:
+        stored = json.loads(check_run_file(path)["task"]).get("fingerprint")
+        if stored != task.fingerprint():
+            raise StoreError(f"{str(path)!r} was recorded on other data than {cfg.task.name!r} gives now "
+                             f"(fingerprint {stored} vs {task.fingerprint()}; a changed data file or generator "
+                             "version?); it was left untouched — restore the data or pass another --out")
+        if resume["levels"] and log:
+            log(f"resuming {path} after level {resume['levels'] - 1}")
     if threads is None:
         small = sum(p.numel() for p in model.parameters()) < 1_000_000
         threads = 1 if small else torch.get_num_threads()
