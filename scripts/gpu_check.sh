@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # GPU check for the device machine (torch with CUDA preinstalled, no network): the GPU tests, the default
-# job on cuda vs. cpu, and training throughput. Wheels of the missing pure-Python packages travel in .whl/.
+# job on cuda vs. cpu, and training throughput. Wheels of the missing pure-Python packages travel in .whl/:
+#   echo /.whl/ >> .git/info/exclude
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#       --platform manylinux2014_x86_64 -d .whl h5netcdf==1.8.2 mnist1d==0.0.2.post1
+# then run `bash scripts/gpu_check.sh` on the device machine with .whl carried along.
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
