@@ -102,9 +102,9 @@ def record(cfg: RunConfig, out: str | Path | None = None, *, device: str = "cpu"
 
 
 def _record(cfg, path, dev, data_root, progress, threads, log) -> Path:
-    resume = None
+    resume = attrs = None
     if path.exists():
-        _check_resumable(path, cfg)
+        attrs = _check_resumable(path, cfg)
         resume = read_resume_state(path)
         if _finished(cfg, resume["levels"], resume["density"]):
             if log:
@@ -127,7 +127,7 @@ def _record(cfg, path, dev, data_root, progress, threads, log) -> Path:
                           state=_numpy_state(model), masks={n: tuple(w.shape) for n, w in layers.items()},
                           tensors=cfg.store.tensors)
     else:
-        stored = json.loads(check_run_file(path)["task"]).get("fingerprint")
+        stored = json.loads(attrs["task"]).get("fingerprint")
         if stored != task.fingerprint():
             raise StoreError(f"{str(path)!r} was recorded on other data than {cfg.task.name!r} gives now "
                              f"(fingerprint {stored} vs {task.fingerprint()}; a changed data file or generator "
@@ -146,13 +146,15 @@ def _record(cfg, path, dev, data_root, progress, threads, log) -> Path:
     return path
 
 
-def _check_resumable(path: Path, cfg: RunConfig) -> None:
+def _check_resumable(path: Path, cfg: RunConfig) -> dict:
+    """The file's root attributes, if it is an rgnet file of this very config; else :class:`StoreError`."""
     attrs = check_run_file(path)
     if attrs["config"] != cfg.to_json():
         theirs, ours = _flat(json.loads(attrs["config"])), _flat(cfg.to_dict())
         diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
         raise StoreError(f"{str(path)!r} holds run {attrs['run_id']} whose config differs in "
                          f"{', '.join(diff[:6])}; it was left untouched — pass another --out or the same config")
+    return attrs
 
 
 def _run_levels(cfg, path, model, layers, output, data, dev, resume: dict | None, progress) -> None:

@@ -124,7 +124,7 @@ def train_level(model: nn.Module, masker: Masker, data: DeviceData, cfg: TrainCo
     masker.apply()
     model.train()
 
-    def record(it: int) -> None:
+    def evaluate_all(it: int) -> None:
         j = int(np.searchsorted(its, it))
         for s, key in (("train", "train_eval"), ("val", "val"), ("test", "test")):
             curves[f"{s}_loss"][j], curves[f"{s}_acc"][j] = evaluate(model, data.x[key], data.y[key])
@@ -136,7 +136,7 @@ def train_level(model: nn.Module, masker: Masker, data: DeviceData, cfg: TrainCo
         if it == capture_at:
             captured = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if it in eval_at:
-            record(it)
+            evaluate_all(it)
         if it == cfg.steps:
             break
         batch = idx[it - start]

@@ -13,15 +13,9 @@ from rgnet.rg._trajectory import scale_factor
 from rgnet.rg.couplings import couplings
 from rgnet.rg.flow import fixed_point_level, wasserstein_flow
 from rgnet.rg.linearise import linearise
+from rgnet.store.reader import open_run
 
 RunSource = xr.Dataset | str | os.PathLike
-
-
-def _open(path: str | os.PathLike) -> xr.Dataset:
-    import rgnet
-
-    opener = getattr(rgnet, "open_run", None)
-    return opener(path) if opener is not None else xr.open_dataset(path, engine="h5netcdf")
 
 
 def _datasets(source: RunSource | Sequence[RunSource]) -> list[xr.Dataset]:
@@ -31,7 +25,7 @@ def _datasets(source: RunSource | Sequence[RunSource]) -> list[xr.Dataset]:
         raise ConfigError("flow_report needs at least one run Dataset or file path.")
     out = []
     for item in items:
-        ds = item if isinstance(item, xr.Dataset) else _open(item)
+        ds = item if isinstance(item, xr.Dataset) else open_run(item)
         if "run" not in ds.dims:
             ds = ds.expand_dims(run=1)
         if "run_id" not in ds.coords:
