@@ -7,6 +7,7 @@ gives the same numbers as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import platform
@@ -35,8 +36,9 @@ from rgnet.store.writer import (
     exclusive,
     read_resume_state,
     root_attrs,
+    sync_branches,
 )
-from rgnet.tasks import load_task, resolve_params
+from rgnet.tasks import Task, load_task, resolve_params
 
 TRUNK = "trunk"
 
@@ -110,40 +112,62 @@ def _record(cfg, path, dev, data_root, progress, threads, log) -> Path:
             if log:
                 log(f"{path} is complete ({resume['levels']} levels); nothing to do")
             return path
-    task = load_task(cfg.task, data_root)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(stream_seed(cfg.seed, "init"))
-        model = build_model(cfg.model, task.in_shape, task.n_classes)
-    model.to(dev)
-    layers = prunable_layers(model, cfg.model)
-    output = output_layer(model)
+    task = load_checked_task(cfg, path, attrs, data_root)
+    model, layers, output = build(cfg, task, dev)
     data = DeviceData.from_task(task, dev)
     if resume is None:
         versions = {"rgnet": _version(), "torch": torch.__version__, "numpy": np.__version__,
                     "python": platform.python_version()}
         with atomic_update(path, create=True) as f:
             f.attrs.update(root_attrs(cfg.run_id, cfg.to_json(), task.summary(), versions))
-            create_layout(f, layers=list(layers), iterations=eval_iterations(cfg.train), bins=cfg.store.bins,
-                          state=_numpy_state(model), masks={n: tuple(w.shape) for n, w in layers.items()},
-                          tensors=cfg.store.tensors)
-    else:
+            create_layout(f, **layout_of(cfg, model, layers))
+    elif resume["levels"] and log:
+        log(f"resuming {path} after level {resume['levels'] - 1}")
+    with torch_threads(model, threads):
+        _run_levels(cfg, path, model, layers, output, data, dev, resume, progress)
+    return path
+
+
+def load_checked_task(cfg: RunConfig, path: Path, attrs: dict | None, data_root) -> Task:
+    """The run's data; :class:`StoreError` if ``attrs`` (of an existing file) say it was recorded on other data."""
+    task = load_task(cfg.task, data_root)
+    if attrs is not None:
         stored = json.loads(attrs["task"]).get("fingerprint")
         if stored != task.fingerprint():
             raise StoreError(f"{str(path)!r} was recorded on other data than {cfg.task.name!r} gives now "
                              f"(fingerprint {stored} vs {task.fingerprint()}; a changed data file or generator "
                              "version?); it was left untouched — restore the data or pass another --out")
-        if resume["levels"] and log:
-            log(f"resuming {path} after level {resume['levels'] - 1}")
+    return task
+
+
+def build(cfg: RunConfig, task: Task, dev: torch.device, stream: str = "init"):
+    """The run's model (initialised from the seeded ``stream``) on ``dev``, its prunable layers and output layer."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(stream_seed(cfg.seed, stream))
+        model = build_model(cfg.model, task.in_shape, task.n_classes)
+    model.to(dev)
+    return model, prunable_layers(model, cfg.model), output_layer(model)
+
+
+def layout_of(cfg: RunConfig, model: torch.nn.Module, layers: dict) -> dict:
+    """Arguments of :func:`create_layout` for this run."""
+    return dict(layers=list(layers), iterations=eval_iterations(cfg.train), bins=cfg.store.bins,
+                state=numpy_state(model), masks={n: tuple(w.shape) for n, w in layers.items()},
+                tensors=cfg.store.tensors)
+
+
+@contextlib.contextmanager
+def torch_threads(model: torch.nn.Module, threads: int | None):
+    """CPU threads for training: by default 1 for models under a million parameters."""
     if threads is None:
         small = sum(p.numel() for p in model.parameters()) < 1_000_000
         threads = 1 if small else torch.get_num_threads()
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        _run_levels(cfg, path, model, layers, output, data, dev, resume, progress)
+        yield
     finally:
         torch.set_num_threads(previous)
-    return path
 
 
 def _check_resumable(path: Path, cfg: RunConfig) -> dict:
@@ -159,54 +183,66 @@ def _check_resumable(path: Path, cfg: RunConfig) -> dict:
 
 def _run_levels(cfg, path, model, layers, output, data, dev, resume: dict | None, progress) -> None:
     p, k = cfg.prune, cfg.prune.rewind
-    init = _numpy_state(model)
+    init = numpy_state(model)
     start_level = resume["levels"] if resume else 0
     if start_level == 0:
         masks, rewind, scales = full_masks(layers), None, None
     else:
         rewind, scales = resume["rewind"], dict(zip(layers, resume["bin_scale"].tolist()))
         masks = {n: torch.from_numpy(m.astype(bool)).to(dev) for n, m in resume["next_mask"].items()}
-    bar = tqdm(total=(p.levels + 1 - start_level) * cfg.train.steps, unit="it", dynamic_ncols=True,
-               disable=(None if progress is None else not progress), file=sys.stderr)
-    try:
+    with LevelBar((p.levels + 1 - start_level) * cfg.train.steps, progress) as bar:
         for level in range(start_level, p.levels + 1):
             if rewind is not None:
                 model.load_state_dict({n: torch.from_numpy(a) for n, a in rewind.items()})
             dens, start = density(masks), (0 if level == 0 else k)
-            bar.set_description(f"level {level}")
-            bar.update(start)  # levels > 0 start at the rewind iteration
-            last = [start]
-
-            def on_eval(it, m, dens=dens, last=last):
-                bar.set_postfix(density=f"{dens:.3f}", val_acc=f"{m['val_acc']:.3f}",
-                                test_acc=f"{m['test_acc']:.3f}")
-                bar.update(it - last[0])
-                last[0] = it
-
             t0 = time.perf_counter()
             result, captured = train_level(model, Masker(layers, masks), data, cfg.train,
                                            generator(cfg.seed, "data", level, TRUNK), start=start,
-                                           capture_at=(k if level == 0 else None), on_eval=on_eval)
+                                           capture_at=(k if level == 0 else None),
+                                           on_eval=bar.level(level, start, dens))
             seconds = time.perf_counter() - t0
-            trained = _numpy_state(model)
+            trained = numpy_state(model)
             if level == 0:
                 rewind = {n: v.cpu().numpy() for n, v in captured.items()}
                 scales = {n: grid_scale(trained[f"{n}.weight"], rewind[f"{n}.weight"]) for n in layers}
             next_masks = magnitude_prune({n: w.detach() for n, w in layers.items()}, masks, output, p)
-            rec = _level_record(cfg, result, seconds, dens, trained, masks, next_masks)
-            rec.update(level_theory({n: trained[f"{n}.weight"] for n in layers},
-                                    {n: rewind[f"{n}.weight"] for n in layers},
-                                    rec["mask"], scales, cfg.store.bins))
+            rec = describe_level(cfg, result, seconds, masks, trained, rewind, scales, next_masks)
             if level == 0:
                 rec.update(init=init, rewind=rewind, bin_scale=[scales[n] for n in layers])
             with atomic_update(path) as f:
                 append_level(f, level, rec)
+                sync_branches(f)
                 f.attrs["levels_complete"] = level + 1
             masks = next_masks
             if _finished(cfg, level + 1, dens):
                 break
-    finally:
-        bar.close()
+
+
+class LevelBar:
+    """A tqdm bar over the iterations of several levels; ``level()`` gives the ``on_eval`` callback of one."""
+
+    def __init__(self, total: int, progress: bool | None):
+        self.bar = tqdm(total=total, unit="it", dynamic_ncols=True, file=sys.stderr,
+                        disable=(None if progress is None else not progress))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.bar.close()
+
+    def level(self, level: int, start: int, dens: float, label: str = "level"):
+        self.bar.set_description(f"{label} {level}")
+        self.bar.update(start)  # pruned levels start at the rewind iteration
+        last = [start]
+
+        def on_eval(it, m):
+            self.bar.set_postfix(density=f"{dens:.3f}", val_acc=f"{m['val_acc']:.3f}",
+                                 test_acc=f"{m['test_acc']:.3f}")
+            self.bar.update(it - last[0])
+            last[0] = it
+
+        return on_eval
 
 
 def _finished(cfg: RunConfig, levels_done: int, last_density: float | None) -> bool:
@@ -217,20 +253,25 @@ def _finished(cfg: RunConfig, levels_done: int, last_density: float | None) -> b
     return last_density is not None and cfg.prune.target_density > 0 and last_density <= cfg.prune.target_density
 
 
-def _level_record(cfg, result, seconds, dens, trained, masks, next_masks) -> dict:
+def describe_level(cfg: RunConfig, result, seconds: float, masks, trained: dict, rewind: dict, scales: dict,
+                   next_masks=None) -> dict:
+    """Everything the store keeps of one trained level: metrics, curves, masks, tensors and the theory."""
     at = result.at_stop()
-    rec: dict = {"density": dens, "stop_iteration": result.stop_iteration, "train_seconds": seconds}
+    rec: dict = {"density": density(masks), "stop_iteration": result.stop_iteration, "train_seconds": seconds}
     for name in METRIC_NAMES:
         rec[name] = at[name]
         rec[f"{name}_final"] = float(result.curves[name][-1])
         rec[f"curve_{name}"] = result.curves[name]
     rec["mask"] = {n: m.cpu().numpy().astype(np.uint8) for n, m in masks.items()}
-    rec["next_mask"] = {n: m.cpu().numpy().astype(np.uint8) for n, m in next_masks.items()}
+    if next_masks is not None:
+        rec["next_mask"] = {n: m.cpu().numpy().astype(np.uint8) for n, m in next_masks.items()}
     rec["trained"] = trained if cfg.store.tensors else {}
+    rec.update(level_theory({n: trained[f"{n}.weight"] for n in masks}, {n: rewind[f"{n}.weight"] for n in masks},
+                            rec["mask"], scales, cfg.store.bins))
     return rec
 
 
-def _numpy_state(model: torch.nn.Module) -> dict[str, np.ndarray]:
+def numpy_state(model: torch.nn.Module) -> dict[str, np.ndarray]:
     return {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
 
 

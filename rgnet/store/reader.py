@@ -7,11 +7,12 @@ import json
 from pathlib import Path
 from typing import Iterable
 
+import h5py
 import numpy as np
 import xarray as xr
 
 from rgnet.errors import StoreError
-from rgnet.store.writer import check_run_file
+from rgnet.store.writer import BRANCHES, check_run_file
 
 # config fields that become coordinates along ``run`` (select runs by task, seed, model, ...)
 RUN_COORDS = {"task": ("task", "name"), "model": ("model", "name"), "seed": ("seed",),
@@ -28,9 +29,21 @@ def open_run(path: str | Path, group: str | None = None, chunks=None) -> xr.Data
     if not p.is_file():
         raise StoreError(f"run file {str(p)!r} does not exist; check the path")
     check_run_file(p)
-    ds = xr.open_dataset(p, engine="h5netcdf", group=group, chunks=chunks)
+    try:
+        ds = xr.open_dataset(p, engine="h5netcdf", group=group, chunks=chunks)
+    except OSError:
+        raise StoreError(f"{str(p)!r} has no group {group!r}; its branches are "
+                         f"{', '.join(branches(p)) or 'none'}") from None
+    if "level_done" in ds:  # a branch: only the levels it has trained
+        return ds.isel(level=np.flatnonzero(ds.level_done.values))
     n = int(ds.attrs.get("levels_complete", ds.sizes.get("level", 0)))
     return ds.isel(level=slice(0, n))
+
+
+def branches(path: str | Path) -> list[str]:
+    """Group paths of the branches in a run file (``branches/reinit``, ``branches/transfer_<id>`` ...)."""
+    with h5py.File(path, "r") as f:
+        return [f"{BRANCHES}/{name}" for name in sorted(f[BRANCHES])] if BRANCHES in f else []
 
 
 def open_tree(path: str | Path) -> xr.DataTree:

@@ -23,6 +23,7 @@ from rgnet.errors import StoreError
 from rgnet.imp.theory import QUANTILES, bin_edges
 from rgnet.store.schema import LEVEL_VARS, SCHEMA_VERSION
 
+BRANCHES = "branches"
 _COMPRESS = {"compression": "gzip", "compression_opts": 1}
 
 
@@ -105,24 +106,62 @@ def create_layout(g, *, layers: list[str], iterations: np.ndarray, bins: int, st
 
 
 def append_level(g, level: int, record: dict) -> None:
-    """Write one level (``record`` as built by the IMP driver) into group ``g``; ``level`` must be next."""
-    if g.dimensions["level"].size != level:
-        raise StoreError(f"cannot append level {level}: the group holds {g.dimensions['level'].size} levels")
-    g.resize_dimension("level", level + 1)
-    g["level"][level] = level
+    """Write one level (``record`` as built by the IMP driver) into group ``g``.
+
+    ``level`` is either the next one (the group grows by one) or, in a branch group that already spans the
+    trunk's level axis, any existing index.
+    """
+    size = g.dimensions["level"].size
+    if level > size:
+        raise StoreError(f"cannot write level {level}: the group holds {size} levels")
+    if level == size:
+        _grow(g, level + 1)
     for name in LEVEL_VARS:
         g[name][level] = record[name]
     if "bin_scale" in record:
         g["bin_scale"][:] = record["bin_scale"]
     t = g["tensors"]
     for sub in ("mask", "trained"):
-        s = t[sub]
-        s.resize_dimension("level", level + 1)
-        for name in s.variables:
-            s[name][level] = record[sub][name]
+        for name in t[sub].variables:
+            t[sub][name][level] = record[sub][name]
     for sub in ("init", "rewind", "next_mask"):
         for name, value in record.get(sub, {}).items():
             t[sub][name][...] = value
+
+
+def _grow(g, n: int) -> None:
+    """Extend the ``level`` axis of a run group (and its per-level tensors) to ``n`` levels."""
+    old = g.dimensions["level"].size
+    g.resize_dimension("level", n)
+    g["level"][old:n] = np.arange(old, n)
+    for sub in ("mask", "trained"):
+        g["tensors"][sub].resize_dimension("level", n)
+
+
+def branch_names(f) -> list[str]:
+    return sorted(f[BRANCHES].groups) if BRANCHES in f.groups else []
+
+
+def sync_branches(f) -> None:
+    """Keep every branch on the trunk's level axis (DataTree needs equal ``level`` dims in all groups).
+
+    Levels a branch has not trained stay NaN (integers 0) with ``level_done = 0``.
+    """
+    n = f.dimensions["level"].size
+    for name in branch_names(f):
+        g = f[BRANCHES][name]
+        if g.dimensions["level"].size < n:
+            _grow(g, n)
+
+
+def create_branch(f, name: str, attrs: dict, **layout) -> None:
+    """A ``branches/<name>`` group with the run layout (see :func:`create_layout`) on the trunk's levels."""
+    g = f.create_group(f"{BRANCHES}/{name}")
+    g.attrs.update(attrs)
+    create_layout(g, **layout)
+    v = g.create_variable("level_done", ("level",), dtype="u1")
+    v.attrs.update(long_name="1 where this branch has trained the level", units="1")
+    sync_branches(f)
 
 
 def read_group(g) -> dict[str, np.ndarray]:

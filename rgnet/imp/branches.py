@@ -1,0 +1,273 @@
+"""Branches of a recorded run: the lottery-ticket baselines, trained level by level next to the trunk.
+
+A branch reuses the trunk's level axis: level L of ``branches/reinit`` trains the trunk's level-L mask from
+fresh weights, level L of ``branches/random_prune_layerwise`` a random mask with the same per-layer counts,
+and so on. Each branch is a group with the run layout (so ``xr.open_datatree`` shows trunk and branches side
+by side, level by level) plus ``level_done``. Every level is committed atomically; re-running skips the
+levels already done, and every random stream derives from (seed, level, branch name).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import h5netcdf
+import numpy as np
+import torch
+
+from rgnet.config import RunConfig
+from rgnet.errors import ConfigError, StoreError
+from rgnet.imp.driver import (
+    LevelBar,
+    build,
+    describe_level,
+    layout_of,
+    load_checked_task,
+    numpy_state,
+    resolve_device,
+    torch_threads,
+)
+from rgnet.imp.masks import Masker, density, full_masks
+from rgnet.imp.seeds import generator
+from rgnet.imp.train import DeviceData, train_level
+from rgnet.store.writer import (
+    BRANCHES,
+    append_level,
+    atomic_update,
+    branch_names,
+    check_run_file,
+    create_branch,
+    exclusive,
+    read_group,
+    sync_branches,
+)
+
+BASELINES = ("reinit", "random_prune_layerwise", "random_prune_global", "rewind")
+
+Masks = dict[str, np.ndarray]
+
+
+@dataclass
+class Trunk:
+    """A recorded run, loaded for training branches: its config, data, model and stored tensors."""
+
+    path: Path
+    cfg: RunConfig
+    task: object
+    model: torch.nn.Module
+    layers: dict[str, torch.nn.Parameter]
+    output: str
+    data: DeviceData
+    init: dict[str, np.ndarray]
+    rewind: dict[str, np.ndarray]
+    scales: dict[str, float]
+    levels: int                  # complete trunk levels
+    densities: np.ndarray        # (levels,)
+
+    def mask(self, level: int) -> Masks:
+        with h5netcdf.File(self.path, "r") as f:
+            return {n: np.asarray(f["tensors/mask"][n][level]).astype(bool) for n in self.layers}
+
+
+def open_trunk(path: str | Path, device: str = "cpu", data_root=None) -> Trunk:
+    """Load a run file's trunk for branching; the data must be the data it was recorded on."""
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"run file {str(path)!r} does not exist; record it first with `rgnet record --out ...`")
+    attrs = check_run_file(path)
+    cfg = RunConfig.from_json(attrs["config"])
+    n = int(attrs["levels_complete"])
+    if n == 0:
+        raise StoreError(f"{str(path)!r} has no complete level yet; finish recording it first")
+    dev = resolve_device(device)
+    task = load_checked_task(cfg, path, attrs, data_root)
+    model, layers, output = build(cfg, task, dev)
+    with h5netcdf.File(path, "r") as f:
+        init, rewind = read_group(f["tensors/init"]), read_group(f["tensors/rewind"])
+        scales = dict(zip(layers, np.asarray(f["bin_scale"][...]).tolist()))
+        densities = np.asarray(f["density"][:n])
+    return Trunk(path, cfg, task, model, layers, output, DeviceData.from_task(task, dev), init, rewind, scales, n,
+                 densities)
+
+
+@dataclass
+class Branch:
+    """What a branch trains at each level: ``masks(level)`` from ``rewind`` weights, starting at ``start``."""
+
+    name: str
+    spec: dict                                 # identity of the branch; a re-run must match it
+    start: int                                 # iteration training starts from
+    rewind: dict[str, np.ndarray]              # the weights every level starts from (masked at the start)
+    init: dict[str, np.ndarray]                # the branch's initialisation, for the record
+    masks: Callable[[int], Masks]
+    attrs: dict = field(default_factory=dict)  # more group attributes (provenance)
+
+
+def run_branch(trunk: Trunk, branch: Branch, levels: list[int], *, tensors: bool | None = None,
+               progress: bool | None = None, threads: int | None = None,
+               log: Callable[[str], None] | None = None) -> str:
+    """Train ``branch`` at ``levels`` of ``trunk`` (skipping those already done); returns the group path.
+
+    ``tensors``: store the trained weights of each level (default: as the trunk does).
+    """
+    bad = [lv for lv in levels if not 0 <= lv < trunk.levels]
+    if bad:
+        raise ConfigError(f"levels {bad} are not complete in {str(trunk.path)!r} (it has levels "
+                          f"0-{trunk.levels - 1}); pick levels in that range or record more levels first")
+    group = f"{BRANCHES}/{branch.name}"
+    cfg = trunk.cfg if tensors is None else trunk.cfg.replace(store={"tensors": tensors})
+    with exclusive(trunk.path):
+        done = _prepare_group(trunk, branch, cfg)
+        todo = [lv for lv in levels if lv not in done]
+        if log:
+            log(f"{trunk.path}:{group}: {len(levels) - len(todo)} of {len(levels)} levels already done"
+                if len(todo) < len(levels) else f"{trunk.path}:{group}: training levels {_span(levels)}")
+        model, layers = trunk.model, trunk.layers
+        dev = trunk.data.x["train"].device
+        with torch_threads(model, threads), LevelBar(len(todo) * (cfg.train.steps - branch.start), progress) as bar:
+            for level in todo:
+                model.load_state_dict({k: torch.from_numpy(v) for k, v in branch.rewind.items()})
+                masks = {n: torch.from_numpy(m).to(dev) for n, m in branch.masks(level).items()}
+                t0 = time.perf_counter()
+                result, _ = train_level(model, Masker(layers, masks), trunk.data, cfg.train,
+                                        generator(cfg.seed, "data", level, branch.name), start=branch.start,
+                                        on_eval=bar.level(level, 0, density(masks), branch.name))
+                rec = describe_level(cfg, result, time.perf_counter() - t0, masks, numpy_state(model), branch.rewind,
+                                     trunk.scales)
+                rec.update(init=branch.init, rewind=branch.rewind, bin_scale=[trunk.scales[n] for n in layers])
+                with atomic_update(trunk.path) as f:
+                    sync_branches(f)
+                    g = f[group]
+                    append_level(g, level, rec)
+                    g["level_done"][level] = 1
+    return group
+
+
+def _prepare_group(trunk: Trunk, branch: Branch, cfg: RunConfig) -> set[int]:
+    """Create the branch group if needed (or check it is the same branch); the levels it has done."""
+    spec = json.dumps(branch.spec, sort_keys=True)
+    with h5netcdf.File(trunk.path, "r") as f:
+        if branch.name in branch_names(f):
+            g = f[BRANCHES][branch.name]
+            if g.attrs["branch"] != spec:
+                raise StoreError(f"{str(trunk.path)!r} already has a branch {branch.name!r} made with "
+                                 f"{g.attrs['branch']}, not {spec}; it was left untouched")
+            return set(np.flatnonzero(np.asarray(g["level_done"][...])).tolist())
+    attrs = {"branch": spec, "config": cfg.to_json(), "run_id": trunk.cfg.run_id, **branch.attrs}
+    with atomic_update(trunk.path) as f:
+        create_branch(f, branch.name, attrs, **layout_of(cfg, trunk.model, trunk.layers))
+    return set()
+
+
+# ---------------------------------------------------------------------------------------------- baselines
+
+def reinit(trunk: Trunk) -> Branch:
+    """The trunk's masks with fresh initial weights (same distribution, another stream), trained from 0."""
+    fresh = numpy_state(build(trunk.cfg, trunk.task, torch.device("cpu"), stream="reinit")[0])
+    return Branch("reinit", {"kind": "reinit"}, 0, fresh, fresh, trunk.mask)
+
+
+def random_prune(trunk: Trunk, scope: str) -> Branch:
+    """Random masks with the trunk's per-layer counts (``layerwise``) or its total count (``global``),
+    trained from the trunk's rewind point."""
+    name = f"random_prune_{scope}"
+
+    def masks(level: int) -> Masks:
+        return random_masks(trunk.mask(level), scope, generator(trunk.cfg.seed, "mask", level, name))
+
+    return Branch(name, {"kind": "random_prune", "scope": scope}, trunk.cfg.prune.rewind, trunk.rewind, trunk.init,
+                  masks)
+
+
+def rewind_variant(trunk: Trunk, k: int | None = None) -> Branch:
+    """The trunk's masks rewound to another iteration: ``k > 0`` if the trunk rewound to 0, else 0.
+
+    The weights at iteration ``k > 0`` are recomputed by replaying the trunk's dense training (same
+    initialisation, same data order) for ``k`` steps. Default ``k``: 3 % of the training budget.
+    """
+    steps, trunk_k = trunk.cfg.train.steps, trunk.cfg.prune.rewind
+    if k is None:
+        k = max(1, round(0.03 * steps)) if trunk_k == 0 else 0
+    if k == trunk_k or not 0 <= k < steps:
+        raise ConfigError(f"--rewind-to must differ from the trunk's rewind iteration {trunk_k} and lie in "
+                          f"[0, {steps}), got {k}")
+    if k == 0:
+        point = trunk.init
+    else:
+        model = trunk.model
+        model.load_state_dict({n: torch.from_numpy(v) for n, v in trunk.init.items()})
+        replay = trunk.cfg.replace(train={"steps": k, "eval_every": k})
+        with torch_threads(model, None):
+            _, captured = train_level(model, Masker(trunk.layers, full_masks(trunk.layers)), trunk.data, replay.train,
+                                      generator(trunk.cfg.seed, "data", 0, "trunk"), capture_at=k)
+        point = {n: v.cpu().numpy() for n, v in captured.items()}
+    return Branch(f"rewind_{k}", {"kind": "rewind", "rewind": k}, k, point, trunk.init, trunk.mask)
+
+
+def random_masks(reference: Masks, scope: str, gen: torch.Generator) -> Masks:
+    """Uniformly random masks keeping as many weights as ``reference``: per layer or in total."""
+    if scope == "layerwise":
+        return {n: keep_random(m.size, int(m.sum()), gen).reshape(m.shape) for n, m in reference.items()}
+    if scope != "global":
+        raise ConfigError(f"random pruning scope must be layerwise or global, got {scope!r}")
+    sizes = [m.size for m in reference.values()]
+    flat = keep_random(sum(sizes), sum(int(m.sum()) for m in reference.values()), gen)
+    parts = np.split(flat, np.cumsum(sizes)[:-1])
+    return {n: p.reshape(m.shape) for (n, m), p in zip(reference.items(), parts)}
+
+
+def baseline(trunk: Trunk, kind: str, rewind_to: int | None = None) -> Branch:
+    makers = {"reinit": lambda: reinit(trunk), "random_prune_layerwise": lambda: random_prune(trunk, "layerwise"),
+              "random_prune_global": lambda: random_prune(trunk, "global"),
+              "rewind": lambda: rewind_variant(trunk, rewind_to)}
+    if kind not in makers:
+        raise ConfigError(f"unknown baseline {kind!r}; valid baselines are {', '.join(BASELINES)}")
+    return makers[kind]()
+
+
+def run_baselines(path: str | Path, kinds: list[str] | tuple[str, ...] = BASELINES, levels: list[int] | None = None,
+                  *, rewind_to: int | None = None, tensors: bool | None = None, device: str = "cpu", data_root=None,
+                  progress: bool | None = None, threads: int | None = None,
+                  log: Callable[[str], None] | None = None) -> list[str]:
+    """Train baseline branches of a run file at ``levels`` (default: every pruned level); resumable.
+
+    ``kinds`` from :data:`BASELINES`. Returns the group paths written.
+    """
+    unknown = [k for k in kinds if k not in BASELINES]
+    if unknown:
+        raise ConfigError(f"unknown baseline(s) {unknown}; valid baselines are {', '.join(BASELINES)}")
+    trunk = open_trunk(path, device, data_root)
+    levels = list(range(1, trunk.levels)) if levels is None else list(levels)
+    return [run_branch(trunk, baseline(trunk, k, rewind_to), levels, tensors=tensors, progress=progress,
+                       threads=threads, log=log) for k in kinds]
+
+
+def parse_levels(text: str | None) -> list[int] | None:
+    """``"3"``, ``"1-5"`` or ``"1,3,5-7"`` as a sorted list of levels (``None`` stays ``None``)."""
+    if text is None:
+        return None
+    out: set[int] = set()
+    try:
+        for part in text.split(","):
+            a, sep, b = part.partition("-")
+            out.update(range(int(a), int(b) + 1) if sep else [int(a)])
+    except ValueError:
+        raise ConfigError(f"--levels {text!r} must look like 3, 1-5 or 1,3,5-7") from None
+    if not out:
+        raise ConfigError(f"--levels {text!r} names no level; use e.g. 1-5")
+    return sorted(out)
+
+
+def keep_random(size: int, keep: int, gen: torch.Generator) -> np.ndarray:
+    """A flat bool mask with ``keep`` entries set, uniformly at random."""
+    m = np.zeros(size, dtype=bool)
+    m[torch.randperm(size, generator=gen)[:keep].numpy()] = True
+    return m
+
+
+def _span(levels: list[int]) -> str:
+    return f"{levels[0]}-{levels[-1]}" if levels == list(range(levels[0], levels[-1] + 1)) else str(levels)
