@@ -1,4 +1,5 @@
-"""The ``rgnet`` command: ``record`` IMP runs, ``info`` on a file, ``flow`` analysis.
+"""The ``rgnet`` command: ``record`` IMP runs, ``baselines`` and ``transfer`` branches, ``ticket`` export,
+``tickets`` verdicts, ``info`` on a file, ``flow`` analysis.
 
 Errors caused by the user's input print one sentence and exit with code 2, never a traceback.
 """
@@ -48,12 +49,49 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--optimizer", help="adam or sgd")
     r.add_argument("--lr", type=float, help="learning rate")
     r.add_argument("--eval-every", type=int, help="evaluate every E iterations")
-    r.add_argument("--no-tensors", action="store_true", help="do not store trained weights of every level")
-    r.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    r.add_argument("--threads", type=int, help="CPU threads (default: 1 for small models)")
-    r.add_argument("--data-root", help="folder with image datasets (default $RGNET_DATA)")
+    _training_flags(r)
     r.add_argument("--out", help="output file (default runs/<task>-<model>-s<seed>-<run_id>.h5)")
-    r.add_argument("--quiet", action="store_true", help="no progress bar, print only the file path")
+
+    b = sub.add_parser("baselines", help="train lottery-ticket baselines as branches of a run file (resumable)",
+                       description="Train baselines next to a recorded run, level by level, into branches/<name> "
+                                   "of the same file: reinit (the ticket's mask, fresh weights), "
+                                   "random_prune_layerwise / random_prune_global (random masks with the same "
+                                   "per-layer / total counts), rewind (the other rewind point).")
+    b.add_argument("file", help="run file written by `rgnet record`")
+    b.add_argument("--levels", help="levels to train, e.g. 1-12 or 2,4,6 (default: every pruned level)")
+    b.add_argument("--kinds", help="comma-separated baselines (default: all of reinit, random_prune_layerwise, "
+                                   "random_prune_global, rewind)")
+    b.add_argument("--rewind-to", type=int, help="rewind iteration of the rewind baseline (default: 0 if the run "
+                                                 "rewound later, else 3%% of the training steps)")
+    _training_flags(b)
+
+    t = sub.add_parser("transfer", help="train a source run's winning tickets on a target task (resumable)",
+                       description="Take the ticket (mask + rewound weights) of each level of SOURCE, train it with "
+                                   "the target run's settings and store it as branches/transfer_<source run_id> "
+                                   "of the target file. The target is an existing run file (--target) or a task "
+                                   "(--task), recorded first with the source's config if it does not exist yet.")
+    t.add_argument("source", help="source run file, or a ticket file from `rgnet ticket`")
+    t.add_argument("--target", help="target run file (default with --task: runs/<task>-...h5)")
+    t.add_argument("--task", help="target task name; the target run uses the source's model and settings")
+    t.add_argument("--task-param", action="append", default=[], metavar="KEY=VALUE",
+                   help="target task parameter, repeatable; VALUE is parsed as JSON")
+    t.add_argument("--levels", help="source levels to transfer, e.g. 1-12 (default: all pruned levels)")
+    t.add_argument("--output-layer", default="pruned", help="when the class count differs: pruned (at the "
+                                                              "source's output density, default) or dense")
+    _training_flags(t)
+
+    k = sub.add_parser("ticket", help="export the winning ticket of one level (mask + rewind weights)")
+    k.add_argument("file", help="run file")
+    k.add_argument("--level", type=int, required=True, help="IMP level whose ticket to export")
+    k.add_argument("--out", required=True, help="ticket file to write (never overwritten)")
+
+    w = sub.add_parser("tickets", help="winning tickets, matching verdicts and the transfer matrix of run files")
+    w.add_argument("files", nargs="+")
+    w.add_argument("--metric", default="test_acc_final", help="accuracy variable (default test_acc_final; "
+                                                               "test_acc = at the early-stop iteration)")
+    w.add_argument("--tolerance", type=float, default=0.01, help="matching tolerance when there is one seed "
+                                                                  "(default 0.01 = 1 point)")
+    w.add_argument("--out", help="write the verdicts (and the transfer matrix, if any) as netCDF")
 
     i = sub.add_parser("info", help="print the level table of a run file")
     i.add_argument("file")
@@ -62,6 +100,29 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("files", nargs="+")
     f.add_argument("--out", help="write the analysis as netCDF")
     return p
+
+
+def _training_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-tensors", action="store_true", help="do not store trained weights of every level")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: 1 for small models)")
+    p.add_argument("--data-root", help="folder with image datasets (default $RGNET_DATA)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _task_params(pairs: list[str]) -> dict:
+    from rgnet.errors import ConfigError
+
+    out = {}
+    for kv in pairs:
+        key, sep, value = kv.partition("=")
+        if not sep:
+            raise ConfigError(f"--task-param {kv!r} must look like KEY=VALUE, e.g. corr_noise_scale=0.5")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
 
 
 def config_from_args(a: argparse.Namespace):
@@ -73,14 +134,7 @@ def config_from_args(a: argparse.Namespace):
     d = cfg.to_dict()
     if a.task is not None and a.task != d["task"]["name"]:
         d["task"] = {"name": a.task, "params": {}}
-    for kv in a.task_param:
-        key, sep, value = kv.partition("=")
-        if not sep:
-            raise ConfigError(f"--task-param {kv!r} must look like KEY=VALUE, e.g. corr_noise_scale=0.5")
-        try:
-            d["task"]["params"][key] = json.loads(value)
-        except json.JSONDecodeError:
-            d["task"]["params"][key] = value
+    d["task"]["params"].update(_task_params(a.task_param))
     if a.model is not None:
         d["model"]["name"] = a.model
     if a.widths is not None:
@@ -112,12 +166,86 @@ def _record(a) -> int:
     from rgnet.report import level_table
 
     cfg = config_from_args(a)
-    log = None if a.quiet else (lambda s: print(s, file=sys.stderr))
     path = record(cfg, a.out, device=a.device, data_root=a.data_root, progress=False if a.quiet else None,
-                  threads=a.threads, log=log)
+                  threads=a.threads, log=_log(a))
     print(path)
     if not a.quiet:
         print(level_table(path))
+    return 0
+
+
+def _log(a):
+    return None if a.quiet else (lambda s: print(s, file=sys.stderr))
+
+
+def _baselines(a) -> int:
+    from rgnet.imp.branches import parse_levels, run_baselines
+    from rgnet.verdicts import format_tickets, winning_tickets
+
+    kinds = tuple(x.strip() for x in a.kinds.split(",")) if a.kinds else None
+    groups = run_baselines(a.file, **({"kinds": kinds} if kinds else {}), levels=parse_levels(a.levels),
+                           rewind_to=a.rewind_to, tensors=False if a.no_tensors else None, device=a.device,
+                           data_root=a.data_root, progress=False if a.quiet else None, threads=a.threads, log=_log(a))
+    print("\n".join(f"{a.file}:{g}" for g in groups))
+    if not a.quiet:
+        print(format_tickets(winning_tickets([a.file])))
+    return 0
+
+
+def _transfer(a) -> int:
+    from rgnet.errors import ConfigError
+    from rgnet.imp.branches import parse_levels
+    from rgnet.imp.driver import default_path, record
+    from rgnet.imp.transfer import target_config, transfer
+    from rgnet.verdicts import format_transfer_matrix, transfer_matrix
+
+    if a.task is None and a.target is None:
+        raise ConfigError("say where to transfer: --target RUN_FILE, or --task NAME [--task-param K=V ...]")
+    if a.task is None and a.task_param:
+        raise ConfigError("--task-param needs --task (the target file already fixes its task)")
+    target = a.target
+    if a.task is not None:
+        cfg = target_config(a.source, a.task, _task_params(a.task_param))
+        target = target or default_path(cfg)
+        if not a.quiet:
+            print(f"target run: {target} (recording it first if needed)", file=sys.stderr)
+        record(cfg, target, device=a.device, data_root=a.data_root, progress=False if a.quiet else None,
+               threads=a.threads, log=_log(a))
+    group = transfer(a.source, target, parse_levels(a.levels), output=a.output_layer,
+                     tensors=False if a.no_tensors else None, device=a.device, data_root=a.data_root,
+                     progress=False if a.quiet else None, threads=a.threads, log=_log(a))
+    print(f"{target}:{group}")
+    if not a.quiet:
+        print(format_transfer_matrix(transfer_matrix([target])))
+    return 0
+
+
+def _ticket(a) -> int:
+    from rgnet.imp.tickets import ticket_from_run, write_ticket
+
+    t = ticket_from_run(a.file, a.level)
+    out = write_ticket(t, a.out)
+    print(f"{out}: ticket of run {t.run_id}, level {t.level}, density {100 * t.density:.2f} %, "
+          f"rewind iteration {t.rewind_iteration}")
+    return 0
+
+
+def _tickets(a) -> int:
+    from rgnet.verdicts import format_tickets, format_transfer_matrix, transfer_matrix, winning_tickets
+
+    verdicts = winning_tickets(a.files, a.metric, a.tolerance)
+    print(format_tickets(verdicts))
+    matrix = None
+    if any(arm.startswith("transfer_") for arm in verdicts.arm.values):
+        matrix = transfer_matrix(a.files, a.metric, a.tolerance)
+        print("\n" + format_transfer_matrix(matrix))
+    if a.out:
+        out = Path(a.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        verdicts.to_netcdf(out, engine="h5netcdf", group="tickets")
+        if matrix is not None:
+            matrix.to_netcdf(out, engine="h5netcdf", group="transfer", mode="a")
+        print(f"wrote {out}")
     return 0
 
 
@@ -145,7 +273,9 @@ def _flow(a) -> int:
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
     try:
-        return {"record": _record, "info": _info, "flow": _flow}[a.command](a)
+        commands = {"record": _record, "baselines": _baselines, "transfer": _transfer, "ticket": _ticket,
+                    "tickets": _tickets, "info": _info, "flow": _flow}
+        return commands[a.command](a)
     except RgnetError as e:
         print(f"rgnet: error: {e}", file=sys.stderr)
         return 2

@@ -24,6 +24,7 @@ from rgnet.imp.theory import QUANTILES, bin_edges
 from rgnet.store.schema import LEVEL_VARS, SCHEMA_VERSION
 
 BRANCHES = "branches"
+LEVEL_CHUNK = 16  # levels per HDF5 chunk of per-level variables (the default, 1024, costs 8 kB per variable)
 _COMPRESS = {"compression": "gzip", "compression_opts": 1}
 
 
@@ -72,7 +73,7 @@ def create_layout(g, *, layers: list[str], iterations: np.ndarray, bins: int, st
     """Dimensions, coordinates and empty per-level variables of a run (root or branch group)."""
     g.dimensions = {"level": None, "layer": len(layers), "bin": bins, "bnd": 2,
                     "quantile": len(QUANTILES), "eval": len(iterations)}
-    _var(g, "level", ("level",), "i8", long_name="IMP level (0 = dense)")
+    _var(g, "level", ("level",), "i8", chunks=(LEVEL_CHUNK,), long_name="IMP level (0 = dense)")
     _var(g, "layer", ("layer",), h5py.string_dtype(), np.array(layers, dtype=object),
          long_name="prunable layer")
     edges = bin_edges(bins)
@@ -82,8 +83,10 @@ def create_layout(g, *, layers: list[str], iterations: np.ndarray, bins: int, st
     _var(g, "quantile", ("quantile",), "f8", QUANTILES, long_name="quantile level")
     _var(g, "iteration", ("eval",), "i8", iterations, long_name="training iteration", units="iteration")
     _var(g, "bin_scale", ("layer",), "f8", long_name="weight value at bin coordinate 1 (grid of level 0)")
+    sizes = {d: (LEVEL_CHUNK if dim.isunlimited() else dim.size) for d, dim in g.dimensions.items()}
     for name, (dims, dtype, long_name, units) in LEVEL_VARS.items():
-        v = g.create_variable(name, dims, dtype=dtype, fillvalue=(np.nan if dtype == "f8" else None))
+        v = g.create_variable(name, dims, dtype=dtype, fillvalue=(np.nan if dtype == "f8" else None),
+                              chunks=tuple(sizes[d] for d in dims), **(_COMPRESS if len(dims) > 1 else {}))
         v.attrs.update(long_name=long_name, units=units)
         if name != "density":  # CF: makes density (and iteration) coordinates in plain xarray
             v.attrs["coordinates"] = "density iteration" if "eval" in dims else "density"
@@ -159,7 +162,7 @@ def create_branch(f, name: str, attrs: dict, **layout) -> None:
     g = f.create_group(f"{BRANCHES}/{name}")
     g.attrs.update(attrs)
     create_layout(g, **layout)
-    v = g.create_variable("level_done", ("level",), dtype="u1")
+    v = g.create_variable("level_done", ("level",), dtype="u1", chunks=(LEVEL_CHUNK,))
     v.attrs.update(long_name="1 where this branch has trained the level", units="1")
     sync_branches(f)
 
@@ -186,8 +189,8 @@ def root_attrs(run_id: str, config_json: str, task_summary: dict, versions: dict
             "Conventions": "CF-1.8", "title": f"rgnet IMP run {run_id}"}
 
 
-def _var(g, name, dims, dtype, data=None, **attrs):
-    v = g.create_variable(name, dims, dtype=dtype, data=data)
+def _var(g, name, dims, dtype, data=None, chunks=None, **attrs):
+    v = g.create_variable(name, dims, dtype=dtype, data=data, chunks=chunks)
     v.attrs.update(attrs)
     return v
 

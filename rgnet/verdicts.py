@@ -1,0 +1,327 @@
+"""Verdicts on recorded runs: which levels are *matching*, where the winning ticket lies, which tickets transfer.
+
+A level is **matching** when its accuracy is within one standard deviation (over seeds) of the dense
+accuracy — ``acc >= dense_mean - dense_std`` (Frankle et al.) — or, when only one seed exists, within
+``tolerance`` of it (default 1 point; the output says which rule was used). The **winning ticket** of a run
+(or a group of seeds) is the sparsest level reached while every level before it is matching: IMP's ladder,
+walked down until the first level that is not.
+
+All functions read files written by ``rgnet record``, ``rgnet baselines`` and ``rgnet transfer`` and return
+xarray objects; nothing here trains.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import xarray as xr
+
+from rgnet.store.reader import _expand, branches, open_run
+
+TRUNK_ARM = "imp"
+DEFAULT_METRIC = "test_acc_final"
+DEFAULT_TOLERANCE = 0.01
+
+
+def matching(acc, dense_mean, dense_std=None, tolerance: float = DEFAULT_TOLERANCE):
+    """``acc >= dense_mean - dense_std``; where ``dense_std`` is None or NaN (one seed), ``dense_mean - tolerance``.
+
+    Works elementwise on numbers, numpy arrays and DataArrays (NaN accuracies are not matching).
+    """
+    if dense_std is None:
+        margin = tolerance
+    elif isinstance(dense_std, xr.DataArray):
+        margin = dense_std.fillna(tolerance)
+    else:
+        margin = np.where(np.isnan(dense_std), tolerance, dense_std)
+    return acc >= dense_mean - margin
+
+
+def winning_level(is_matching: xr.DataArray, acc: xr.DataArray, dim: str = "level") -> xr.DataArray:
+    """The sparsest level reached while every trained level before it is matching (-1: none).
+
+    Levels without an accuracy (NaN ``acc``: not trained, e.g. level 0 of a baseline) are skipped.
+    """
+    has = acc.notnull()
+    lead = (is_matching.astype(bool) | ~has).astype(int).cumprod(dim).astype(bool) & has
+    index = xr.DataArray(np.arange(acc.sizes[dim]), dims=dim)
+    out = index.where(lead).max(dim).fillna(-1).astype(int)
+    return out.assign_attrs(long_name="winning-ticket level: last of the leading run of matching levels (-1: none)")
+
+
+def task_label(config: dict | str) -> str:
+    """A short name for a run's task: its name plus the parameters that differ from the task's defaults."""
+    from rgnet.tasks import TASKS
+
+    cfg = json.loads(config) if isinstance(config, str) else config
+    name, params = cfg["task"]["name"], cfg["task"]["params"]
+    defaults = TASKS[name].defaults if name in TASKS else {}
+    diff = {k: v for k, v in sorted(params.items()) if defaults.get(k) != v}
+    return name + ("(" + ",".join(f"{k}={json.dumps(v)}" for k, v in diff.items()) + ")" if diff else "")
+
+
+def arms(path: str | Path, metric: str = DEFAULT_METRIC) -> xr.Dataset:
+    """One run file's accuracy ladder: ``acc(arm, level)`` for the trunk (arm ``imp``) and every branch.
+
+    Levels a branch has not trained are NaN. ``density(level)`` is the trunk's.
+    """
+    trunk = open_run(path)
+    names = [TRUNK_ARM] + [b.split("/", 1)[1] for b in branches(path)]
+    acc = np.full((len(names), trunk.sizes["level"]), np.nan)
+    dens = np.full_like(acc, np.nan)
+    acc[0], dens[0] = trunk[metric].values, trunk.density.values
+    for i, name in enumerate(names[1:], 1):
+        b = open_run(path, group=f"branches/{name}")
+        idx = np.searchsorted(trunk.level.values, b.level.values)
+        keep = idx < trunk.sizes["level"]
+        acc[i, idx[keep]], dens[i, idx[keep]] = b[metric].values[keep], b.density.values[keep]
+    ds = xr.Dataset({"acc": (("arm", "level"), acc, {"long_name": trunk[metric].attrs.get("long_name", metric),
+                                                      "units": "1", "metric": metric}),
+                     "arm_density": (("arm", "level"), dens, {"long_name": "density of each arm", "units": "1"})},
+                    coords={"arm": names, "level": trunk.level.values, "density": ("level", trunk.density.values)})
+    ds.attrs.update(run_id=trunk.attrs["run_id"], path=str(path), config=trunk.attrs["config"],
+                    task=task_label(trunk.attrs["config"]), seed=json.loads(trunk.attrs["config"])["seed"])
+    return ds
+
+
+def winning_tickets(paths: str | Path | Iterable[str | Path], metric: str = DEFAULT_METRIC,
+                    tolerance: float = DEFAULT_TOLERANCE) -> xr.Dataset:
+    """Matching verdicts and winning tickets for many run files, grouped by experiment (task label).
+
+    Returns a Dataset with dims ``(experiment, arm, level)`` — mean and std of the accuracy over seeds,
+    ``matching``, the ``winning_density`` per arm — and per run ``(run, arm)`` the same verdict on single runs
+    (a run is compared with its own dense accuracy, using its experiment's dense std when there are seeds).
+    """
+    runs = [arms(p, metric) for p in _expand(paths)]
+    all_arms = list(dict.fromkeys(a for r in runs for a in r.arm.values))
+    nlev = max(r.sizes["level"] for r in runs)
+    acc = np.full((len(runs), len(all_arms), nlev), np.nan)
+    dens = np.full((len(runs), nlev), np.nan)
+    for i, r in enumerate(runs):
+        for a in r.arm.values:
+            acc[i, all_arms.index(a), : r.sizes["level"]] = r.acc.sel(arm=a).values
+        dens[i, : r.sizes["level"]] = r.density.values
+    labels = [r.attrs["task"] for r in runs]
+    per_run = xr.Dataset(
+        {"acc": (("run", "arm", "level"), acc), "run_density": (("run", "level"), dens)},
+        coords={"run": np.arange(len(runs)), "arm": all_arms, "level": np.arange(nlev),
+                "experiment": ("run", labels), "seed": ("run", [r.attrs["seed"] for r in runs]),
+                "path": ("run", [r.attrs["path"] for r in runs]), "run_id": ("run", [r.attrs["run_id"] for r in runs])})
+    g = per_run.acc.groupby("experiment")
+    mean, std, n = g.mean("run"), g.std("run", ddof=1), g.count("run")
+    dense_mean, dense_std = mean.sel(arm=TRUNK_ARM, level=0), std.sel(arm=TRUNK_ARM, level=0)
+    seeds = n.sel(arm=TRUNK_ARM, level=0)
+    dense_std = dense_std.where(seeds > 1)
+    is_match = matching(mean, dense_mean, dense_std, tolerance).where(mean.notnull(), False)
+    density = per_run.run_density.groupby("experiment").mean("run")
+    win = winning_level(is_match, mean)
+    out = xr.Dataset({
+        "acc_mean": mean.assign_attrs(long_name=f"{metric}, mean over seeds", units="1"),
+        "acc_std": std.assign_attrs(long_name=f"{metric}, std over seeds (ddof 1)", units="1"),
+        "seeds": n.assign_attrs(long_name="number of seeds"),
+        "dense_mean": dense_mean.drop_vars(["arm", "level"]),
+        "dense_std": dense_std.drop_vars(["arm", "level"]),
+        "matching": is_match.assign_attrs(long_name="within one std of dense (tolerance with one seed)"),
+        "winning_level": win,
+        "winning_density": _density_at(density, win).assign_attrs(
+            long_name="density of the winning ticket (sparsest level with all denser levels matching)", units="1"),
+        "density": density.assign_attrs(long_name="mean density of the trunk", units="1"),
+    })
+    # single runs: own dense accuracy, the experiment's dense std where there are seeds
+    run_dense = per_run.acc.sel(arm=TRUNK_ARM, level=0).drop_vars(["arm", "level"])
+    run_std = dense_std.sel(experiment=per_run.experiment).drop_vars("experiment")
+    run_match = matching(per_run.acc, run_dense, run_std, tolerance).where(per_run.acc.notnull(), False)
+    run_win = winning_level(run_match, per_run.acc)
+    out["run_acc"] = per_run.acc.assign_attrs(long_name=metric, units="1")
+    out["run_matching"] = run_match
+    out["run_winning_density"] = _density_at(per_run.run_density, run_win).assign_attrs(units="1")
+    out = out.assign_coords({k: per_run[k] for k in ("seed", "path", "run_id")})
+    out = out.assign_coords(run_experiment=("run", labels))
+    out.attrs.update(metric=metric, tolerance=tolerance, rule=_rule(tolerance))
+    return out
+
+
+def transfer_matrix(paths: str | Path | Iterable[str | Path], metric: str = DEFAULT_METRIC,
+                    tolerance: float = DEFAULT_TOLERANCE) -> xr.Dataset:
+    """The transfer experiment as a Dataset with dims ``(source, target, level)``.
+
+    ``paths`` are target run files holding ``branches/transfer_*`` (and optionally baselines). Per pair:
+    ``transfer_acc`` (mean over every transferred ticket into that target task), ``gap`` (transferred minus the
+    target's own ticket of the same level, paired within each target file, then averaged), ``transfer_matching``
+    and ``transfer_winning_density``; ``transfers`` is True when the transferred ticket stays matching down to
+    the target's own winning-ticket density. Per target: ``own_acc``, ``dense_acc``, ``random_acc`` and
+    ``reinit_acc`` where the baselines exist. The diagonal (source = target task) is the own ticket.
+    """
+    runs = [arms(p, metric) for p in _expand(paths)]
+    nlev = max(r.sizes["level"] for r in runs)
+    targets = sorted({r.attrs["task"] for r in runs})
+    pairs: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
+    own: dict[str, list[np.ndarray]] = {t: [] for t in targets}
+    base: dict[str, dict[str, list[np.ndarray]]] = {t: {} for t in targets}
+    dens: dict[str, list[np.ndarray]] = {t: [] for t in targets}
+    for r in runs:
+        t = r.attrs["task"]
+        own_r = _pad(r.acc.sel(arm=TRUNK_ARM).values, nlev)
+        own[t].append(own_r)
+        dens[t].append(_pad(r.density.values, nlev))
+        for a in r.arm.values[1:]:
+            row = _pad(r.acc.sel(arm=a).values, nlev)
+            if a.startswith("transfer_"):
+                src = _source_label(r.attrs["path"], a)
+                pairs.setdefault((src, t), []).append((row, own_r))
+            else:
+                base[t].setdefault(a, []).append(row)
+    sources = sorted({s for s, _ in pairs} | set(targets))
+    shape = (len(sources), len(targets), nlev)
+    t_mean, t_std, gap, gap_std, count = (np.full(shape, np.nan) for _ in range(5))
+    for (s, t), rows in pairs.items():
+        i, j = sources.index(s), targets.index(t)
+        tr = np.array([a for a, _ in rows])
+        d = np.array([a - b for a, b in rows])
+        t_mean[i, j], gap[i, j] = _mean(tr), _mean(d)
+        t_std[i, j], gap_std[i, j] = _std(tr), _std(d)
+        count[i, j] = np.sum(~np.isnan(tr), 0)
+    own_arr = {t: np.array(v) for t, v in own.items()}
+    for t in targets:  # the diagonal: a task's own ticket
+        if t in sources and (t, t) not in pairs:
+            i, j = sources.index(t), targets.index(t)
+            t_mean[i, j], t_std[i, j], gap[i, j] = _mean(own_arr[t]), _std(own_arr[t]), 0.0
+            count[i, j] = np.sum(~np.isnan(own_arr[t]), 0)
+    own_mean = np.array([_mean(own_arr[t]) for t in targets])
+    own_std = np.array([_std(own_arr[t]) for t in targets])
+    dense_mean, dense_std = own_mean[:, 0], np.array([own_std[j, 0] if len(own_arr[t]) > 1 else np.nan
+                                                     for j, t in enumerate(targets)])
+    coords = {"source": sources, "target": targets, "level": np.arange(nlev),
+              "density": (("target", "level"), np.array([_mean(dens[t]) for t in targets]))}
+    ds = xr.Dataset({
+        "transfer_acc": (("source", "target", "level"), t_mean, {"long_name": f"transferred ticket, {metric}"}),
+        "transfer_acc_std": (("source", "target", "level"), t_std, {"long_name": "std over transferred tickets"}),
+        "gap": (("source", "target", "level"), gap, {"long_name": "transferred minus own ticket", "units": "1"}),
+        "gap_std": (("source", "target", "level"), gap_std, {"long_name": "std of the paired gap"}),
+        "n_transfers": (("source", "target", "level"), count, {"long_name": "transferred tickets averaged"}),
+        "own_acc": (("target", "level"), own_mean, {"long_name": f"target's own IMP ticket, {metric}"}),
+        "own_acc_std": (("target", "level"), own_std),
+        "dense_acc": (("target",), dense_mean, {"long_name": f"dense network, {metric}"}),
+        "dense_std": (("target",), dense_std, {"long_name": "std of dense accuracy over seeds (NaN: one seed)"}),
+    }, coords=coords)
+    for arm, var in (("random_prune_layerwise", "random_acc"), ("random_prune_global", "random_global_acc"),
+                     ("reinit", "reinit_acc")):
+        vals = np.array([_mean(base[t][arm]) if base[t].get(arm) else np.full(nlev, np.nan) for t in targets])
+        ds[var] = (("target", "level"), vals, {"long_name": f"target's {arm} baseline, {metric}"})
+    dm, dsd = ds.dense_acc, ds.dense_std
+    ds["own_matching"] = matching(ds.own_acc, dm, dsd, tolerance).where(ds.own_acc.notnull(), False)
+    ds["transfer_matching"] = matching(ds.transfer_acc, dm, dsd, tolerance).where(ds.transfer_acc.notnull(), False)
+    own_win = winning_level(ds.own_matching, ds.own_acc)
+    tr_win = winning_level(ds.transfer_matching, ds.transfer_acc)
+    ds["winning_density"] = _density_at(ds.density, own_win).assign_attrs(
+        long_name="target's own winning-ticket density", units="1")
+    ds["transfer_winning_density"] = _density_at(ds.density, tr_win).transpose("source", "target").assign_attrs(
+        long_name="sparsest density down to which the transferred ticket stays matching", units="1")
+    tested = ds.n_transfers.max("level") > 0
+    ds["transfers"] = ((tr_win >= own_win) & (own_win >= 0)).where(tested).assign_attrs(
+        long_name="transferred ticket stays matching down to the target's own winning density (NaN: not run)")
+    ds.attrs.update(metric=metric, tolerance=tolerance, rule=_rule(tolerance))
+    return ds
+
+
+def format_tickets(ds: xr.Dataset) -> str:
+    """The density ladder (mean ± std per arm) and the winning-ticket density of each experiment."""
+    lines = [f"matching rule: {ds.attrs['rule']}; metric {ds.attrs['metric']}"]
+    for e in ds.experiment.values:
+        d = ds.sel(experiment=e)
+        arms_here = [a for a in ds.arm.values if int(d.seeds.sel(arm=a).max()) > 0]
+        lines.append(f"\n{e}  ({int(d.seeds.sel(arm=TRUNK_ARM, level=0))} seeds; dense "
+                     f"{_pm(d.dense_mean, d.dense_std)})")
+        lines.append("level  density %  " + "  ".join(f"{a[:22]:>22}" for a in arms_here))
+        for lv in ds.level.values:
+            if np.isnan(float(d.density.sel(level=lv))):
+                continue
+            cells = []
+            for a in arms_here:
+                m = float(d.acc_mean.sel(arm=a, level=lv))
+                cell = "" if np.isnan(m) else _pm(d.acc_mean.sel(arm=a, level=lv), d.acc_std.sel(arm=a, level=lv)) \
+                    + (" *" if bool(d.matching.sel(arm=a, level=lv)) else "  ")
+                cells.append(f"{cell:>22}")
+            lines.append(f"{lv:>5}  {100 * float(d.density.sel(level=lv)):>9.1f}  " + "  ".join(cells))
+        lines.append("winning ticket (density %): " + ", ".join(
+            f"{a} {_pct(d.winning_density.sel(arm=a))}" for a in arms_here))
+        runs = ds.run.values[ds.run_experiment.values == e]
+        lines.append("per run, imp: " + ", ".join(
+            f"seed {int(ds.seed.sel(run=r))} {_pct(ds.run_winning_density.sel(run=r, arm=TRUNK_ARM))}" for r in runs))
+    lines.append("\n(* = matching; accuracies in %, mean ± std over seeds)")
+    return "\n".join(lines)
+
+
+def format_transfer_matrix(ds: xr.Dataset) -> str:
+    """Rows = source task, columns = target task: does the ticket transfer, and the gap at the target's
+    winning density."""
+    lines = [f"matching rule: {ds.attrs['rule']}; metric {ds.attrs['metric']}",
+             "cell: transfers? (yes/no), sparsest matching density % of the transferred ticket, "
+             "gap in points at the target's own winning level"]
+    width = max(18, *(len(t) for t in [*ds.target.values, *ds.source.values]))
+    corner = "source \\ target"
+    lines.append(f"{corner:<{width}}  " + "  ".join(f"{t:>{width}}" for t in ds.target.values))
+    for s in ds.source.values:
+        cells = []
+        for t in ds.target.values:
+            c = ds.sel(source=s, target=t)
+            if np.isnan(float(c.transfers)):
+                cells.append(f"{'-':>{width}}")
+                continue
+            lv = int(winning_level(ds.own_matching.sel(target=t), ds.own_acc.sel(target=t)))
+            g = float(c.gap.isel(level=max(lv, 0)))
+            cell = f"{'yes' if bool(c.transfers) else 'no'} {_pct(c.transfer_winning_density)} {100 * g:+.1f}"
+            cells.append(f"{cell:>{width}}")
+        lines.append(f"{s:<{width}}  " + "  ".join(cells))
+    lines.append("own winning density %: " + ", ".join(
+        f"{t} {_pct(ds.winning_density.sel(target=t))}" for t in ds.target.values))
+    return "\n".join(lines)
+
+
+def _density_at(density: xr.DataArray, level_index: xr.DataArray) -> xr.DataArray:
+    """density at ``level_index`` (NaN where the index is -1)."""
+    idx = level_index.clip(min=0)
+    return density.isel(level=idx).where(level_index >= 0).drop_vars("level", errors="ignore")
+
+
+def _source_label(path: str, branch: str) -> str:
+    attrs = open_run(path, group=f"branches/{branch}").attrs
+    dense = json.loads(attrs["branch"]).get("output") == "dense"
+    return task_label(attrs["source_config"]) + (" [dense output]" if dense else "")
+
+
+def _pad(a: np.ndarray, n: int) -> np.ndarray:
+    return np.concatenate([a, np.full(n - len(a), np.nan)]) if len(a) < n else a
+
+
+def _mean(a) -> np.ndarray:
+    """Mean over the first axis ignoring NaN (all-NaN columns give NaN, silently)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(np.asarray(a), 0)
+
+
+def _std(a) -> np.ndarray:
+    """Sample std (ddof 1) over the first axis ignoring NaN; NaN where fewer than two values."""
+    a = np.asarray(a)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.where(np.sum(~np.isnan(a), 0) > 1, np.nanstd(a, 0, ddof=1), np.nan)
+
+
+def _rule(tolerance: float) -> str:
+    return (f"matching = accuracy >= dense mean - dense std over seeds; with one seed, >= dense - {tolerance:g}")
+
+
+def _pm(mean, std) -> str:
+    m, s = 100 * float(mean), 100 * float(std)
+    return f"{m:.1f}" if np.isnan(s) else f"{m:.1f}±{s:.1f}"
+
+
+def _pct(v) -> str:
+    v = float(v)
+    return "none" if np.isnan(v) else f"{100 * v:.1f}"
