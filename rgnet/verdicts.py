@@ -53,18 +53,20 @@ def winning_level(is_matching: xr.DataArray, acc: xr.DataArray, dim: str = "leve
     return out.assign_attrs(long_name="winning-ticket level: last of the leading run of matching levels (-1: none)")
 
 
-def task_label(config: dict | str) -> str:
-    """A short name for a run's task: its name plus the parameters that differ from the task's defaults."""
+def task_label(config: dict | str, labels: dict[str, str] | None = None) -> str:
+    """A short name for a run's task: its name plus the parameters that differ from the task's defaults
+    (``mnist1d(shuffle_seq=true)``), renamed through ``labels`` if it is a key there."""
     from rgnet.tasks import TASKS
 
     cfg = json.loads(config) if isinstance(config, str) else config
     name, params = cfg["task"]["name"], cfg["task"]["params"]
     defaults = TASKS[name].defaults if name in TASKS else {}
     diff = {k: v for k, v in sorted(params.items()) if defaults.get(k) != v}
-    return name + ("(" + ",".join(f"{k}={json.dumps(v)}" for k, v in diff.items()) + ")" if diff else "")
+    label = name + ("(" + ",".join(f"{k}={json.dumps(v)}" for k, v in diff.items()) + ")" if diff else "")
+    return (labels or {}).get(label, label)
 
 
-def arms(path: str | Path, metric: str = DEFAULT_METRIC) -> xr.Dataset:
+def arms(path: str | Path, metric: str = DEFAULT_METRIC, labels: dict[str, str] | None = None) -> xr.Dataset:
     """One run file's accuracy ladder: ``acc(arm, level)`` for the trunk (arm ``imp``) and every branch.
 
     Levels a branch has not trained are NaN. ``density(level)`` is the trunk's.
@@ -84,19 +86,19 @@ def arms(path: str | Path, metric: str = DEFAULT_METRIC) -> xr.Dataset:
                      "arm_density": (("arm", "level"), dens, {"long_name": "density of each arm", "units": "1"})},
                     coords={"arm": names, "level": trunk.level.values, "density": ("level", trunk.density.values)})
     ds.attrs.update(run_id=trunk.attrs["run_id"], path=str(path), config=trunk.attrs["config"],
-                    task=task_label(trunk.attrs["config"]), seed=json.loads(trunk.attrs["config"])["seed"])
+                    task=task_label(trunk.attrs["config"], labels), seed=json.loads(trunk.attrs["config"])["seed"])
     return ds
 
 
 def winning_tickets(paths: str | Path | Iterable[str | Path], metric: str = DEFAULT_METRIC,
-                    tolerance: float = DEFAULT_TOLERANCE) -> xr.Dataset:
+                    tolerance: float = DEFAULT_TOLERANCE, labels: dict[str, str] | None = None) -> xr.Dataset:
     """Matching verdicts and winning tickets for many run files, grouped by experiment (task label).
 
     Returns a Dataset with dims ``(experiment, arm, level)`` — mean and std of the accuracy over seeds,
     ``matching``, the ``winning_density`` per arm — and per run ``(run, arm)`` the same verdict on single runs
     (a run is compared with its own dense accuracy, using its experiment's dense std when there are seeds).
     """
-    runs = [arms(p, metric) for p in _expand(paths)]
+    runs = [arms(p, metric, labels) for p in _expand(paths)]
     all_arms = list(dict.fromkeys(a for r in runs for a in r.arm.values))
     nlev = max(r.sizes["level"] for r in runs)
     acc = np.full((len(runs), len(all_arms), nlev), np.nan)
@@ -146,7 +148,7 @@ def winning_tickets(paths: str | Path | Iterable[str | Path], metric: str = DEFA
 
 
 def transfer_matrix(paths: str | Path | Iterable[str | Path], metric: str = DEFAULT_METRIC,
-                    tolerance: float = DEFAULT_TOLERANCE) -> xr.Dataset:
+                    tolerance: float = DEFAULT_TOLERANCE, labels: dict[str, str] | None = None) -> xr.Dataset:
     """The transfer experiment as a Dataset with dims ``(source, target, level)``.
 
     ``paths`` are target run files holding ``branches/transfer_*`` (and optionally baselines). Per pair:
@@ -156,7 +158,7 @@ def transfer_matrix(paths: str | Path | Iterable[str | Path], metric: str = DEFA
     the target's own winning-ticket density. Per target: ``own_acc``, ``dense_acc``, ``random_acc`` and
     ``reinit_acc`` where the baselines exist. The diagonal (source = target task) is the own ticket.
     """
-    runs = [arms(p, metric) for p in _expand(paths)]
+    runs = [arms(p, metric, labels) for p in _expand(paths)]
     nlev = max(r.sizes["level"] for r in runs)
     targets = sorted({r.attrs["task"] for r in runs})
     pairs: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
@@ -171,7 +173,7 @@ def transfer_matrix(paths: str | Path | Iterable[str | Path], metric: str = DEFA
         for a in r.arm.values[1:]:
             row = _pad(r.acc.sel(arm=a).values, nlev)
             if a.startswith("transfer_"):
-                src = _source_label(r.attrs["path"], a)
+                src = _source_label(r.attrs["path"], a, labels)
                 pairs.setdefault((src, t), []).append((row, own_r))
             else:
                 base[t].setdefault(a, []).append(row)
@@ -221,9 +223,20 @@ def transfer_matrix(paths: str | Path | Iterable[str | Path], metric: str = DEFA
         long_name="target's own winning-ticket density", units="1")
     ds["transfer_winning_density"] = _density_at(ds.density, tr_win).transpose("source", "target").assign_attrs(
         long_name="sparsest density down to which the transferred ticket stays matching", units="1")
+    # judge each pair on the levels its transfers were trained at
+    own_win_tested = winning_level(ds.own_matching, ds.own_acc.where(ds.n_transfers > 0))
+    ds["compare_level"] = own_win_tested.transpose("source", "target").assign_attrs(
+        long_name="target's own winning level among the levels the pair was trained at (-1: none)")
+    at = {"level": own_win_tested.clip(min=0)}
+    ds["gap_at_winning"] = ds.gap.isel(at).where(own_win_tested >= 0).drop_vars("level").assign_attrs(
+        long_name="transferred minus own ticket at compare_level", units="1")
+    ds["vs_random_at_winning"] = (ds.transfer_acc - ds.random_acc).isel(at).where(own_win_tested >= 0).drop_vars(
+        "level").assign_attrs(long_name="transferred ticket minus random mask (same per-layer counts) at "
+                                        "compare_level", units="1")
     tested = ds.n_transfers.max("level") > 0
-    ds["transfers"] = ((tr_win >= own_win) & (own_win >= 0)).where(tested).assign_attrs(
-        long_name="transferred ticket stays matching down to the target's own winning density (NaN: not run)")
+    ds["transfers"] = ((tr_win >= own_win_tested) & (own_win_tested >= 0)).where(tested).assign_attrs(
+        long_name="transferred ticket stays matching down to the target's own winning level (among the levels "
+                  "it was trained at); NaN: not run")
     ds.attrs.update(metric=metric, tolerance=tolerance, rule=_rule(tolerance))
     return ds
 
@@ -260,8 +273,8 @@ def format_transfer_matrix(ds: xr.Dataset) -> str:
     """Rows = source task, columns = target task: does the ticket transfer, and the gap at the target's
     winning density."""
     lines = [f"matching rule: {ds.attrs['rule']}; metric {ds.attrs['metric']}",
-             "cell: transfers? (yes/no), sparsest matching density % of the transferred ticket, "
-             "gap in points at the target's own winning level"]
+             "cell: transfers? (yes/no), sparsest matching density % of the transferred ticket, gap to the "
+             "target's own ticket at its winning level (and to a random mask), in points"]
     width = max(18, *(len(t) for t in [*ds.target.values, *ds.source.values]))
     corner = "source \\ target"
     lines.append(f"{corner:<{width}}  " + "  ".join(f"{t:>{width}}" for t in ds.target.values))
@@ -272,9 +285,9 @@ def format_transfer_matrix(ds: xr.Dataset) -> str:
             if np.isnan(float(c.transfers)):
                 cells.append(f"{'-':>{width}}")
                 continue
-            lv = int(winning_level(ds.own_matching.sel(target=t), ds.own_acc.sel(target=t)))
-            g = float(c.gap.isel(level=max(lv, 0)))
-            cell = f"{'yes' if bool(c.transfers) else 'no'} {_pct(c.transfer_winning_density)} {100 * g:+.1f}"
+            g, r = 100 * float(c.gap_at_winning), 100 * float(c.vs_random_at_winning)
+            cell = (f"{'yes' if bool(c.transfers) else 'no'} {_pct(c.transfer_winning_density)} "
+                    + ("n/a" if np.isnan(g) else f"{g:+.1f}") + ("" if np.isnan(r) else f" ({r:+.1f})"))
             cells.append(f"{cell:>{width}}")
         lines.append(f"{s:<{width}}  " + "  ".join(cells))
     lines.append("own winning density %: " + ", ".join(
@@ -288,10 +301,10 @@ def _density_at(density: xr.DataArray, level_index: xr.DataArray) -> xr.DataArra
     return density.isel(level=idx).where(level_index >= 0).drop_vars("level", errors="ignore")
 
 
-def _source_label(path: str, branch: str) -> str:
+def _source_label(path: str, branch: str, labels) -> str:
     attrs = open_run(path, group=f"branches/{branch}").attrs
     dense = json.loads(attrs["branch"]).get("output") == "dense"
-    return task_label(attrs["source_config"]) + (" [dense output]" if dense else "")
+    return task_label(attrs["source_config"], labels) + (" [dense output]" if dense else "")
 
 
 def _pad(a: np.ndarray, n: int) -> np.ndarray:

@@ -18,7 +18,7 @@ import h5netcdf
 import h5py
 import numpy as np
 
-from rgnet.errors import StoreError
+from rgnet.errors import ConfigError, StoreError
 from rgnet.store.writer import check_run_file, read_group
 
 TICKET_SCHEMA = 1
@@ -123,8 +123,8 @@ def load_ticket(path: str | Path, level: int | None = None) -> Ticket:
     if is_ticket_file(p):
         t = read_ticket(p)
         if level is not None and level != t.level:
-            raise StoreError(f"ticket file {str(p)!r} holds level {t.level}, not {level}; drop --level(s)")
+            raise ConfigError(f"ticket file {str(p)!r} holds level {t.level}, not {level}; drop --level(s)")
         return t
     if level is None:
-        raise StoreError(f"{str(p)!r} is a run file; say which level's ticket to take with --level")
+        raise ConfigError(f"{str(p)!r} is a run file; say which level's ticket to take with --level")
     return ticket_from_run(p, level)

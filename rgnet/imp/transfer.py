@@ -37,7 +37,7 @@ def transfer(source: str | Path, target: str | Path, levels: list[int] | None = 
         raise ConfigError(f"--output-layer must be one of {', '.join(OUTPUT_MODES)}, got {output!r}")
     trunk = open_trunk(target, device, data_root)
     if is_ticket_file(source):
-        first = load_ticket(source, levels[0] if levels and len(levels) == 1 else None)
+        first = load_ticket(source)
         if levels is not None and levels != [first.level]:
             raise ConfigError(f"{str(source)!r} is a ticket of level {first.level}; drop --levels or pass that level")
         levels, get = [first.level], (lambda level: first)
