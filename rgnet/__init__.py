@@ -1,15 +1,22 @@
 """rgnet: lottery-ticket experiments read as renormalisation-group flows.
 
-Record IMP runs (``rgnet.record``), open them with xarray (``rgnet.open_run``, ``rgnet.open_runs``) and
-analyse the sequence of theories as an RG flow (``rgnet.rg``).
+Record IMP runs (``rgnet.record``), train baselines and ticket transfers as branches of them
+(``rgnet.run_baselines``, ``rgnet.transfer``), open them with xarray (``rgnet.open_run``, ``rgnet.open_runs``,
+``rgnet.open_tree``), judge them (``rgnet.winning_tickets``, ``rgnet.transfer_matrix``) and analyse the
+sequence of theories as an RG flow (``rgnet.rg``).
 """
 
 from rgnet import rg  # noqa: E402  (registers the ds.rg accessor)
 from rgnet.config import ModelConfig, PruneConfig, RunConfig, StoreConfig, TaskConfig, TrainConfig, load_toml
 from rgnet.errors import ConfigError, DataError, RgnetError, StoreError
+from rgnet.imp.branches import run_baselines
 from rgnet.imp.driver import record
+from rgnet.imp.tickets import Ticket, load_ticket, ticket_from_run, write_ticket
+from rgnet.imp.transfer import transfer
 from rgnet.store import config_of, open_run, open_runs, open_tree
+from rgnet.verdicts import matching, transfer_matrix, winning_tickets
 
 __all__ = ["ConfigError", "DataError", "ModelConfig", "PruneConfig", "RgnetError", "RunConfig", "StoreConfig",
-           "StoreError", "TaskConfig", "TrainConfig", "config_of", "load_toml", "open_run", "open_runs",
-           "open_tree", "record", "rg"]
+           "StoreError", "TaskConfig", "Ticket", "TrainConfig", "config_of", "load_ticket", "load_toml", "matching",
+           "open_run", "open_runs", "open_tree", "record", "rg", "run_baselines", "ticket_from_run", "transfer",
+           "transfer_matrix", "winning_tickets", "write_ticket"]

@@ -87,8 +87,9 @@ def _parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("tickets", help="winning tickets, matching verdicts and the transfer matrix of run files")
     w.add_argument("files", nargs="+")
-    w.add_argument("--metric", default="test_acc_final", help="accuracy variable (default test_acc_final; "
-                                                               "test_acc = at the early-stop iteration)")
+    w.add_argument("--metric", default="test_acc", help="accuracy variable: test_acc (default: at the early-stop "
+                                                         "iteration, as Frankle & Carbin) or test_acc_final (end of "
+                                                         "training)")
     w.add_argument("--tolerance", type=float, default=0.01, help="matching tolerance when there is one seed "
                                                                   "(default 0.01 = 1 point)")
     w.add_argument("--out", help="write the verdicts (and the transfer matrix, if any) as netCDF")

@@ -23,7 +23,7 @@ import xarray as xr
 from rgnet.store.reader import _expand, branches, open_run
 
 TRUNK_ARM = "imp"
-DEFAULT_METRIC = "test_acc_final"
+DEFAULT_METRIC = "test_acc"  # test accuracy at the early-stop iteration (Frankle & Carbin)
 DEFAULT_TOLERANCE = 0.01
 
 

@@ -10,6 +10,7 @@ import rgnet
 from rgnet.imp.branches import run_baselines
 from rgnet.imp.transfer import transfer
 from rgnet.verdicts import (
+    DEFAULT_METRIC,
     format_tickets,
     format_transfer_matrix,
     matching,
@@ -19,7 +20,7 @@ from rgnet.verdicts import (
 )
 
 
-def _set(path, group, values, var="test_acc_final"):
+def _set(path, group, values, var=DEFAULT_METRIC):
     with h5py.File(path, "a") as f:
         f[f"{group}/{var}" if group else var][:] = np.asarray(values, dtype=float)
 
