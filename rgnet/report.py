@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rgnet.store import open_run
+from rgnet.store import branches, open_run
 
 
 def level_table(path: str | Path) -> str:
@@ -18,4 +18,10 @@ def level_table(path: str | Path) -> str:
                      f"{100 * float(r.test_acc):>10.1f}  {int(r.stop_iteration):>9}  "
                      f"{100 * float(r.test_acc_final):>17.1f}")
     lines.append("(accuracies at the early-stop iteration = minimum validation loss, unless marked 'at end')")
+    for group in branches(path):
+        b = open_run(path, group=group)
+        lv = [int(v) for v in b.level.values]
+        done = f"{lv[0]}-{lv[-1]}" if lv and lv == list(range(lv[0], lv[-1] + 1)) else ",".join(map(str, lv))
+        lines.append(f"{group} (levels {done or 'none'}): test acc % "
+                     + " ".join(f"{100 * v:.1f}" for v in b.test_acc.values))
     return "\n".join(lines)
