@@ -102,7 +102,6 @@ class Branch:
     spec: dict                                 # identity of the branch; a re-run must match it
     start: int                                 # iteration training starts from
     rewind: dict[str, np.ndarray]              # the weights every level starts from (masked at the start)
-    init: dict[str, np.ndarray]                # the branch's initialisation, for the record
     masks: Callable[[int], Masks]
     attrs: dict = field(default_factory=dict)  # more group attributes (provenance)
 
@@ -138,7 +137,7 @@ def run_branch(trunk: Trunk, branch: Branch, levels: list[int], *, tensors: bool
                                         on_eval=bar.level(level, 0, density(masks), branch.name))
                 rec = describe_level(cfg, result, time.perf_counter() - t0, masks, numpy_state(model), branch.rewind,
                                      trunk.scales)
-                rec.update(init=branch.init, rewind=branch.rewind, bin_scale=[trunk.scales[n] for n in layers])
+                rec.update(rewind=branch.rewind, bin_scale=[trunk.scales[n] for n in layers])
                 with atomic_update(trunk.path) as f:
                     sync_branches(f)
                     g = f[group]
@@ -168,7 +167,7 @@ def _prepare_group(trunk: Trunk, branch: Branch, cfg: RunConfig) -> set[int]:
 def reinit(trunk: Trunk) -> Branch:
     """The trunk's masks with fresh initial weights (same distribution, another stream), trained from 0."""
     fresh = numpy_state(build(trunk.cfg, trunk.task, torch.device("cpu"), stream="reinit")[0])
-    return Branch("reinit", {"kind": "reinit"}, 0, fresh, fresh, trunk.mask)
+    return Branch("reinit", {"kind": "reinit"}, 0, fresh, trunk.mask)
 
 
 def random_prune(trunk: Trunk, scope: str) -> Branch:
@@ -179,8 +178,7 @@ def random_prune(trunk: Trunk, scope: str) -> Branch:
     def masks(level: int) -> Masks:
         return random_masks(trunk.mask(level), scope, generator(trunk.cfg.seed, "mask", level, name))
 
-    return Branch(name, {"kind": "random_prune", "scope": scope}, trunk.cfg.prune.rewind, trunk.rewind, trunk.init,
-                  masks)
+    return Branch(name, {"kind": "random_prune", "scope": scope}, trunk.cfg.prune.rewind, trunk.rewind, masks)
 
 
 def rewind_variant(trunk: Trunk, k: int | None = None) -> Branch:
@@ -205,7 +203,7 @@ def rewind_variant(trunk: Trunk, k: int | None = None) -> Branch:
             _, captured = train_level(model, Masker(trunk.layers, full_masks(trunk.layers)), trunk.data, replay.train,
                                       generator(trunk.cfg.seed, "data", 0, "trunk"), capture_at=k)
         point = {n: v.cpu().numpy() for n, v in captured.items()}
-    return Branch(f"rewind_{k}", {"kind": "rewind", "rewind": k}, k, point, trunk.init, trunk.mask)
+    return Branch(f"rewind_{k}", {"kind": "rewind", "rewind": k}, k, point, trunk.mask)
 
 
 def random_masks(reference: Masks, scope: str, gen: torch.Generator) -> Masks:

@@ -109,7 +109,7 @@ def transfer_branch(trunk: Trunk, get: Callable[[int], Ticket], first: Ticket, o
              "source_task": first.task, "source_task_name": src.task.name, "source_seed": src.seed,
              "source_rewind_iteration": first.rewind_iteration,
              "comment": "level L holds the source's level-L ticket trained on this run's task"}
-    return Branch(name, spec, first.rewind_iteration, rewind, rewind, masks, attrs)
+    return Branch(name, spec, first.rewind_iteration, rewind, masks, attrs)
 
 
 def _check_density(ticket: Ticket, trunk: Trunk, level: int, skip: str | None) -> None:

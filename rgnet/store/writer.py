@@ -54,7 +54,7 @@ def atomic_update(path: Path, create: bool = False) -> Iterator[h5netcdf.File]:
     try:
         if not create:
             shutil.copyfile(path, tmp)
-        with h5netcdf.File(tmp, "w" if create else "a") as f:
+        with h5netcdf.File(tmp, "w" if create else "a", libver="latest") as f:
             yield f
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
@@ -69,8 +69,12 @@ def atomic_update(path: Path, create: bool = False) -> Iterator[h5netcdf.File]:
 
 
 def create_layout(g, *, layers: list[str], iterations: np.ndarray, bins: int, state: dict[str, np.ndarray],
-                  masks: dict[str, tuple[int, ...]], tensors: bool) -> None:
-    """Dimensions, coordinates and empty per-level variables of a run (root or branch group)."""
+                  masks: dict[str, tuple[int, ...]], tensors: bool, branch: bool = False) -> None:
+    """Dimensions, coordinates and empty per-level variables of a run (root or branch group).
+
+    A branch keeps only its starting weights (``tensors/rewind``): it has no IMP initialisation of its own
+    and no next level to prune for.
+    """
     g.dimensions = {"level": None, "layer": len(layers), "bin": bins, "bnd": 2,
                     "quantile": len(QUANTILES), "eval": len(iterations)}
     _var(g, "level", ("level",), "i8", chunks=(LEVEL_CHUNK,), long_name="IMP level (0 = dense)")
@@ -93,9 +97,11 @@ def create_layout(g, *, layers: list[str], iterations: np.ndarray, bins: int, st
     t = g.create_group("tensors")
     params = {k: (a.shape, a.dtype) for k, a in state.items()}
     bits = {k: (s, np.uint8) for k, s in masks.items()}
-    for sub, shapes, per_level in (("init", params, False), ("rewind", params, False),
-                                   ("next_mask", bits, False), ("mask", bits, True),
-                                   ("trained", params if tensors else {}, True)):
+    groups = [("init", params, False), ("rewind", params, False), ("next_mask", bits, False), ("mask", bits, True),
+              ("trained", params if tensors else {}, True)]
+    for sub, shapes, per_level in groups:
+        if branch and sub in ("init", "next_mask"):
+            continue
         s = t.create_group(sub)
         if per_level:
             s.dimensions["level"] = None
@@ -128,7 +134,7 @@ def append_level(g, level: int, record: dict) -> None:
         for name in t[sub].variables:
             t[sub][name][level] = record[sub][name]
     for sub in ("init", "rewind", "next_mask"):
-        for name, value in record.get(sub, {}).items():
+        for name, value in (record.get(sub, {}) if sub in t.groups else {}).items():
             t[sub][name][...] = value
 
 
@@ -161,7 +167,7 @@ def create_branch(f, name: str, attrs: dict, **layout) -> None:
     """A ``branches/<name>`` group with the run layout (see :func:`create_layout`) on the trunk's levels."""
     g = f.create_group(f"{BRANCHES}/{name}")
     g.attrs.update(attrs)
-    create_layout(g, **layout)
+    create_layout(g, **layout, branch=True)
     v = g.create_variable("level_done", ("level",), dtype="u1", chunks=(LEVEL_CHUNK,))
     v.attrs.update(long_name="1 where this branch has trained the level", units="1")
     sync_branches(f)
