@@ -232,7 +232,13 @@ def _ticket(a) -> int:
 
 
 def _tickets(a) -> int:
-    from rgnet.verdicts import format_tickets, format_transfer_matrix, transfer_matrix, winning_tickets
+    from rgnet.verdicts import (
+        format_tickets,
+        format_transfer_gaps,
+        format_transfer_matrix,
+        transfer_matrix,
+        winning_tickets,
+    )
 
     verdicts = winning_tickets(a.files, a.metric, a.tolerance)
     print(format_tickets(verdicts))
@@ -240,6 +246,7 @@ def _tickets(a) -> int:
     if any(arm.startswith("transfer_") for arm in verdicts.arm.values):
         matrix = transfer_matrix(a.files, a.metric, a.tolerance)
         print("\n" + format_transfer_matrix(matrix))
+        print("\n" + format_transfer_gaps(matrix))
     if a.out:
         out = Path(a.out)
         out.parent.mkdir(parents=True, exist_ok=True)

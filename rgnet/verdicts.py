@@ -295,6 +295,22 @@ def format_transfer_matrix(ds: xr.Dataset) -> str:
     return "\n".join(lines)
 
 
+def format_transfer_gaps(ds: xr.Dataset) -> str:
+    """Per pair and level: transferred minus own ticket (mean ± std over paired seeds), in points."""
+    levels = [int(lv) for lv in ds.level.values if float(ds.n_transfers.sel(level=lv).max()) > 0 and lv > 0]
+    pairs = [(s, t) for s in ds.source.values for t in ds.target.values
+             if s != t and float(ds.n_transfers.sel(source=s, target=t).max()) > 0]
+    width = max([len(f"{s} -> {t}") for s, t in pairs] + [12])
+    dens = ds.density.mean("target")
+    lines = [f"transferred minus own ticket, points ({ds.attrs['metric']}); columns: level (density %)",
+             f"{'':<{width}}  " + "  ".join(f"{f'{lv} ({100 * float(dens.sel(level=lv)):.1f})':>12}" for lv in levels)]
+    for s, t in pairs:
+        c = ds.sel(source=s, target=t)
+        cells = [_pm(c.gap.sel(level=lv), c.gap_std.sel(level=lv)) for lv in levels]
+        lines.append(f"{f'{s} -> {t}':<{width}}  " + "  ".join(f"{x:>12}" for x in cells))
+    return "\n".join(lines)
+
+
 def _density_at(density: xr.DataArray, level_index: xr.DataArray) -> xr.DataArray:
     """density at ``level_index`` (NaN where the index is -1)."""
     idx = level_index.clip(min=0)

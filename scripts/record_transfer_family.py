@@ -72,7 +72,14 @@ def main() -> None:
     a = ap.parse_args()
 
     from rgnet.imp.branches import parse_levels
-    from rgnet.verdicts import format_tickets, format_transfer_matrix, task_label, transfer_matrix, winning_tickets
+    from rgnet.verdicts import (
+        format_tickets,
+        format_transfer_gaps,
+        format_transfer_matrix,
+        task_label,
+        transfer_matrix,
+        winning_tickets,
+    )
 
     levels = parse_levels(a.levels)
     Path(a.out).mkdir(parents=True, exist_ok=True)
@@ -91,6 +98,7 @@ def main() -> None:
     matrix = transfer_matrix(files, labels=labels)
     print(format_tickets(verdicts.sel(arm=["imp", "reinit", "random_prune_layerwise"])))
     print("\n" + format_transfer_matrix(matrix))
+    print("\n" + format_transfer_gaps(matrix))
     out = Path(a.out) / "verdicts.nc"
     verdicts.to_netcdf(out, engine="h5netcdf", group="tickets")
     matrix.to_netcdf(out, engine="h5netcdf", group="transfer", mode="a")

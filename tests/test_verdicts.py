@@ -12,6 +12,7 @@ from rgnet.imp.transfer import transfer
 from rgnet.verdicts import (
     DEFAULT_METRIC,
     format_tickets,
+    format_transfer_gaps,
     format_transfer_matrix,
     matching,
     transfer_matrix,
@@ -93,3 +94,4 @@ def test_transfer_matrix_verdicts(tmp_path):
     m = transfer_matrix([a, b], tolerance=0.01)
     assert bool(m.transfers.sel(source=src, target=tgt))
     assert "yes" in format_transfer_matrix(m)
+    assert f"{src} -> {tgt}" in format_transfer_gaps(m) and "5.0" in format_transfer_gaps(m)
