@@ -127,14 +127,14 @@ def run_branch(trunk: Trunk, branch: Branch, levels: list[int], *, tensors: bool
                 if len(todo) < len(levels) else f"{trunk.path}:{group}: training levels {_span(levels)}")
         model, layers = trunk.model, trunk.layers
         dev = trunk.data.x["train"].device
-        with torch_threads(model, threads), LevelBar(len(todo) * (cfg.train.steps - branch.start), progress) as bar:
+        with torch_threads(model, threads), LevelBar(len(todo) * cfg.train.steps, progress) as bar:
             for level in todo:
                 model.load_state_dict({k: torch.from_numpy(v) for k, v in branch.rewind.items()})
                 masks = {n: torch.from_numpy(m).to(dev) for n, m in branch.masks(level).items()}
                 t0 = time.perf_counter()
                 result, _ = train_level(model, Masker(layers, masks), trunk.data, cfg.train,
                                         generator(cfg.seed, "data", level, branch.name), start=branch.start,
-                                        on_eval=bar.level(level, 0, density(masks), branch.name))
+                                        on_eval=bar.level(level, branch.start, density(masks), branch.name))
                 rec = describe_level(cfg, result, time.perf_counter() - t0, masks, numpy_state(model), branch.rewind,
                                      trunk.scales)
                 rec.update(rewind=branch.rewind, bin_scale=[trunk.scales[n] for n in layers])
