@@ -98,7 +98,7 @@ def _wait_for_level(path, proc, n, timeout=120):
 
 
 def test_resume_after_sigkill_equals_uninterrupted(tmp_path, small_cfg):
-    cfg = small_cfg.replace(train={"steps": 400, "eval_every": 100})
+    cfg = small_cfg.replace(train={"steps": 1200, "eval_every": 300})
     ref = rgnet.record(cfg, tmp_path / "ref.h5", progress=False)
     path = tmp_path / "killed.h5"
     proc = _worker(cfg, path)
@@ -115,10 +115,10 @@ def test_resume_after_sigkill_equals_uninterrupted(tmp_path, small_cfg):
 
 
 def test_ctrl_c_leaves_valid_file_and_resumes(tmp_path, small_cfg):
-    cfg = small_cfg.replace(train={"steps": 400, "eval_every": 100})
+    cfg = small_cfg.replace(train={"steps": 1200, "eval_every": 300})
     toml = tmp_path / "run.toml"
     toml.write_text('seed = 0\n[model]\nname = "mlp"\n[model.params]\nwidths = [32, 32]\n'
-                    '[train]\nsteps = 400\neval_every = 100\nbatch_size = 50\nlr = 3e-3\n'
+                    '[train]\nsteps = 1200\neval_every = 300\nbatch_size = 50\nlr = 3e-3\n'
                     '[prune]\nlevels = 3\nfraction = 0.3\n[store]\nbins = 16\n')
     assert rgnet.load_toml(toml) == cfg
     path = tmp_path / "int.h5"
