@@ -104,7 +104,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _training_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--no-tensors", action="store_true", help="do not store trained weights of every level")
+    p.add_argument("--no-tensors", action="store_true", help="do not store trained weights of every level (a "
+                                                             "branch then keeps no tensors at all, only summaries)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--threads", type=int, help="CPU threads (default: 1 for small models)")
     p.add_argument("--data-root", help="folder with image datasets (default $RGNET_DATA)")

@@ -20,7 +20,7 @@ from typing import Iterable
 import numpy as np
 import xarray as xr
 
-from rgnet.store.reader import _expand, branches, open_run
+from rgnet.store.reader import _expand, branches, read_levels
 
 TRUNK_ARM = "imp"
 DEFAULT_METRIC = "test_acc"  # test accuracy at the early-stop iteration (Frankle & Carbin)
@@ -69,24 +69,26 @@ def task_label(config: dict | str, labels: dict[str, str] | None = None) -> str:
 def arms(path: str | Path, metric: str = DEFAULT_METRIC, labels: dict[str, str] | None = None) -> xr.Dataset:
     """One run file's accuracy ladder: ``acc(arm, level)`` for the trunk (arm ``imp``) and every branch.
 
-    Levels a branch has not trained are NaN. ``density(level)`` is the trunk's.
+    Levels a branch has not trained are NaN. ``density(level)`` is the trunk's; ``source(arm)`` labels the
+    source task of transfer branches (empty for the others).
     """
-    trunk = open_run(path)
-    names = [TRUNK_ARM] + [b.split("/", 1)[1] for b in branches(path)]
-    acc = np.full((len(names), trunk.sizes["level"]), np.nan)
-    dens = np.full_like(acc, np.nan)
-    acc[0], dens[0] = trunk[metric].values, trunk.density.values
-    for i, name in enumerate(names[1:], 1):
-        b = open_run(path, group=f"branches/{name}")
-        idx = np.searchsorted(trunk.level.values, b.level.values)
-        keep = idx < trunk.sizes["level"]
-        acc[i, idx[keep]], dens[i, idx[keep]] = b[metric].values[keep], b.density.values[keep]
-    ds = xr.Dataset({"acc": (("arm", "level"), acc, {"long_name": trunk[metric].attrs.get("long_name", metric),
-                                                      "units": "1", "metric": metric}),
-                     "arm_density": (("arm", "level"), dens, {"long_name": "density of each arm", "units": "1"})},
-                    coords={"arm": names, "level": trunk.level.values, "density": ("level", trunk.density.values)})
-    ds.attrs.update(run_id=trunk.attrs["run_id"], path=str(path), config=trunk.attrs["config"],
-                    task=task_label(trunk.attrs["config"], labels), seed=json.loads(trunk.attrs["config"])["seed"])
+    levels, trunk, attrs = read_levels(path, [metric, "density"])
+    names, sources = [TRUNK_ARM], [""]
+    acc = [trunk[metric]]
+    for group in branches(path):
+        lv, b, battrs = read_levels(path, [metric], group)
+        row = np.full(len(levels), np.nan)
+        idx = np.searchsorted(levels, lv)
+        keep = idx < len(levels)
+        row[idx[keep]] = b[metric][keep]
+        names.append(group.split("/", 1)[1])
+        acc.append(row)
+        sources.append(_source_label(battrs, labels) if "source_config" in battrs else "")
+    ds = xr.Dataset({"acc": (("arm", "level"), np.array(acc), {"units": "1", "metric": metric})},
+                    coords={"arm": names, "level": levels, "density": ("level", trunk["density"]),
+                            "source": ("arm", sources)})
+    ds.attrs.update(run_id=attrs["run_id"], path=str(path), config=attrs["config"],
+                    task=task_label(attrs["config"], labels), seed=json.loads(attrs["config"])["seed"])
     return ds
 
 
@@ -173,7 +175,7 @@ def transfer_matrix(paths: str | Path | Iterable[str | Path], metric: str = DEFA
         for a in r.arm.values[1:]:
             row = _pad(r.acc.sel(arm=a).values, nlev)
             if a.startswith("transfer_"):
-                src = _source_label(r.attrs["path"], a, labels)
+                src = str(r.source.sel(arm=a).values)
                 pairs.setdefault((src, t), []).append((row, own_r))
             else:
                 base[t].setdefault(a, []).append(row)
@@ -234,9 +236,9 @@ def transfer_matrix(paths: str | Path | Iterable[str | Path], metric: str = DEFA
         "level").assign_attrs(long_name="transferred ticket minus random mask (same per-layer counts) at "
                                         "compare_level", units="1")
     tested = ds.n_transfers.max("level") > 0
-    ds["transfers"] = ((tr_win >= own_win_tested) & (own_win_tested >= 0)).where(tested).assign_attrs(
-        long_name="transferred ticket stays matching down to the target's own winning level (among the levels "
-                  "it was trained at); NaN: not run")
+    ds["transfers"] = ((tr_win >= own_win_tested) & (tr_win >= 0)).where(tested).assign_attrs(
+        long_name="transferred ticket is matching at a pruned level and stays matching at least as deep as the "
+                  "target's own ticket (among the levels it was trained at); NaN: not run")
     ds.attrs.update(metric=metric, tolerance=tolerance, rule=_rule(tolerance))
     return ds
 
@@ -297,9 +299,10 @@ def format_transfer_matrix(ds: xr.Dataset) -> str:
 
 def format_transfer_gaps(ds: xr.Dataset) -> str:
     """Per pair and level: transferred minus own ticket (mean ± std over paired seeds), in points."""
-    levels = [int(lv) for lv in ds.level.values if float(ds.n_transfers.sel(level=lv).max()) > 0 and lv > 0]
     pairs = [(s, t) for s in ds.source.values for t in ds.target.values
              if s != t and float(ds.n_transfers.sel(source=s, target=t).max()) > 0]
+    levels = [int(lv) for lv in ds.level.values
+              if lv > 0 and any(float(ds.n_transfers.sel(source=s, target=t, level=lv)) > 0 for s, t in pairs)]
     width = max([len(f"{s} -> {t}") for s, t in pairs] + [12])
     dens = ds.density.mean("target")
     lines = [f"transferred minus own ticket, points ({ds.attrs['metric']}); columns: level (density %)",
@@ -317,8 +320,7 @@ def _density_at(density: xr.DataArray, level_index: xr.DataArray) -> xr.DataArra
     return density.isel(level=idx).where(level_index >= 0).drop_vars("level", errors="ignore")
 
 
-def _source_label(path: str, branch: str, labels) -> str:
-    attrs = open_run(path, group=f"branches/{branch}").attrs
+def _source_label(attrs: dict, labels) -> str:
     dense = json.loads(attrs["branch"]).get("output") == "dense"
     return task_label(attrs["source_config"], labels) + (" [dense output]" if dense else "")
 

@@ -104,6 +104,15 @@ def test_trunk_levels_recorded_later_extend_every_branch(tmp_path, small_cfg):
     assert list(tree["branches/reinit"].level_done.values) == [0, 1, 0, 0]
 
 
+def test_branches_without_tensors_keep_summaries_only(tmp_path, small_cfg):
+    path = rgnet.record(small_cfg, tmp_path / "run.h5", progress=False)
+    run_baselines(path, ["random_prune_layerwise"], [1, 3], tensors=False, progress=False)
+    tree = xr.open_datatree(path, engine="h5netcdf")
+    b = tree["branches/random_prune_layerwise"]
+    assert "tensors" not in b.children and list(b.level_done.values) == [0, 1, 0, 1]
+    assert np.isfinite(b.test_acc.values[[1, 3]]).all()
+
+
 def test_bad_levels_and_kinds_are_clear_errors(run_with_baselines):
     path, _ = run_with_baselines
     with pytest.raises(ConfigError, match="not complete"):

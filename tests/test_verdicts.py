@@ -94,4 +94,11 @@ def test_transfer_matrix_verdicts(tmp_path):
     m = transfer_matrix([a, b], tolerance=0.01)
     assert bool(m.transfers.sel(source=src, target=tgt))
     assert "yes" in format_transfer_matrix(m)
+    # the own ticket fails at every pruned level: a matching transferred ticket transfers, a failing one does not
+    _set(b, "", [0.80, 0.70, 0.70, 0.70])
+    _set(b, group, [np.nan, 0.80, 0.80, 0.60])
+    m2 = transfer_matrix([a, b], tolerance=0.01).sel(source=src, target=tgt)
+    assert int(m2.compare_level) == -1 and bool(m2.transfers)
+    _set(b, group, [np.nan, 0.70, 0.70, 0.70])
+    assert not bool(transfer_matrix([a, b], tolerance=0.01).transfers.sel(source=src, target=tgt))
     assert f"{src} -> {tgt}" in format_transfer_gaps(m) and "5.0" in format_transfer_gaps(m)

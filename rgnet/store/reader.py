@@ -40,6 +40,27 @@ def open_run(path: str | Path, group: str | None = None, chunks=None) -> xr.Data
     return ds.isel(level=slice(0, n))
 
 
+def read_levels(path: str | Path, variables: Iterable[str], group: str | None = None) -> tuple[np.ndarray, dict, dict]:
+    """Fast path for tables: ``(levels, {name: values}, attrs)`` of a few per-level variables, read with h5py.
+
+    Only complete levels (trunk) or trained levels (branch) are returned, as :func:`open_run` shows them.
+    """
+    with h5py.File(path, "r") as f:
+        g = f[group] if group else f
+        attrs = {k: _text(v) for k, v in g.attrs.items()}
+        if "level_done" in g:
+            idx = np.flatnonzero(g["level_done"][...])
+        else:
+            idx = np.arange(int(np.ravel(f.attrs["levels_complete"])[0]))
+        values = {name: np.asarray(g[name][...])[idx] for name in variables}
+        return np.asarray(g["level"][...])[idx], values, attrs
+
+
+def _text(v):
+    v = v.decode() if isinstance(v, bytes) else v
+    return v.item() if isinstance(v, np.ndarray) and v.size == 1 else v
+
+
 def branches(path: str | Path) -> list[str]:
     """Group paths of the branches in a run file (``branches/reinit``, ``branches/transfer_<id>`` ...)."""
     with h5py.File(path, "r") as f:

@@ -14,9 +14,11 @@ created, levels_complete.
 Branches (``branches/<name>``: baselines and ticket transfers) have the same layout on the trunk's level axis
 (``xr.open_datatree`` needs every ``level`` dim of a file to be the same; the writer extends branches when the
 trunk grows), plus ``level_done(level)`` = 1 where the branch has trained the level (other levels are NaN, or
-0 for integers). Branch attributes: ``branch`` (JSON spec; a re-run must match it), ``config`` (the config
-it trained with), ``run_id``, and for transfers ``source_run_id``, ``source_config``, ``source_task``,
-``source_path``, ``source_rewind_iteration``.
+0 for integers). Their ``tensors`` group holds ``rewind`` (the weights every level starts from), ``mask`` and
+``trained``; with ``store.tensors = false`` a branch has no ``tensors`` group (its masks and starting weights
+are derivable: the trunk's masks, seeded random masks, the source run's ticket). Branch attributes: ``branch``
+(JSON spec; a re-run must match it), ``config`` (the config it trained with), ``run_id``, and for transfers
+``source_run_id``, ``source_config``, ``source_task``, ``source_path``, ``source_rewind_iteration``.
 """
 
 from __future__ import annotations

@@ -72,8 +72,8 @@ def create_layout(g, *, layers: list[str], iterations: np.ndarray, bins: int, st
                   masks: dict[str, tuple[int, ...]], tensors: bool, branch: bool = False) -> None:
     """Dimensions, coordinates and empty per-level variables of a run (root or branch group).
 
-    A branch keeps only its starting weights (``tensors/rewind``): it has no IMP initialisation of its own
-    and no next level to prune for.
+    A branch keeps only its starting weights (``tensors/rewind``) and masks (it has no IMP initialisation
+    of its own and no next level to prune for), and with ``tensors=False`` no tensors at all.
     """
     g.dimensions = {"level": None, "layer": len(layers), "bin": bins, "bnd": 2,
                     "quantile": len(QUANTILES), "eval": len(iterations)}
@@ -94,6 +94,8 @@ def create_layout(g, *, layers: list[str], iterations: np.ndarray, bins: int, st
         v.attrs.update(long_name=long_name, units=units)
         if name != "density":  # CF: makes density (and iteration) coordinates in plain xarray
             v.attrs["coordinates"] = "density iteration" if "eval" in dims else "density"
+    if branch and not tensors:
+        return  # a branch's tensors are all derivable (trunk masks, seeded random masks, the source's ticket)
     t = g.create_group("tensors")
     params = {k: (a.shape, a.dtype) for k, a in state.items()}
     bits = {k: (s, np.uint8) for k, s in masks.items()}
@@ -129,6 +131,8 @@ def append_level(g, level: int, record: dict) -> None:
         g[name][level] = record[name]
     if "bin_scale" in record:
         g["bin_scale"][:] = record["bin_scale"]
+    if "tensors" not in g.groups:
+        return
     t = g["tensors"]
     for sub in ("mask", "trained"):
         for name in t[sub].variables:
@@ -143,7 +147,7 @@ def _grow(g, n: int) -> None:
     old = g.dimensions["level"].size
     g.resize_dimension("level", n)
     g["level"][old:n] = np.arange(old, n)
-    for sub in ("mask", "trained"):
+    for sub in ("mask", "trained") if "tensors" in g.groups else ():
         g["tensors"][sub].resize_dimension("level", n)
 
 
