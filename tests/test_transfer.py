@@ -109,6 +109,8 @@ def test_cli_ticket_transfer_tickets(source, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "input shapes differ" in err[0] and "Traceback" not in err[0]
     assert main(["transfer", str(source), "--quiet"]) == 2
+    assert main(["transfer", str(tmp_path / "missing.h5"), "--target", str(target), "--quiet"]) == 2
+    assert "does not exist" in capsys.readouterr().err
     assert main(["tickets", str(source), str(target)]) == 0
     printed = capsys.readouterr().out
     assert "winning ticket" in printed and "source \\ target" in printed

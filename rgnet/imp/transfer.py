@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from rgnet.config import RunConfig
-from rgnet.errors import ConfigError
+from rgnet.errors import ConfigError, StoreError
 from rgnet.imp.branches import Branch, Trunk, keep_random, open_trunk, run_branch
 from rgnet.imp.driver import normalise
 from rgnet.imp.seeds import generator
@@ -35,6 +35,8 @@ def transfer(source: str | Path, target: str | Path, levels: list[int] | None = 
     or a ticket file) on the run recorded in ``target``; resumable. Returns the branch's group path."""
     if output not in OUTPUT_MODES:
         raise ConfigError(f"--output-layer must be one of {', '.join(OUTPUT_MODES)}, got {output!r}")
+    if not Path(source).is_file():
+        raise StoreError(f"source {str(source)!r} does not exist; pass a run file or a ticket file")
     trunk = open_trunk(target, device, data_root)
     if is_ticket_file(source):
         first = load_ticket(source)
