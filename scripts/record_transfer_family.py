@@ -12,7 +12,7 @@ shuffled feature order, and a random teacher network — times ``--seeds``, the 
 
 Every step is resumable (re-running skips finished levels). Files keep masks and summaries only (no trained
 weights). Prints the density ladders, the winning tickets and the transfer matrix, and writes the verdicts
-to ``<out>/verdicts.nc``. About 25 minutes with --jobs 2 on a 2-core machine (see README).
+to ``<out>/verdicts.nc``. About 23 minutes with --jobs 2 on a 2-core machine (IMP 4.3 min, branches 19 min).
 """
 
 from __future__ import annotations
