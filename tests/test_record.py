@@ -122,8 +122,11 @@ def test_ctrl_c_leaves_valid_file_and_resumes(tmp_path, small_cfg):
                     '[prune]\nlevels = 3\nfraction = 0.3\n[store]\nbins = 16\n')
     assert rgnet.load_toml(toml) == cfg
     path = tmp_path / "int.h5"
+    # a shell's background jobs inherit SIGINT as ignored, and Python then installs no KeyboardInterrupt
+    # handler: restore the default so that the test means the same under CI runners and `cmd &`
     proc = subprocess.Popen([sys.executable, "-m", "rgnet.cli", "record", "--config", str(toml), "--out", str(path),
-                             "--quiet"], stderr=subprocess.PIPE, text=True)
+                             "--quiet"], stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     _wait_for_level(path, proc, 1)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
