@@ -20,9 +20,12 @@ from typing import Iterable
 import numpy as np
 import xarray as xr
 
+from rgnet.errors import ConfigError
 from rgnet.store.reader import _expand, branches, read_levels
+from rgnet.store.schema import LEVEL_VARS
 
 TRUNK_ARM = "imp"
+METRICS = [m for m, (dims, *_) in LEVEL_VARS.items() if dims == ("level",) and "_acc" in m]
 DEFAULT_METRIC = "test_acc"  # test accuracy at the early-stop iteration (Frankle & Carbin)
 DEFAULT_TOLERANCE = 0.01
 
@@ -72,6 +75,8 @@ def arms(path: str | Path, metric: str = DEFAULT_METRIC, labels: dict[str, str] 
     Levels a branch has not trained are NaN. ``density(level)`` is the trunk's; ``source(arm)`` labels the
     source task of transfer branches (empty for the others).
     """
+    if metric not in METRICS:
+        raise ConfigError(f"--metric {metric!r} is not an accuracy the files hold; choose one of {', '.join(METRICS)}")
     levels, trunk, attrs = read_levels(path, [metric, "density"])
     names, sources = [TRUNK_ARM], [""]
     acc = [trunk[metric]]

@@ -111,6 +111,14 @@ def test_cli_ticket_transfer_tickets(source, tmp_path, capsys):
     assert main(["transfer", str(source), "--quiet"]) == 2
     assert main(["transfer", str(tmp_path / "missing.h5"), "--target", str(target), "--quiet"]) == 2
     assert "does not exist" in capsys.readouterr().err
+    capsys.readouterr()
+    (tmp_path / "junk.h5").write_text("not hdf5")
+    for bad in (out, tmp_path / "missing.h5", tmp_path / "junk.h5"):   # a ticket file is not a run file
+        assert main(["tickets", str(bad)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "Traceback" not in err[0]
+    assert main(["tickets", str(source), "--metric", "test_loss"]) == 2
+    assert "choose one of" in capsys.readouterr().err
     assert main(["tickets", str(source), str(target)]) == 0
     printed = capsys.readouterr().out
     assert "winning ticket" in printed and "source \\ target" in printed

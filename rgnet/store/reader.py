@@ -45,6 +45,9 @@ def read_levels(path: str | Path, variables: Iterable[str], group: str | None = 
 
     Only complete levels (trunk) or trained levels (branch) are returned, as :func:`open_run` shows them.
     """
+    if not Path(path).is_file():
+        raise StoreError(f"run file {str(path)!r} does not exist; check the path")
+    check_run_file(Path(path))
     with h5py.File(path, "r") as f:
         g = f[group] if group else f
         attrs = {k: _text(v) for k, v in g.attrs.items()}
