@@ -67,10 +67,10 @@ class Trunk:
     scales: dict[str, float]
     levels: int                  # complete trunk levels
     densities: np.ndarray        # (levels,)
+    masks: dict[str, np.ndarray]  # layer -> (levels, *shape) bool: the mask each trunk level trained with
 
     def mask(self, level: int) -> Masks:
-        with h5netcdf.File(self.path, "r") as f:
-            return {n: np.asarray(f["tensors/mask"][n][level]).astype(bool) for n in self.layers}
+        return {n: m[level] for n, m in self.masks.items()}
 
 
 def open_trunk(path: str | Path, device: str = "cpu", data_root=None) -> Trunk:
@@ -90,8 +90,9 @@ def open_trunk(path: str | Path, device: str = "cpu", data_root=None) -> Trunk:
         init, rewind = read_group(f["tensors/init"]), read_group(f["tensors/rewind"])
         scales = dict(zip(layers, np.asarray(f["bin_scale"][...]).tolist()))
         densities = np.asarray(f["density"][:n])
+        masks = {name: np.asarray(f["tensors/mask"][name][:n]).astype(bool) for name in layers}
     return Trunk(path, cfg, task, model, layers, output, DeviceData.from_task(task, dev), init, rewind, scales, n,
-                 densities)
+                 densities, masks)
 
 
 @dataclass

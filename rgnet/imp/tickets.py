@@ -7,9 +7,7 @@ iteration, config, data summary). ``rgnet transfer`` accepts a ticket file or a 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +17,7 @@ import h5py
 import numpy as np
 
 from rgnet.errors import ConfigError, StoreError
-from rgnet.store.writer import check_run_file, read_group
+from rgnet.store.writer import atomic_update, check_run_file, read_group, tensor_dims
 
 TICKET_SCHEMA = 1
 
@@ -75,25 +73,16 @@ def write_ticket(ticket: Ticket, out: str | Path) -> Path:
     if out.exists():
         raise StoreError(f"{str(out)!r} already exists; rgnet does not overwrite files — pass another --out")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".partial")
-    try:
-        with h5netcdf.File(tmp, "w") as f:
-            f.attrs.update(rgnet_ticket=TICKET_SCHEMA, run_id=ticket.run_id, config=ticket.config, task=ticket.task,
-                           level=ticket.level, density=ticket.density, rewind_iteration=ticket.rewind_iteration,
-                           source=ticket.source, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                           title=f"rgnet winning ticket: run {ticket.run_id}, level {ticket.level}")
-            for sub, arrays in (("mask", {k: m.astype(np.uint8) for k, m in ticket.masks.items()}),
-                                ("weights", ticket.weights)):
-                g = f.create_group(sub)
-                for name, a in arrays.items():
-                    dims = tuple(f"{name}.d{i}" for i in range(a.ndim))
-                    for d, size in zip(dims, a.shape):
-                        g.dimensions[d] = size
-                    g.create_variable(name, dims, data=a)
-        os.replace(tmp, out)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    with atomic_update(out, create=True) as f:
+        f.attrs.update(rgnet_ticket=TICKET_SCHEMA, run_id=ticket.run_id, config=ticket.config, task=ticket.task,
+                       level=ticket.level, density=ticket.density, rewind_iteration=ticket.rewind_iteration,
+                       source=ticket.source, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                       title=f"rgnet winning ticket: run {ticket.run_id}, level {ticket.level}")
+        for sub, arrays in (("mask", {k: m.astype(np.uint8) for k, m in ticket.masks.items()}),
+                            ("weights", ticket.weights)):
+            g = f.create_group(sub)
+            for name, a in arrays.items():
+                g.create_variable(name, tensor_dims(g, name, a.shape), data=a)
     return out
 
 

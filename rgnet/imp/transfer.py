@@ -10,6 +10,7 @@ takes the target's own initial weights and is either pruned at random to the sou
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Callable
 
@@ -46,7 +47,7 @@ def transfer(source: str | Path, target: str | Path, levels: list[int] | None = 
     else:
         n = int(check_run_file(Path(source))["levels_complete"])
         levels = list(range(1, min(n, trunk.levels))) if levels is None else levels
-        get = _cached(lambda level: load_ticket(source, level))
+        get = functools.lru_cache(maxsize=1)(lambda level: load_ticket(source, level))  # one ticket in memory
         first = get(levels[0]) if levels else load_ticket(source, 0)
     check_compatible(first, trunk)
     branch = transfer_branch(trunk, get, first, output)
@@ -124,15 +125,3 @@ def _check_density(ticket: Ticket, trunk: Trunk, level: int, skip: str | None) -
         raise ConfigError(f"the ticket of level {level} has density {dens:.4f} but the target's own level {level} "
                           f"has {want:.4f}; record the target with the source's pruning settings (fraction, scope, "
                           "output fraction) so that levels match")
-
-
-def _cached(fn):
-    store: dict = {}
-
-    def get(level):
-        if level not in store:
-            store.clear()  # one ticket at a time in memory
-            store[level] = fn(level)
-        return store[level]
-
-    return get

@@ -12,7 +12,7 @@ import numpy as np
 import xarray as xr
 
 from rgnet.errors import StoreError
-from rgnet.store.writer import BRANCHES, check_run_file
+from rgnet.store.writer import BRANCHES, check_run_file, plain_attr
 
 # config fields that become coordinates along ``run`` (select runs by task, seed, model, ...)
 RUN_COORDS = {"task": ("task", "name"), "model": ("model", "name"), "seed": ("seed",),
@@ -50,18 +50,13 @@ def read_levels(path: str | Path, variables: Iterable[str], group: str | None = 
     check_run_file(Path(path))
     with h5py.File(path, "r") as f:
         g = f[group] if group else f
-        attrs = {k: _text(v) for k, v in g.attrs.items()}
+        attrs = {k: plain_attr(v) for k, v in g.attrs.items()}
         if "level_done" in g:
             idx = np.flatnonzero(g["level_done"][...])
         else:
             idx = np.arange(int(np.ravel(f.attrs["levels_complete"])[0]))
         values = {name: np.asarray(g[name][...])[idx] for name in variables}
         return np.asarray(g["level"][...])[idx], values, attrs
-
-
-def _text(v):
-    v = v.decode() if isinstance(v, bytes) else v
-    return v.item() if isinstance(v, np.ndarray) and v.size == 1 else v
 
 
 def branches(path: str | Path) -> list[str]:

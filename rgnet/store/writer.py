@@ -108,12 +108,18 @@ def create_layout(g, *, layers: list[str], iterations: np.ndarray, bins: int, st
         if per_level:
             s.dimensions["level"] = None
         for name, (shape, dt) in shapes.items():
-            dims = tuple(f"{name}.d{i}" for i in range(len(shape)))
-            for d, n in zip(dims, shape):
-                s.dimensions[d] = n
+            dims = tensor_dims(s, name, shape)
             s.create_variable(name, (("level",) if per_level else ()) + dims, dtype=dt,
                               chunks=((1,) + tuple(shape)) if per_level and shape else None,
                               **(_COMPRESS if shape else {}))
+
+
+def tensor_dims(g, name: str, shape: tuple[int, ...]) -> tuple[str, ...]:
+    """Create (in group ``g``) and return the dimensions ``<name>.d0, <name>.d1, ...`` of one tensor."""
+    dims = tuple(f"{name}.d{i}" for i in range(len(shape)))
+    for d, n in zip(dims, shape):
+        g.dimensions[d] = n
+    return dims
 
 
 def append_level(g, level: int, record: dict) -> None:
@@ -209,7 +215,7 @@ def check_run_file(path: Path) -> dict:
     """Root attributes of an rgnet file; :class:`StoreError` if it is not one or cannot be read."""
     try:
         with h5py.File(path, "r") as f:
-            attrs = {k: _py(v) for k, v in f.attrs.items()}
+            attrs = {k: plain_attr(v) for k, v in f.attrs.items()}
     except OSError:
         raise StoreError(f"{str(path)!r} is not a readable HDF5 file (corrupt or another format); "
                          "rgnet left it untouched") from None
@@ -221,7 +227,8 @@ def check_run_file(path: Path) -> dict:
     return attrs
 
 
-def _py(v):
+def plain_attr(v):
+    """An HDF5 attribute as a plain Python value (bytes decoded, one-element arrays unpacked)."""
     if isinstance(v, bytes):
         return v.decode()
     if isinstance(v, (np.generic, np.ndarray)) and np.size(v) == 1:
