@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from pathlib import Path
 
 from rgnet.errors import RgnetError
+from rgnet.outputs import check_new, write_new
 
 
 class _Parser(argparse.ArgumentParser):
@@ -92,14 +93,16 @@ def _parser() -> argparse.ArgumentParser:
                                                          "training)")
     w.add_argument("--tolerance", type=float, default=0.01, help="matching tolerance when there is one seed "
                                                                   "(default 0.01 = 1 point)")
-    w.add_argument("--out", help="write the verdicts (and the transfer matrix, if any) as netCDF")
+    w.add_argument("--out", help="write the verdicts (and the transfer matrix, if any) as netCDF (a new file)")
+    w.add_argument("--overwrite", action="store_true", help="replace an existing --out (never a run file or input)")
 
     i = sub.add_parser("info", help="print the level table of a run file")
     i.add_argument("file")
 
     f = sub.add_parser("flow", help="RG-flow summary of run files (fixed point, eigenvalues, exponents)")
     f.add_argument("files", nargs="+")
-    f.add_argument("--out", help="write the analysis as netCDF")
+    f.add_argument("--out", help="write the analysis as netCDF (a new file)")
+    f.add_argument("--overwrite", action="store_true", help="replace an existing --out (never a run file or input)")
     return p
 
 
@@ -241,6 +244,8 @@ def _tickets(a) -> int:
         winning_tickets,
     )
 
+    if a.out:
+        check_new(a.out, a.overwrite, a.files)  # refuse before the analysis, not after it
     verdicts = winning_tickets(a.files, a.metric, a.tolerance)
     print(format_tickets(verdicts))
     matrix = None
@@ -249,12 +254,12 @@ def _tickets(a) -> int:
         print("\n" + format_transfer_matrix(matrix))
         print("\n" + format_transfer_gaps(matrix))
     if a.out:
-        out = Path(a.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        verdicts.to_netcdf(out, engine="h5netcdf", group="tickets")
-        if matrix is not None:
-            matrix.to_netcdf(out, engine="h5netcdf", group="transfer", mode="a")
-        print(f"wrote {out}")
+        def write(tmp):
+            verdicts.to_netcdf(tmp, engine="h5netcdf", group="tickets")
+            if matrix is not None:
+                matrix.to_netcdf(tmp, engine="h5netcdf", group="transfer", mode="a")
+
+        print(f"wrote {write_new(a.out, write, overwrite=a.overwrite, inputs=a.files)}")
     return 0
 
 
@@ -269,12 +274,13 @@ def _flow(a) -> int:
     from rgnet import rg
     from rgnet.store import open_run
 
+    if a.out:
+        check_new(a.out, a.overwrite, a.files)  # refuse before the analysis, not after it
     report = rg.flow_report([open_run(f) for f in a.files])
     print(rg.format_flow_report(report))
     if a.out:
-        out = Path(a.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        report.to_netcdf(out, engine="h5netcdf")
+        out = write_new(a.out, lambda tmp: report.to_netcdf(tmp, engine="h5netcdf"), overwrite=a.overwrite,
+                        inputs=a.files)
         print(f"wrote {out}")
     return 0
 
@@ -287,7 +293,10 @@ def main(argv: list[str] | None = None) -> int:
         return commands[a.command](a)
     except RgnetError as e:
         print(f"rgnet: error: {e}", file=sys.stderr)
-        return 2
+        return e.exit_code
+    except BrokenPipeError:  # the reader of our output went away (`rgnet info run.h5 | head -1`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 141
     except OSError as e:  # unwritable folder, full disk: the file system's own sentence
         where = f" ({e.filename})" if e.filename else ""
         print(f"rgnet: error: {e.strerror or e}{where}; check the path and free space", file=sys.stderr)

@@ -10,11 +10,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import sys
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10
+    import tomli as tomllib
 
 from rgnet.errors import ConfigError
 
@@ -124,8 +130,10 @@ class RunConfig:
             if f.name not in d:
                 continue
             sub = _SECTIONS.get(f.name)
-            kw[f.name] = _build(sub, d[f.name], f.name) if sub else int(d[f.name])
-        return cls(**kw)
+            kw[f.name] = _build(sub, d[f.name], f.name) if sub else d[f.name]
+        cfg = cls(**kw)
+        validate(cfg)
+        return cfg
 
     @classmethod
     def from_json(cls, text: str) -> "RunConfig":
@@ -144,6 +152,7 @@ class RunConfig:
 
 _SECTIONS = {"task": TaskConfig, "model": ModelConfig, "train": TrainConfig, "prune": PruneConfig,
              "store": StoreConfig}
+_SECTION_NAMES = {v: k for k, v in _SECTIONS.items()}
 
 
 def _build(cls: type, d: Any, where: str) -> Any:
@@ -156,10 +165,126 @@ def _build(cls: type, d: Any, where: str) -> Any:
                           f"{', '.join(sorted(names))}")
     kw = {}
     for k, v in d.items():
-        if k == "milestones":
-            v = tuple(int(x) for x in v)
+        if k == "milestones" and isinstance(v, list):
+            v = tuple(v)
         kw[k] = v
     return cls(**kw)
+
+
+# ------------------------------------------------------------------------------------------ validation
+
+def validate(cfg: RunConfig) -> RunConfig:
+    """Check the type and range of every setting; :class:`ConfigError` names the first one that is wrong.
+
+    The one place where settings are checked, so that a bad value is refused before anything is written.
+    Task and model parameters are checked against their registries by ``rgnet.imp.driver.normalise``.
+    """
+    for section in (cfg, cfg.task, cfg.model, cfg.train, cfg.prune, cfg.store):
+        hints = typing.get_type_hints(type(section))
+        where = _SECTION_NAMES.get(type(section))
+        for f in dataclasses.fields(section):
+            if f.name in _SECTIONS:
+                continue
+            _check_type(getattr(section, f.name), hints[f.name], f"{where}.{f.name}" if where else f.name)
+    t, p = cfg.train, cfg.prune
+    checks = [
+        (cfg.seed >= 0, f"seed must be >= 0, got {cfg.seed}"),
+        (bool(cfg.task.name), "task.name must not be empty"),
+        (0 < p.fraction < 1, f"prune.fraction (--fraction) must be between 0 and 1 (exclusive), got {p.fraction}"),
+        (p.scope in ("global", "layerwise"), f"prune.scope (--scope) must be global or layerwise, got {p.scope!r}"),
+        (p.levels >= 0, f"prune.levels (--levels) must be >= 0, got {p.levels}"),
+        (0 <= p.target_density < 1, f"prune.target_density must be in [0, 1), got {p.target_density}"),
+        (p.output_fraction is None or 0 <= p.output_fraction < 1,
+         f"prune.output_fraction must be in [0, 1), got {p.output_fraction}"),
+        (all(0 <= v < 1 for v in p.layer_fractions.values()),
+         f"prune.layer_fractions must all be in [0, 1), got {p.layer_fractions}"),
+        (t.steps >= 1, f"train.steps (--steps) must be >= 1, got {t.steps}"),
+        (0 <= p.rewind < t.steps, f"prune.rewind (--rewind) must be an iteration in [0, steps), got {p.rewind} "
+                                  f"with steps={t.steps}"),
+        (t.batch_size >= 1, f"train.batch_size (--batch-size) must be >= 1, got {t.batch_size}"),
+        (t.lr > 0, f"train.lr (--lr) must be a finite positive number, got {t.lr}"),
+        (0 <= t.momentum < 1, f"train.momentum must be in [0, 1), got {t.momentum}"),
+        (t.weight_decay >= 0, f"train.weight_decay must be >= 0, got {t.weight_decay}"),
+        (t.gamma > 0, f"train.gamma must be positive, got {t.gamma}"),
+        (all(0 < m <= t.steps for m in t.milestones),
+         f"train.milestones must be iterations in (0, steps={t.steps}], got {list(t.milestones)}"),
+        (t.eval_every >= 1, f"train.eval_every (--eval-every) must be >= 1, got {t.eval_every}"),
+        (t.optimizer in ("adam", "sgd"), f"train.optimizer (--optimizer) must be adam or sgd, got {t.optimizer!r}"),
+        (t.warmup >= 0, f"train.warmup must be >= 0, got {t.warmup}"),
+        (cfg.store.bins >= 2, f"store.bins must be >= 2, got {cfg.store.bins}"),
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise ConfigError(msg)
+    return cfg
+
+
+def check_like(value: Any, default: Any, name: str) -> None:
+    """:class:`ConfigError` unless ``value`` has the type of ``default`` (a registry's default value).
+
+    Integers are accepted where floats are expected, never the reverse; booleans only where booleans are;
+    floats must be finite; lists must hold elements of the default's element type.
+    """
+    _check_type(value, _hint_of(default), name)
+
+
+def _hint_of(default: Any) -> Any:
+    if default is None:
+        return Any
+    if isinstance(default, (list, tuple)):
+        return list[_hint_of(default[0])] if default else list
+    if isinstance(default, dict):
+        return dict
+    return type(default)
+
+
+def _check_type(value: Any, hint: Any, name: str) -> None:
+    try:
+        _check_type_raw(value, hint, name)
+    except ConfigError as e:
+        quoted = isinstance(value, str) and _is_number(value)
+        raise ConfigError(f"{e}" + ("; write the number without quotes" if quoted else "; fix that setting")) from None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_type_raw(value: Any, hint: Any, name: str) -> None:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be true or false, got {value!r}")
+    elif hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{name} must be an integer, got {value!r}")
+    elif hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number, got {value!r}")
+    elif hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{name} must be a string, got {value!r}")
+    elif origin in (tuple, list):
+        if not isinstance(value, (tuple, list)):
+            raise ConfigError(f"{name} must be a list, got {value!r}")
+        for i, v in enumerate(value):
+            _check_type_raw(v, args[0] if args else Any, f"{name}[{i}]")
+    elif origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ConfigError(f"{name} must be a table of named settings, got {value!r}")
+        for k, v in value.items():
+            _check_type_raw(v, args[1] if args else Any, f"{name}.{k}")
 
 
 def _plain(x: Any) -> Any:

@@ -1,11 +1,14 @@
 """Exceptions for users: each message is one sentence saying what was wrong and how to fix it.
 
-The CLI turns any :class:`RgnetError` into that sentence on stderr and exit code 2.
+The CLI turns any :class:`RgnetError` into that sentence on stderr and its ``exit_code`` (2, or 3 for a
+training run that diverged).
 """
 
 
 class RgnetError(Exception):
     """Base class of every error caused by what the user asked for."""
+
+    exit_code = 2
 
 
 class ConfigError(RgnetError, ValueError):
@@ -18,3 +21,9 @@ class DataError(RgnetError, FileNotFoundError):
 
 class StoreError(RgnetError):
     """A file that is not an rgnet file, is corrupt, or belongs to another experiment."""
+
+
+class DivergedError(RgnetError):
+    """Training produced a non-finite loss or weights; the level is recorded as diverged (exit code 3)."""
+
+    exit_code = 3

@@ -20,7 +20,7 @@ from typing import Iterable
 import numpy as np
 import xarray as xr
 
-from rgnet.errors import ConfigError
+from rgnet.errors import ConfigError, StoreError
 from rgnet.store.reader import _expand, branches, read_levels
 from rgnet.store.schema import LEVEL_VARS
 
@@ -77,11 +77,15 @@ def arms(path: str | Path, metric: str = DEFAULT_METRIC, labels: dict[str, str] 
     """
     if metric not in METRICS:
         raise ConfigError(f"--metric {metric!r} is not an accuracy the files hold; choose one of {', '.join(METRICS)}")
-    levels, trunk, attrs = read_levels(path, [metric, "density"])
+    levels, trunk, attrs = read_levels(path, [metric, "density", "diverged"])
+    if len(levels) == 0:
+        raise StoreError(f"{str(path)!r} has no complete level yet; finish recording it (run the same `rgnet "
+                         "record` again) or leave it out")
     names, sources = [TRUNK_ARM], [""]
-    acc = [trunk[metric]]
+    acc = [_without_diverged(trunk, metric)]
     for group in branches(path):
-        lv, b, battrs = read_levels(path, [metric], group)
+        lv, b, battrs = read_levels(path, [metric, "diverged"], group)
+        b[metric] = _without_diverged(b, metric)
         row = np.full(len(levels), np.nan)
         idx = np.searchsorted(levels, lv)
         keep = idx < len(levels)
@@ -97,6 +101,18 @@ def arms(path: str | Path, metric: str = DEFAULT_METRIC, labels: dict[str, str] 
     return ds
 
 
+def _without_diverged(values: dict, metric: str) -> np.ndarray:
+    """The metric with diverged levels set to NaN: a diverged level is neither matching nor a ticket."""
+    acc = np.asarray(values[metric], dtype=float)
+    return np.where(values["diverged"] == 1, np.nan, acc) if "diverged" in values else acc
+
+
+def check_tolerance(tolerance: float) -> None:
+    if not (isinstance(tolerance, (int, float)) and np.isfinite(tolerance) and tolerance >= 0):
+        raise ConfigError(f"--tolerance must be a finite number >= 0 (an accuracy difference, 0.01 = 1 point), got "
+                          f"{tolerance}")
+
+
 def winning_tickets(paths: str | Path | Iterable[str | Path], metric: str = DEFAULT_METRIC,
                     tolerance: float = DEFAULT_TOLERANCE, labels: dict[str, str] | None = None) -> xr.Dataset:
     """Matching verdicts and winning tickets for many run files, grouped by experiment (task label).
@@ -105,6 +121,7 @@ def winning_tickets(paths: str | Path | Iterable[str | Path], metric: str = DEFA
     ``matching``, the ``winning_density`` per arm — and per run ``(run, arm)`` the same verdict on single runs
     (a run is compared with its own dense accuracy, using its experiment's dense std when there are seeds).
     """
+    check_tolerance(tolerance)
     runs = [arms(p, metric, labels) for p in _expand(paths)]
     all_arms = list(dict.fromkeys(a for r in runs for a in r.arm.values))
     nlev = max(r.sizes["level"] for r in runs)
@@ -165,6 +182,7 @@ def transfer_matrix(paths: str | Path | Iterable[str | Path], metric: str = DEFA
     the target's own winning-ticket density. Per target: ``own_acc``, ``dense_acc``, ``random_acc`` and
     ``reinit_acc`` where the baselines exist. The diagonal (source = target task) is the own ticket.
     """
+    check_tolerance(tolerance)
     runs = [arms(p, metric, labels) for p in _expand(paths)]
     nlev = max(r.sizes["level"] for r in runs)
     targets = sorted({r.attrs["task"] for r in runs})

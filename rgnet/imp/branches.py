@@ -20,10 +20,11 @@ import numpy as np
 import torch
 
 from rgnet.config import RunConfig
-from rgnet.errors import ConfigError, StoreError
+from rgnet.errors import ConfigError, DivergedError, StoreError
 from rgnet.imp.driver import (
     LevelBar,
     build,
+    check_threads,
     describe_level,
     layout_of,
     load_checked_task,
@@ -105,6 +106,7 @@ class Branch:
     rewind: dict[str, np.ndarray]              # the weights every level starts from (masked at the start)
     masks: Callable[[int], Masks]
     attrs: dict = field(default_factory=dict)  # more group attributes (provenance)
+    check: Callable[[int], None] | None = None  # raises if a level cannot be trained; run before any write
 
 
 def run_branch(trunk: Trunk, branch: Branch, levels: list[int], *, tensors: bool | None = None,
@@ -114,12 +116,14 @@ def run_branch(trunk: Trunk, branch: Branch, levels: list[int], *, tensors: bool
 
     ``tensors``: store the trained weights of each level (default: as the trunk does).
     """
-    bad = [lv for lv in levels if not 0 <= lv < trunk.levels]
-    if bad:
-        raise ConfigError(f"levels {bad} are not complete in {str(trunk.path)!r} (it has levels "
-                          f"0-{trunk.levels - 1}); pick levels in that range or record more levels first")
+    check_levels(trunk, levels)
+    check_threads(threads)
+    for level in levels:
+        if branch.check is not None:
+            branch.check(level)
     group = f"{BRANCHES}/{branch.name}"
     cfg = trunk.cfg if tensors is None else trunk.cfg.replace(store={"tensors": tensors})
+    diverged = []
     with exclusive(trunk.path):
         done = _prepare_group(trunk, branch, cfg)
         todo = [lv for lv in levels if lv not in done]
@@ -144,7 +148,23 @@ def run_branch(trunk: Trunk, branch: Branch, levels: list[int], *, tensors: bool
                     g = f[group]
                     append_level(g, level, rec)
                     g["level_done"][level] = 1
+                if result.diverged_at is not None:
+                    diverged.append(f"level {level} at iteration {result.diverged_at}")
+    if diverged:
+        raise DivergedError(f"training of {trunk.path}:{group} diverged at {', '.join(diverged)} (non-finite loss or "
+                            "weights); those levels are recorded as diverged and left out of verdicts — lower --lr")
     return group
+
+
+def check_levels(trunk: Trunk, levels: list[int]) -> None:
+    """:class:`ConfigError` unless ``levels`` is a non-empty list of complete trunk levels."""
+    if not levels:
+        raise ConfigError(f"nothing to train: {str(trunk.path)!r} has no pruned level to branch from (levels "
+                          f"0-{trunk.levels - 1} complete); record more levels first or pass --levels")
+    bad = [lv for lv in levels if not 0 <= lv < trunk.levels]
+    if bad:
+        raise ConfigError(f"levels {bad} are not complete in {str(trunk.path)!r} (it has levels "
+                          f"0-{trunk.levels - 1}); pick levels in that range or record more levels first")
 
 
 def _prepare_group(trunk: Trunk, branch: Branch, cfg: RunConfig) -> set[int]:
@@ -241,8 +261,19 @@ def run_baselines(path: str | Path, kinds: list[str] | tuple[str, ...] = BASELIN
         raise ConfigError(f"unknown baseline(s) {unknown}; valid baselines are {', '.join(BASELINES)}")
     trunk = open_trunk(path, device, data_root)
     levels = list(range(1, trunk.levels)) if levels is None else list(levels)
-    return [run_branch(trunk, baseline(trunk, k, rewind_to), levels, tensors=tensors, progress=progress,
-                       threads=threads, log=log) for k in kinds]
+    check_levels(trunk, levels)
+    check_threads(threads)
+    branches = [baseline(trunk, k, rewind_to) for k in kinds]  # every refusal before the first write
+    groups, diverged = [], []
+    for branch in branches:
+        try:
+            groups.append(run_branch(trunk, branch, levels, tensors=tensors, progress=progress, threads=threads,
+                                     log=log))
+        except DivergedError as e:  # train the other baselines, then report
+            diverged.append(str(e))
+    if diverged:
+        raise DivergedError("; ".join(diverged))
+    return groups
 
 
 def parse_levels(text: str | None) -> list[int] | None:

@@ -20,13 +20,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from rgnet.config import RunConfig
-from rgnet.errors import ConfigError, StoreError
+from rgnet.config import RunConfig, validate
+from rgnet.errors import ConfigError, DivergedError, StoreError
 from rgnet.imp.masks import Masker, density, full_masks, magnitude_prune
 from rgnet.imp.seeds import generator, stream_seed
 from rgnet.imp.theory import grid_scale, level_theory
 from rgnet.imp.train import DeviceData, eval_iterations, train_level
-from rgnet.models import build_model, output_layer, prunable_layers
+from rgnet.models import build_model, check_params, output_layer, prunable_layers
 from rgnet.store.schema import METRIC_NAMES
 from rgnet.store.writer import (
     append_level,
@@ -45,30 +45,9 @@ TRUNK = "trunk"
 
 def normalise(cfg: RunConfig) -> RunConfig:
     """Fill in the task's default parameters and check every setting; raises :class:`ConfigError`."""
-    cfg = dataclasses.replace(cfg, task=dataclasses.replace(cfg.task, params=resolve_params(cfg.task)))
-    t, p = cfg.train, cfg.prune
-    checks = [
-        (0 < p.fraction < 1, f"--fraction must be between 0 and 1 (exclusive), got {p.fraction}"),
-        (p.scope in ("global", "layerwise"), f"--scope must be global or layerwise, got {p.scope!r}"),
-        (p.levels >= 0, f"--levels must be >= 0, got {p.levels}"),
-        (0 <= p.target_density < 1, f"target_density must be in [0, 1), got {p.target_density}"),
-        (p.output_fraction is None or 0 <= p.output_fraction < 1,
-         f"output_fraction must be in [0, 1), got {p.output_fraction}"),
-        (all(0 <= v < 1 for v in p.layer_fractions.values()), "layer_fractions must all be in [0, 1)"),
-        (t.steps >= 1, f"--steps must be >= 1, got {t.steps}"),
-        (0 <= p.rewind < t.steps, f"--rewind must be an iteration in [0, steps), got {p.rewind} with "
-                                  f"steps={t.steps}"),
-        (t.batch_size >= 1, f"--batch-size must be >= 1, got {t.batch_size}"),
-        (t.lr > 0, f"--lr must be positive, got {t.lr}"),
-        (t.eval_every >= 1, f"eval_every must be >= 1, got {t.eval_every}"),
-        (t.optimizer in ("adam", "sgd"), f"--optimizer must be adam or sgd, got {t.optimizer!r}"),
-        (t.warmup >= 0, f"warmup must be >= 0, got {t.warmup}"),
-        (cfg.store.bins >= 2, f"store.bins must be >= 2, got {cfg.store.bins}"),
-    ]
-    for ok, msg in checks:
-        if not ok:
-            raise ConfigError(msg)
-    return cfg
+    validate(cfg)
+    check_params(cfg.model)
+    return dataclasses.replace(cfg, task=dataclasses.replace(cfg.task, params=resolve_params(cfg.task)))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -92,47 +71,75 @@ def record(cfg: RunConfig, out: str | Path | None = None, *, device: str = "cpu"
 
     ``progress=None`` shows a bar only on a terminal. ``threads``: CPU threads for torch; by default 1 for
     models under a million parameters (their matrices are too small to share, and a busy second core makes
-    two threads up to 10x slower), torch's default otherwise. A file at ``out`` with another config, or
-    that is not an rgnet file, is never modified (:class:`StoreError`).
+    two threads up to 10x slower), torch's default otherwise. Every check (settings, data, model) runs before
+    anything is written; a file at ``out`` with another config, or that is not an rgnet file, is never
+    modified (:class:`StoreError`). A level whose training diverges is recorded as such and ends the run
+    (:class:`DivergedError`).
     """
     cfg = normalise(cfg)
     dev = resolve_device(device)
+    check_threads(threads)
     path = Path(out) if out is not None else default_path(cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive(path):
-        return _record(cfg, path, dev, data_root, progress, threads, log)
-
-
-def _record(cfg, path, dev, data_root, progress, threads, log) -> Path:
-    resume = attrs = None
-    if path.exists():
-        attrs = _check_resumable(path, cfg)
-        resume = read_resume_state(path)
-        if _finished(cfg, resume["levels"], resume["density"]):
-            if log:
-                log(f"{path} is complete ({resume['levels']} levels); nothing to do")
-            return path
+    attrs = _check_resumable(path, cfg) if path.exists() else None
+    if attrs is not None and _complete(cfg, path, log):
+        return path
     task = load_checked_task(cfg, path, attrs, data_root)
     model, layers, output = build(cfg, task, dev)
-    data = DeviceData.from_task(task, dev)
-    if resume is None:
-        versions = {"rgnet": _version(), "torch": torch.__version__, "numpy": np.__version__,
-                    "python": platform.python_version()}
-        with atomic_update(path, create=True) as f:
-            f.attrs.update(root_attrs(cfg.run_id, cfg.to_json(), task.summary(), versions))
-            create_layout(f, **layout_of(cfg, model, layers))
-    elif resume["levels"] and log:
-        log(f"resuming {path} after level {resume['levels'] - 1}")
-    with torch_threads(model, threads):
-        _run_levels(cfg, path, model, layers, output, data, dev, resume, progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(path):
+        if attrs is None and path.exists():  # another process created it since we looked
+            attrs = _check_resumable(path, cfg)
+            load_checked_task(cfg, path, attrs, data_root)
+        if attrs is not None and _complete(cfg, path, log):
+            return path
+        resume = read_resume_state(path) if attrs is not None else None
+        if resume is None:
+            versions = {"rgnet": _version(), "torch": torch.__version__, "numpy": np.__version__,
+                        "python": platform.python_version()}
+            with atomic_update(path, create=True) as f:
+                f.attrs.update(root_attrs(cfg.run_id, cfg.to_json(), task.summary(), versions))
+                create_layout(f, **layout_of(cfg, model, layers))
+        elif resume["levels"] and log:
+            log(f"resuming {path} after level {resume['levels'] - 1}")
+        data = DeviceData.from_task(task, dev)
+        with torch_threads(model, threads):
+            _run_levels(cfg, path, model, layers, output, data, dev, resume, progress)
     return path
 
 
+def _complete(cfg: RunConfig, path: Path, log) -> bool:
+    """Whether the run in ``path`` needs no more levels; :class:`DivergedError` if it ended by diverging."""
+    state = read_resume_state(path)
+    if state["diverged"]:
+        raise DivergedError(_diverged_message(path, state["levels"] - 1, state["diverged_iteration"]))
+    if _finished(cfg, state["levels"], state["density"]):
+        if log:
+            log(f"{path} is complete ({state['levels']} levels); nothing to do")
+        return True
+    return False
+
+
+def _diverged_message(path: Path, level: int, iteration: int) -> str:
+    return (f"training diverged at level {level}, iteration {iteration} (non-finite loss or weights) in "
+            f"{str(path)!r}; the level is recorded as diverged and IMP stopped there — lower --lr (or use "
+            "warmup) and record into another --out")
+
+
+def check_threads(threads: int | None) -> None:
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"--threads must be a positive integer, got {threads!r}; omit it for the default")
+
+
 def load_checked_task(cfg: RunConfig, path: Path, attrs: dict | None, data_root) -> Task:
-    """The run's data; :class:`StoreError` if ``attrs`` (of an existing file) say it was recorded on other data."""
+    """The run's data; :class:`StoreError` if ``attrs`` (of an existing file) say it was recorded on other data,
+    :class:`ConfigError` if the settings do not fit the data (a batch larger than the training set)."""
     task = load_task(cfg.task, data_root)
+    n_train = len(task.y_train)
+    if cfg.train.batch_size > n_train:
+        raise ConfigError(f"train.batch_size (--batch-size) {cfg.train.batch_size} is larger than the training set "
+                          f"of {cfg.task.name!r} ({n_train} examples); lower it")
     if attrs is not None:
-        stored = json.loads(attrs["task"]).get("fingerprint")
+        stored = json.loads(attrs.get("task", "{}")).get("fingerprint")
         if stored != task.fingerprint():
             raise StoreError(f"{str(path)!r} was recorded on other data than {cfg.task.name!r} gives now "
                              f"(fingerprint {stored} vs {task.fingerprint()}; a changed data file or generator "
@@ -202,10 +209,15 @@ def _run_levels(cfg, path, model, layers, output, data, dev, resume: dict | None
                                            on_eval=bar.level(level, start, dens))
             seconds = time.perf_counter() - t0
             trained = numpy_state(model)
+            diverged = result.diverged_at is not None
             if level == 0:
-                rewind = {n: v.cpu().numpy() for n, v in captured.items()}
-                scales = {n: grid_scale(trained[f"{n}.weight"], rewind[f"{n}.weight"]) for n in layers}
-            next_masks = magnitude_prune({n: w.detach() for n, w in layers.items()}, masks, output, p)
+                # a net that diverged before the rewind iteration has no rewind point: IMP ends at level 0 anyway
+                rewind = {n: v.cpu().numpy() for n, v in captured.items()} if captured is not None else init
+                scales = {n: grid_scale(np.nan_to_num(trained[f"{n}.weight"], nan=0, posinf=0, neginf=0),
+                                        rewind[f"{n}.weight"]) for n in layers}
+            # no next level after a divergence: its masks would rank non-finite weights
+            next_masks = masks if diverged else magnitude_prune({n: w.detach() for n, w in layers.items()}, masks,
+                                                                 output, p)
             rec = describe_level(cfg, result, seconds, masks, trained, rewind, scales, next_masks)
             if level == 0:
                 rec.update(init=init, rewind=rewind, bin_scale=[scales[n] for n in layers])
@@ -213,6 +225,8 @@ def _run_levels(cfg, path, model, layers, output, data, dev, resume: dict | None
                 append_level(f, level, rec)
                 sync_branches(f)
                 f.attrs["levels_complete"] = level + 1
+            if diverged:
+                raise DivergedError(_diverged_message(path, level, result.diverged_at))
             masks = next_masks
             if _finished(cfg, level + 1, dens):
                 break
@@ -257,7 +271,9 @@ def describe_level(cfg: RunConfig, result, seconds: float, masks, trained: dict,
                    next_masks=None) -> dict:
     """Everything the store keeps of one trained level: metrics, curves, masks, tensors and the theory."""
     at = result.at_stop()
-    rec: dict = {"density": density(masks), "stop_iteration": result.stop_iteration, "train_seconds": seconds}
+    diverged = result.diverged_at is not None
+    rec: dict = {"density": density(masks), "stop_iteration": result.stop_iteration, "train_seconds": seconds,
+                 "diverged": int(diverged), "diverged_iteration": result.diverged_at if diverged else -1}
     for name in METRIC_NAMES:
         rec[name] = at[name]
         rec[f"{name}_final"] = float(result.curves[name][-1])
@@ -266,8 +282,15 @@ def describe_level(cfg: RunConfig, result, seconds: float, masks, trained: dict,
     if next_masks is not None:
         rec["next_mask"] = {n: m.cpu().numpy().astype(np.uint8) for n, m in next_masks.items()}
     rec["trained"] = trained if cfg.store.tensors else {}
-    rec.update(level_theory({n: trained[f"{n}.weight"] for n in masks}, {n: rewind[f"{n}.weight"] for n in masks},
-                            rec["mask"], scales, cfg.store.bins))
+    weights = {n: trained[f"{n}.weight"] for n in masks}
+    if diverged:  # counts and densities from the masks; no statistics of non-finite weights
+        weights = {n: np.zeros_like(w) for n, w in weights.items()}
+    theory = level_theory(weights, {n: rewind[f"{n}.weight"] for n in masks}, rec["mask"], scales, cfg.store.bins)
+    if diverged:
+        for name in ("w_quantile", "absw_quantile", "w_mean", "w_std", "w_skew", "w_kurtosis", "w_absmean"):
+            theory[name] = np.full_like(theory[name], np.nan, dtype=float)
+        theory["hist"], theory["hist_outside"] = np.zeros_like(theory["hist"]), np.zeros_like(theory["hist_outside"])
+    rec.update(theory)
     return rec
 
 

@@ -46,11 +46,13 @@ class DeviceData:
 
 @dataclass
 class LevelResult:
-    """Learning curves at ``iterations`` (NaN before the start iteration) and the early-stop index."""
+    """Learning curves at ``iterations`` (NaN before the start iteration and after a divergence) and the
+    early-stop index; ``diverged_at`` is the first evaluation with a non-finite loss or weight (else None)."""
 
     iterations: np.ndarray                 # (eval,)
     curves: dict[str, np.ndarray]          # "{split}_{loss|acc}" -> (eval,)
     stop: int                              # index into iterations: argmin of validation loss
+    diverged_at: int | None = None
 
     @property
     def stop_iteration(self) -> int:
@@ -111,7 +113,8 @@ def train_level(model: nn.Module, masker: Masker, data: DeviceData, cfg: TrainCo
 
     Returns the learning curves and, if ``capture_at`` is given, a copy of the state dict after that many
     iterations (the rewind point; ``capture_at = 0`` is the state before training). Pruned weights are
-    zeroed after every optimiser step.
+    zeroed after every optimiser step. Training stops at the first evaluation that finds a non-finite loss or
+    weight (checked only there, so the step itself never waits for the device); the result says where.
     """
     device = data.x["train"].device
     its = eval_iterations(cfg)
@@ -124,19 +127,23 @@ def train_level(model: nn.Module, masker: Masker, data: DeviceData, cfg: TrainCo
     masker.apply()
     model.train()
 
-    def evaluate_all(it: int) -> None:
+    def evaluate_all(it: int) -> bool:
+        """Record the metrics at ``it``; False if the network has diverged."""
         j = int(np.searchsorted(its, it))
         for s, key in (("train", "train_eval"), ("val", "val"), ("test", "test")):
             curves[f"{s}_loss"][j], curves[f"{s}_acc"][j] = evaluate(model, data.x[key], data.y[key])
         if on_eval is not None:
             on_eval(it, {k: v[j] for k, v in curves.items()})
+        return all(np.isfinite(curves[f"{s}_loss"][j]) for s in SPLITS) and finite(model)
 
+    diverged_at = None
     lrs = [lr_at(cfg, it + 1) for it in range(cfg.steps)]
     for it in range(start, cfg.steps + 1):
         if it == capture_at:
             captured = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if it in eval_at:
-            evaluate_all(it)
+        if it in eval_at and not evaluate_all(it):
+            diverged_at = it
+            break
         if it == cfg.steps:
             break
         batch = idx[it - start]
@@ -145,6 +152,13 @@ def train_level(model: nn.Module, masker: Masker, data: DeviceData, cfg: TrainCo
         loss.backward()
         opt.step(lrs[it])
         masker.apply()
-    valid = ~np.isnan(curves["val_loss"])
-    stop = int(np.flatnonzero(valid)[np.nanargmin(curves["val_loss"][valid])])
-    return LevelResult(its, curves, stop), captured
+    valid = np.isfinite(curves["val_loss"])
+    stop = int(np.flatnonzero(valid)[np.argmin(curves["val_loss"][valid])]) if valid.any() else int(
+        np.searchsorted(its, start))
+    return LevelResult(its, curves, stop, diverged_at), captured
+
+
+def finite(model: nn.Module) -> bool:
+    """Whether every parameter and buffer of ``model`` is finite (one device synchronisation)."""
+    tensors = [t for t in model.state_dict().values() if t.is_floating_point()]
+    return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())

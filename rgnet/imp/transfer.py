@@ -92,6 +92,9 @@ def transfer_branch(trunk: Trunk, get: Callable[[int], Ticket], first: Ticket, o
                           "architecture")
     name = f"transfer_{first.run_id}" + ("_dense_output" if new_head and output == "dense" else "")
 
+    def check(level: int) -> None:
+        _check_density(get(level), trunk, level, skip=out if new_head else None)
+
     def masks(level: int) -> dict[str, np.ndarray]:
         t = get(level)
         m = dict(t.masks)
@@ -103,7 +106,6 @@ def transfer_branch(trunk: Trunk, get: Callable[[int], Ticket], first: Ticket, o
                 size = int(np.prod(shape))
                 m[out] = keep_random(size, round(t.masks[out].mean() * size),
                                      generator(trunk.cfg.seed, "transfer-output", level, name)).reshape(shape)
-        _check_density(t, trunk, level, skip=out if new_head else None)
         return m
 
     src = RunConfig.from_json(first.config)
@@ -112,7 +114,7 @@ def transfer_branch(trunk: Trunk, get: Callable[[int], Ticket], first: Ticket, o
              "source_task": first.task, "source_task_name": src.task.name, "source_seed": src.seed,
              "source_rewind_iteration": first.rewind_iteration,
              "comment": "level L holds the source's level-L ticket trained on this run's task"}
-    return Branch(name, spec, first.rewind_iteration, rewind, masks, attrs)
+    return Branch(name, spec, first.rewind_iteration, rewind, masks, attrs, check)
 
 
 def _check_density(ticket: Ticket, trunk: Trunk, level: int, skip: str | None) -> None:

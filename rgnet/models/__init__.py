@@ -8,12 +8,13 @@ A *layer* is named by its module path (``"fc1"``, ``"blocks.3.conv2"``); its ten
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import nn
 
-from rgnet.config import ModelConfig
+from rgnet.config import ModelConfig, check_like
 from rgnet.errors import ConfigError
 
 
@@ -37,6 +38,23 @@ def register(name: str, *, prune_first: bool = True, prune_output: bool = True, 
         return fn
 
     return deco
+
+
+def check_params(cfg: ModelConfig) -> None:
+    """Names, types and ranges of a model's parameters (types from the builder's defaults; sizes >= 1)."""
+    spec = MODELS.get(cfg.name)
+    if spec is None:
+        raise ConfigError(f"unknown model {cfg.name!r}; valid models are {', '.join(sorted(MODELS))}")
+    defaults = {n: p.default for n, p in list(inspect.signature(spec.build).parameters.items())[2:]}
+    unknown = set(cfg.params) - set(defaults)
+    if unknown:
+        raise ConfigError(f"unknown parameter(s) {sorted(unknown)} for model {cfg.name!r}; valid parameters are "
+                          f"{', '.join(sorted(defaults)) or 'none'}")
+    for k, v in cfg.params.items():
+        check_like(v, defaults[k], f"model parameter {k}")
+        sizes = v if isinstance(v, (list, tuple)) else [v]
+        if any(isinstance(x, int) and not isinstance(x, bool) and x < 1 for x in sizes):
+            raise ConfigError(f"model parameter {k}={v!r} must hold sizes >= 1; fix that setting")
 
 
 def build_model(cfg: ModelConfig, in_shape: tuple[int, ...], n_classes: int) -> nn.Module:

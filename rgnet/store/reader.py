@@ -44,6 +44,7 @@ def read_levels(path: str | Path, variables: Iterable[str], group: str | None = 
     """Fast path for tables: ``(levels, {name: values}, attrs)`` of a few per-level variables, read with h5py.
 
     Only complete levels (trunk) or trained levels (branch) are returned, as :func:`open_run` shows them.
+    Variables the file does not have (written by an older schema) are left out of ``values``.
     """
     if not Path(path).is_file():
         raise StoreError(f"run file {str(path)!r} does not exist; check the path")
@@ -55,7 +56,7 @@ def read_levels(path: str | Path, variables: Iterable[str], group: str | None = 
             idx = np.flatnonzero(g["level_done"][...])
         else:
             idx = np.arange(int(np.ravel(f.attrs["levels_complete"])[0]))
-        values = {name: np.asarray(g[name][...])[idx] for name in variables}
+        values = {name: np.asarray(g[name][...])[idx] for name in variables if name in g}  # absent: older schema
         return np.asarray(g["level"][...])[idx], values, attrs
 
 

@@ -30,6 +30,9 @@ LEVEL_VARS: dict[str, tuple[tuple[str, ...], str, str, str]] = {
     "density": (("level",), "f8", "fraction of prunable weights remaining", "1"),
     "train_seconds": (("level",), "f8", "wall time spent training the level", "s"),
     "stop_iteration": (("level",), "i8", "early-stop iteration (argmin of validation loss)", "iteration"),
+    "diverged": (("level",), "i8", "1 where training diverged (non-finite loss or weights)", "1"),
+    "diverged_iteration": (("level",), "i8", "evaluation iteration at which divergence was found (-1: none)",
+                           "iteration"),
     **{f"{s}_{m}": (("level",), "f8", f"{name} {what} at the early-stop iteration", unit)
        for s, name in (("train", "training-set"), ("val", "validation"), ("test", "test"))
        for m, what, unit in (("loss", "cross-entropy", "nat"), ("acc", "accuracy", "1"))},

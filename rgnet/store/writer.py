@@ -134,7 +134,8 @@ def append_level(g, level: int, record: dict) -> None:
     if level == size:
         _grow(g, level + 1)
     for name in LEVEL_VARS:
-        g[name][level] = record[name]
+        if name in g.variables:  # files of schema 1 lack the divergence flags
+            g[name][level] = record[name]
     if "bin_scale" in record:
         g["bin_scale"][:] = record["bin_scale"]
     if "tensors" not in g.groups:
@@ -193,9 +194,11 @@ def read_resume_state(path: Path, group: str = "/") -> dict:
     with h5netcdf.File(path, "r") as f:
         g = f if group.strip("/") == "" else f[group]
         n = g.dimensions["level"].size
+        diverged = bool(n and "diverged" in g.variables and g["diverged"][n - 1])
         return {"rewind": read_group(g["tensors/rewind"]), "next_mask": read_group(g["tensors/next_mask"]),
                 "bin_scale": np.asarray(g["bin_scale"][...]), "levels": n,
-                "density": float(g["density"][n - 1]) if n else None}
+                "density": float(g["density"][n - 1]) if n else None, "diverged": diverged,
+                "diverged_iteration": int(g["diverged_iteration"][n - 1]) if diverged else -1}
 
 
 def root_attrs(run_id: str, config_json: str, task_summary: dict, versions: dict) -> dict:
@@ -224,7 +227,27 @@ def check_run_file(path: Path) -> dict:
     if int(attrs["rgnet_schema"]) > SCHEMA_VERSION:
         raise StoreError(f"{str(path)!r} uses rgnet schema {attrs['rgnet_schema']}, newer than this rgnet "
                          f"({SCHEMA_VERSION}); upgrade rgnet to read it")
+    _check_metadata(path, attrs)
     return attrs
+
+
+def _check_metadata(path: Path, attrs: dict) -> None:
+    """:class:`StoreError` if the root attributes every reader relies on are missing or unreadable."""
+    problem = None
+    try:
+        if not isinstance(attrs.get("run_id"), str):
+            problem = "run_id"
+        for key in ("config", "task"):  # task (the data summary) only matters to training, which checks it
+            if (key == "config" or key in attrs) and not isinstance(json.loads(attrs[key]), dict):
+                problem = key
+        if int(attrs["levels_complete"]) < 0:
+            problem = "levels_complete"
+        json.loads(attrs["config"])["prune"]["rewind"]
+    except (KeyError, TypeError, ValueError) as e:
+        problem = problem or (e.args[0] if isinstance(e, KeyError) else "config, task or levels_complete")
+    if problem:
+        raise StoreError(f"{str(path)!r} is an rgnet file with damaged metadata (attribute {problem!r} missing or "
+                         "unreadable); rgnet left it untouched — restore it from a copy or record the run again")
 
 
 def plain_attr(v):

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from rgnet.config import TaskConfig
+from rgnet.config import TaskConfig, check_like
 from rgnet.errors import ConfigError
 
 
@@ -54,32 +54,52 @@ class Task:
 @dataclass(frozen=True)
 class TaskSpec:
     load: Callable[..., Task]     # load(data_root: Path | None, **params) -> Task
-    defaults: dict[str, Any]      # every valid parameter with its default
+    defaults: dict[str, Any]      # every valid parameter with its default (which also fixes its type)
     doc: str = ""
     needs_files: bool = False
+    ranges: dict[str, tuple[Callable[[Any], bool], str]] = field(default_factory=dict)
 
 
 TASKS: dict[str, TaskSpec] = {}
 
 
-def register(name: str, defaults: dict[str, Any], doc: str = "", needs_files: bool = False):
-    """Decorator: ``@register("mnist1d", defaults)`` on ``load(data_root, **params) -> Task``."""
+def register(name: str, defaults: dict[str, Any], doc: str = "", needs_files: bool = False,
+             ranges: dict[str, tuple[Callable[[Any], bool], str]] | None = None):
+    """Decorator: ``@register("mnist1d", defaults)`` on ``load(data_root, **params) -> Task``.
+
+    ``ranges``: ``{param: (is_valid, "what valid means")}`` checked before anything is generated or written.
+    """
 
     def deco(fn):
-        TASKS[name] = TaskSpec(fn, dict(defaults), doc, needs_files)
+        TASKS[name] = TaskSpec(fn, dict(defaults), doc, needs_files, dict(ranges or {}))
         return fn
 
     return deco
 
 
 def resolve_params(cfg: TaskConfig) -> dict[str, Any]:
-    """The task's parameters with defaults filled in; unknown names raise :class:`ConfigError`."""
+    """The task's parameters with defaults filled in, each checked for type and range (:class:`ConfigError`)."""
     spec = _spec(cfg.name)
     unknown = set(cfg.params) - set(spec.defaults)
     if unknown:
         raise ConfigError(f"unknown parameter(s) {sorted(unknown)} for task {cfg.name!r}; valid "
                           f"parameters are {', '.join(sorted(spec.defaults)) or 'none'}")
-    return {**spec.defaults, **cfg.params}
+    params = {**spec.defaults, **cfg.params}
+    for k, v in cfg.params.items():
+        check_like(v, spec.defaults[k], f"task parameter {k}")
+    for k, (ok, valid) in spec.ranges.items():
+        if not ok(params[k]):
+            raise ConfigError(f"task parameter {k}={params[k]!r} is out of range for {cfg.name!r}: it must be "
+                              f"{valid}")
+    return params
+
+
+def positive(v) -> bool:
+    return v >= 1
+
+
+def non_negative(v) -> bool:
+    return v >= 0
 
 
 def load_task(cfg: TaskConfig, data_root: str | Path | None = None) -> Task:

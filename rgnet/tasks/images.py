@@ -22,9 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from rgnet.errors import ConfigError, DataError
-from rgnet.tasks import Task, register, split_validation
+from rgnet.tasks import Task, non_negative, positive, register, split_validation
 
 COMMON = {"val_size": 5000, "split_seed": 0, "normalize": True, "flatten": False, "subset": 0}
+RANGES = {"val_size": (positive, ">= 1"), "split_seed": (non_negative, ">= 0"),
+          "subset": (non_negative, "0 (all) or a positive number of training examples")}
 COMMON_DOC = ("val_size: validation examples carved from train; split_seed: seed of that split; "
               "normalize: per-channel standardisation with training-set mean/std (else pixels in [0, 1]); "
               "flatten: (C*H*W,) instead of (C, H, W); "
@@ -231,7 +233,7 @@ def _make_task(name, raw, val_size, split_seed, normalize, flatten, subset, **me
 def _register_idx(name: str):
     title = IDX_SETS[name][0]
 
-    @register(name, COMMON, doc=f"{title} from its IDX files; {COMMON_DOC}", needs_files=True)
+    @register(name, COMMON, doc=f"{title} from its IDX files; {COMMON_DOC}", needs_files=True, ranges=RANGES)
     def load(data_root: Path | None, **params) -> Task:
         return _make_task(name, _load_idx(name, data_root), **params)
 
@@ -242,13 +244,14 @@ for _name in IDX_SETS:
     _register_idx(_name)
 
 
-@register("cifar10", COMMON, doc=f"CIFAR-10 from its python batches; {COMMON_DOC}", needs_files=True)
+@register("cifar10", COMMON, doc=f"CIFAR-10 from its python batches; {COMMON_DOC}", needs_files=True,
+          ranges=RANGES)
 def load_cifar10(data_root: Path | None, **params) -> Task:
     return _make_task("cifar10", _load_cifar("cifar10", data_root), **params)
 
 
 @register("cifar100", {**COMMON, "labels": "fine"},
           doc=f"CIFAR-100 from its python files; labels: 'fine' (100 classes) or 'coarse' (20); {COMMON_DOC}",
-          needs_files=True)
+          needs_files=True, ranges={**RANGES, "labels": (lambda v: v in ("fine", "coarse"), "fine or coarse")})
 def load_cifar100(data_root: Path | None, labels: str = "fine", **params) -> Task:
     return _make_task("cifar100", _load_cifar("cifar100", data_root, labels), labels=labels, **params)

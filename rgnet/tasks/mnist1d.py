@@ -12,8 +12,7 @@ import json
 
 import numpy as np
 
-from rgnet.errors import ConfigError
-from rgnet.tasks import Task, register, split_validation
+from rgnet.tasks import Task, non_negative, positive, register, split_validation
 
 DEFAULTS = {
     "num_samples": 5000, "train_split": 0.8, "template_len": 12, "padding": [36, 60],
@@ -23,8 +22,20 @@ DEFAULTS = {
 }
 
 
+RANGES = {
+    "num_samples": (lambda v: v >= 20, ">= 20"), "train_split": (lambda v: 0 < v < 1, "in (0, 1)"),
+    "template_len": (positive, ">= 1"), "padding": (lambda v: len(v) == 2 and 0 <= v[0] <= v[1], "[low, high] "
+                                                    "with 0 <= low <= high"),
+    "scale_coeff": (non_negative, ">= 0"), "max_translation": (non_negative, ">= 0"),
+    "corr_noise_scale": (non_negative, ">= 0"), "iid_noise_scale": (non_negative, ">= 0"),
+    "shear_scale": (non_negative, ">= 0"), "final_seq_length": (positive, ">= 1"),
+    "seed": (lambda v: 0 <= v < 2**32, "in [0, 2**32)"), "val_size": (positive, ">= 1"),
+    "split_seed": (non_negative, ">= 0"),
+}
+
+
 @register("mnist1d", DEFAULTS, doc="MNIST-1D generated locally; parameters are mnist1d's generator "
-          "arguments plus val_size and split_seed")
+          "arguments plus val_size and split_seed", ranges=RANGES)
 def load_mnist1d(data_root=None, **params) -> Task:
     key = json.dumps(params, sort_keys=True)
     x, y, xt, yt = _generate(key)
@@ -38,8 +49,6 @@ def _generate(key: str):
     from mnist1d.data import get_dataset_args, make_dataset
 
     p = json.loads(key)
-    if not 0 < p["train_split"] < 1 or p["num_samples"] < 20:
-        raise ConfigError("mnist1d needs num_samples >= 20 and 0 < train_split < 1; fix the task parameters")
     args = get_dataset_args()
     for k, v in p.items():
         if k not in ("val_size", "split_seed"):

@@ -7,14 +7,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from rgnet.tasks import Task, register
+from rgnet.tasks import Task, non_negative, positive, register
 
 DEFAULTS = {"input_dim": 40, "classes": 10, "width": 64, "sparsity": 0.0, "n_train": 4000,
             "n_val": 500, "n_test": 1000, "seed": 0}
 
 
+RANGES = {"input_dim": (positive, ">= 1"), "classes": (lambda v: v >= 2, ">= 2"), "width": (positive, ">= 1"),
+          "sparsity": (lambda v: 0 <= v < 1, "in [0, 1)"), "n_train": (positive, ">= 1"),
+          "n_val": (positive, ">= 1"), "n_test": (positive, ">= 1"), "seed": (non_negative, ">= 0")}
+
+
 @register("teacher", DEFAULTS, doc="labels = argmax of a random one-hidden-layer teacher (input_dim, "
-          "classes, width, sparsity = fraction of teacher weights set to zero, sizes, seed)")
+          "classes, width, sparsity = fraction of teacher weights set to zero, sizes, seed)", ranges=RANGES)
 def load_teacher(data_root=None, *, input_dim, classes, width, sparsity, n_train, n_val, n_test, seed):
     rng = np.random.default_rng(seed)
     w1 = rng.standard_normal((input_dim, width)) / np.sqrt(input_dim)
