@@ -201,11 +201,12 @@ def _transfer(a) -> int:
     from rgnet.errors import ConfigError
     from rgnet.imp.branches import parse_levels
     from rgnet.imp.driver import default_path, record
-    from rgnet.imp.transfer import target_config, transfer
+    from rgnet.imp.transfer import check_output_mode, target_config, transfer
     from rgnet.verdicts import format_transfer_matrix, transfer_matrix
 
     if a.task is None and a.target is None:
         raise ConfigError("say where to transfer: --target RUN_FILE, or --task NAME [--task-param K=V ...]")
+    check_output_mode(a.output_layer)  # before a target run is recorded
     if a.task is None and a.task_param:
         raise ConfigError("--task-param needs --task (the target file already fixes its task)")
     target = a.target
@@ -272,11 +273,10 @@ def _info(a) -> int:
 
 def _flow(a) -> int:
     from rgnet import rg
-    from rgnet.store import open_run
 
     if a.out:
         check_new(a.out, a.overwrite, a.files)  # refuse before the analysis, not after it
-    report = rg.flow_report([open_run(f) for f in a.files])
+    report = rg.flow_report(a.files)
     print(rg.format_flow_report(report))
     if a.out:
         out = write_new(a.out, lambda tmp: report.to_netcdf(tmp, engine="h5netcdf"), overwrite=a.overwrite,

@@ -14,9 +14,11 @@ def level_table(path: str | Path) -> str:
              "level  density %  val acc %  test acc %  stop iter  test acc at end %"]
     for lv in range(ds.sizes["level"]):
         r = ds.isel(level=lv)
+        diverged = "diverged" in r and int(r.diverged) == 1
         lines.append(f"{int(r.level):>5}  {100 * float(r.density):>9.1f}  {100 * float(r.val_acc):>9.1f}  "
                      f"{100 * float(r.test_acc):>10.1f}  {int(r.stop_iteration):>9}  "
-                     f"{100 * float(r.test_acc_final):>17.1f}")
+                     f"{100 * float(r.test_acc_final):>17.1f}"
+                     + (f"  diverged at iteration {int(r.diverged_iteration)}" if diverged else ""))
     lines.append("(accuracies at the early-stop iteration = minimum validation loss, unless marked 'at end')")
     for group in branches(path):
         b = open_run(path, group=group)

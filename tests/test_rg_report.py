@@ -1,6 +1,7 @@
 """The flow report for the CLI: netCDF round trip, plain-text table, and the ds.rg accessor."""
 
 import numpy as np
+import pytest
 import xarray as xr
 
 import rgnet.rg as rg
@@ -50,11 +51,15 @@ def test_flow_report_survives_runs_too_short_to_fit():
     assert "short" in text.split("W1")[0] and "long" in text
 
 
-def test_accessor_delegates():
-    ds = synthetic_run(levels=8, seed=4)
-    assert ds.rg.scale_factor() == rg.scale_factor(ds)
-    xr.testing.assert_identical(ds.rg.couplings("shape"), rg.couplings(ds, "shape"))
-    xr.testing.assert_identical(ds.rg.flow(), rg.wasserstein_flow(ds))
-    lin = ds.rg.linearise(n_boot=10)
-    assert set(lin["kind"].values) <= {"relevant", "irrelevant", "marginal"}
-    assert ds.rg.dmd(rank=2)["eigenvalues"].sizes["mode"] == 2
+def test_accessor_forwards_kind_and_options():
+    """Each ds.rg method uses the coupling kind and the options it is given (not the defaults)."""
+    ds = synthetic_run(levels=13, seed=4, layers=("fc1",), sizes=(4000,))
+    lin = ds.rg.linearise("shape", b=2.0, n_boot=10)
+    assert all(str(c).split(":")[0] in ("kurtosis", "absq25", "absq50", "absq75", "absq90")
+               for c in lin.coupling.values)
+    np.testing.assert_allclose(lin.exponents, np.log(abs(lin.eigenvalues)) / np.log(2.0))
+    assert ds.rg.scale_factor() == pytest.approx(1 / 0.8, rel=0.02)  # 20 % pruned per level
+    modes = ds.rg.dmd("density", rank=1)  # one layer: a one-dimensional density trajectory
+    assert modes.sizes["mode"] == 1 and all(str(f).startswith("log_density:") for f in modes.feature.values)
+    raw, rewound = ds.rg.flow(), ds.rg.flow("hist_rewind")
+    assert not np.allclose(raw.w1.values, rewound.w1.values)

@@ -160,7 +160,7 @@ def check_levels(trunk: Trunk, levels: list[int]) -> None:
     """:class:`ConfigError` unless ``levels`` is a non-empty list of complete trunk levels."""
     if not levels:
         raise ConfigError(f"nothing to train: {str(trunk.path)!r} has no pruned level to branch from (levels "
-                          f"0-{trunk.levels - 1} complete); record more levels first or pass --levels")
+                          f"0-{trunk.levels - 1} complete); record more levels first")
     bad = [lv for lv in levels if not 0 <= lv < trunk.levels]
     if bad:
         raise ConfigError(f"levels {bad} are not complete in {str(trunk.path)!r} (it has levels "

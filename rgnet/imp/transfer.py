@@ -34,8 +34,7 @@ def transfer(source: str | Path, target: str | Path, levels: list[int] | None = 
              log: Callable[[str], None] | None = None) -> str:
     """Train the tickets of ``source`` (a run file, at ``levels``, default all pruned levels both runs have;
     or a ticket file) on the run recorded in ``target``; resumable. Returns the branch's group path."""
-    if output not in OUTPUT_MODES:
-        raise ConfigError(f"--output-layer must be one of {', '.join(OUTPUT_MODES)}, got {output!r}")
+    check_output_mode(output)
     if not Path(source).is_file():
         raise StoreError(f"source {str(source)!r} does not exist; pass a run file or a ticket file")
     trunk = open_trunk(target, device, data_root)
@@ -52,6 +51,11 @@ def transfer(source: str | Path, target: str | Path, levels: list[int] | None = 
     check_compatible(first, trunk)
     branch = transfer_branch(trunk, get, first, output)
     return run_branch(trunk, branch, levels, tensors=tensors, progress=progress, threads=threads, log=log)
+
+
+def check_output_mode(output: str) -> None:
+    if output not in OUTPUT_MODES:
+        raise ConfigError(f"--output-layer must be one of {', '.join(OUTPUT_MODES)}, got {output!r}")
 
 
 def target_config(source: str | Path, task_name: str, task_params: dict) -> RunConfig:

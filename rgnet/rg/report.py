@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-from rgnet.errors import ConfigError
+from rgnet.errors import ConfigError, StoreError
 from rgnet.rg._trajectory import scale_factor
 from rgnet.rg.couplings import couplings
 from rgnet.rg.flow import fixed_point_level, wasserstein_flow
@@ -26,6 +26,11 @@ def _datasets(source: RunSource | Sequence[RunSource]) -> list[xr.Dataset]:
     out = []
     for item in items:
         ds = item if isinstance(item, xr.Dataset) else open_run(item)
+        if ds.sizes.get("level", 0) == 0:
+            where = f"{str(item)!r}" if not isinstance(item, xr.Dataset) else "a Dataset"
+            raise StoreError(f"{where} has no complete level yet; finish recording it or leave it out")
+        # learning curves are not part of the flow, and runs may have evaluated on different grids
+        ds = ds.drop_dims("eval", errors="ignore")
         if "run" not in ds.dims:
             ds = ds.expand_dims(run=1)
         if "run_id" not in ds.coords:

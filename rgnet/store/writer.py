@@ -233,20 +233,22 @@ def check_run_file(path: Path) -> dict:
 
 def _check_metadata(path: Path, attrs: dict) -> None:
     """:class:`StoreError` if the root attributes every reader relies on are missing or unreadable."""
-    problem = None
-    try:
-        if not isinstance(attrs.get("run_id"), str):
-            problem = "run_id"
-        for key in ("config", "task"):  # task (the data summary) only matters to training, which checks it
-            if (key == "config" or key in attrs) and not isinstance(json.loads(attrs[key]), dict):
-                problem = key
-        if int(attrs["levels_complete"]) < 0:
-            problem = "levels_complete"
-        json.loads(attrs["config"])["prune"]["rewind"]
-    except (KeyError, TypeError, ValueError) as e:
-        problem = problem or (e.args[0] if isinstance(e, KeyError) else "config, task or levels_complete")
-    if problem:
-        raise StoreError(f"{str(path)!r} is an rgnet file with damaged metadata (attribute {problem!r} missing or "
+    def readable(key: str) -> bool:
+        try:
+            if key == "run_id":
+                return isinstance(attrs[key], str)
+            if key == "levels_complete":
+                return int(attrs[key]) >= 0
+            value = json.loads(attrs[key])
+            return isinstance(value, dict) and (key != "config" or "prune" in value and "task" in value)
+        except (KeyError, TypeError, ValueError):
+            return False
+
+    # task (the data summary) only matters to training, which checks it
+    keys = ["run_id", "config", "levels_complete"] + (["task"] if "task" in attrs else [])
+    bad = [k for k in keys if not readable(k)]
+    if bad:
+        raise StoreError(f"{str(path)!r} is an rgnet file with damaged metadata (attribute {bad[0]!r} missing or "
                          "unreadable); rgnet left it untouched — restore it from a copy or record the run again")
 
 

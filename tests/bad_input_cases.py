@@ -1,0 +1,118 @@
+"""Bad inputs a new user tries, and what rgnet must answer: shared by tests/test_bad_input.py and
+scripts/bad_input_table.py (which prints the table for a closing note).
+
+Each case is ``(id, argv, exit code, words of the message)``. ``argv`` may name the files made by
+:func:`make_files` as ``{run}``, ``{one_level}``, ``{other_run}``, ``{sparse}``, ``{zero}``, ``{damaged}``,
+``{notes}``, ``{eval20}`` and the TOML files as ``{toml:<name>}``. Every pre-existing file must be unchanged
+afterwards and, for a refusal, no file may appear.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+SMALL = ["--widths", "16", "--steps", "40", "--eval-every", "20", "--batch-size", "50", "--levels", "2", "--quiet"]
+
+TOML = {
+    "steps": '[train]\nsteps = "abc"\n',
+    "seed": 'seed = "x"\n',
+    "lr": '[train]\nlr = "0.01"\n',
+    "milestones": "[train]\nmilestones = 5\n",
+    "widths": '[model.params]\nwidths = "abc"\n',
+    "levels": "[prune]\nlevels = 2.5\n",
+    "tensors": '[store]\ntensors = "no"\n',
+    "section": "[trian]\nsteps = 5\n",
+    "syntax": "[train\n",
+}
+
+CASES = [
+    # wrongly typed TOML values
+    *[(f"toml-{k}", ["record", "--config", f"{{toml:{k}}}", "--quiet"], 2, words) for k, words in [
+        ("steps", "train.steps must be an integer"), ("seed", "seed must be an integer"),
+        ("lr", "without quotes"), ("milestones", "train.milestones must be a list"),
+        ("widths", "model parameter widths must be a list"), ("levels", "prune.levels must be an integer"),
+        ("tensors", "store.tensors must be true or false"), ("section", "unknown config section"),
+        ("syntax", "not valid TOML")]],
+    # task parameters
+    ("task-param-seed", ["record", "--task-param", "seed=abc", *SMALL], 2, "task parameter seed must be an integer"),
+    ("task-param-float", ["record", "--task-param", "num_samples=1500.5", *SMALL], 2,
+     "task parameter num_samples must be an integer"),
+    ("task-param-json", ["record", "--task-param", "padding=[36,", *SMALL], 2, "task parameter padding must be a list"),
+    ("task-param-bool", ["record", "--task-param", "shuffle_seq=yes", *SMALL], 2, "must be true or false"),
+    ("task-param-range", ["record", "--task-param", "train_split=1.5", *SMALL], 2, "out of range"),
+    ("teacher-classes", ["record", "--task", "teacher", "--task-param", "classes=0", *SMALL], 2, "classes=0"),
+    ("teacher-width", ["record", "--task", "teacher", "--task-param", "width=-3", *SMALL], 2, "width=-3"),
+    # flags
+    ("threads-0", ["record", "--threads", "0", *SMALL], 2, "--threads must be a positive integer"),
+    ("widths-0", ["record", *SMALL, "--widths", "0"], 2, "sizes >= 1"),
+    ("lr-inf", ["record", *SMALL, "--lr", "inf"], 2, "train.lr must be a finite number"),
+    ("lr-nan", ["record", *SMALL, "--lr", "nan"], 2, "train.lr must be a finite number"),
+    ("lr-negative", ["record", *SMALL, "--lr", "-1"], 2, "finite positive"),
+    ("batch-too-big", ["record", *SMALL, "--batch-size", "100000"], 2, "larger than the training set"),
+    ("seed-negative", ["record", *SMALL, "--seed", "-1"], 2, "seed must be >= 0"),
+    ("tolerance-nan", ["tickets", "{run}", "--tolerance", "nan"], 2, "--tolerance must be a finite number >= 0"),
+    ("tolerance-negative", ["tickets", "{run}", "--tolerance", "-0.1"], 2, "--tolerance must be"),
+    # files with no complete level, damaged metadata
+    ("tickets-no-level", ["tickets", "{zero}"], 2, "has no complete level yet"),
+    ("flow-no-level", ["flow", "{zero}"], 2, "has no complete level yet"),
+    ("baselines-no-level", ["baselines", "{zero}", "--quiet"], 2, "no complete level yet"),
+    ("info-damaged", ["info", "{damaged}"], 2, "damaged metadata"),
+    ("record-damaged", ["record", *SMALL, "--out", "{damaged}"], 2, "damaged metadata"),
+    ("tickets-damaged", ["tickets", "{damaged}"], 2, "damaged metadata"),
+    # --out never loses a file
+    ("tickets-out-input", ["tickets", "{run}", "--out", "{run}", "--overwrite"], 2, "one of the command's input"),
+    ("tickets-out-run-file", ["tickets", "{run}", "--out", "{other_run}", "--overwrite"], 2,
+     "never overwrites those"),
+    ("tickets-out-exists", ["tickets", "{run}", "--out", "{notes}"], 2, "already exists"),
+    ("flow-out-input", ["flow", "{run}", "--out", "{run}"], 2, "one of the command's input"),
+    ("flow-out-run-file", ["flow", "{run}", "--out", "{other_run}", "--overwrite"], 2, "never overwrites those"),
+    ("ticket-out-run-file", ["ticket", "{run}", "--level", "1", "--out", "{other_run}"], 2, "already exists"),
+    # branches that cannot be trained write nothing
+    ("baselines-level-missing", ["baselines", "{run}", "--levels", "7", "--quiet"], 2, "not complete"),
+    ("baselines-nothing-to-train", ["baselines", "{one_level}", "--quiet"], 2, "nothing to train"),
+    ("baselines-kind", ["baselines", "{run}", "--kinds", "reinit,magic", "--quiet"], 2, "valid baselines are"),
+    ("transfer-density", ["transfer", "{sparse}", "--target", "{run}", "--quiet"], 2, "has density"),
+    ("transfer-output-layer", ["transfer", "{run}", "--target", "{other_run}", "--output-layer", "huge",
+                               "--quiet"], 2, "--output-layer must be one of"),
+    # analysis over runs evaluated on different grids works (curves are not part of the flow)
+    ("flow-eval-grids", ["flow", "{run}", "{eval20}"], 0, ""),
+]
+
+
+def make_files(root: Path) -> dict[str, Path]:
+    """Record the small runs the cases refer to (a few seconds) and write the broken and TOML files."""
+    import h5py
+
+    import rgnet
+    from rgnet.config import ModelConfig, PruneConfig, RunConfig, TrainConfig
+
+    def cfg(**prune):
+        return RunConfig(model=ModelConfig("mlp", {"widths": [16]}), train=TrainConfig(steps=40, eval_every=20,
+                         batch_size=50), prune=PruneConfig(**{"levels": 2, **prune}))
+
+    files = {"run": rgnet.record(cfg(), root / "run.h5", progress=False),
+             "other_run": rgnet.record(cfg().replace(seed=1), root / "other_run.h5", progress=False),
+             "one_level": rgnet.record(cfg(levels=0), root / "one_level.h5", progress=False),
+             "sparse": rgnet.record(cfg(fraction=0.6), root / "sparse.h5", progress=False),
+             "eval20": rgnet.record(cfg().replace(train={"eval_every": 10}), root / "eval20.h5", progress=False)}
+    for name, key, value in (("zero", "levels_complete", 0), ("damaged", "config", "{broken")):
+        files[name] = root / f"{name}.h5"
+        shutil.copy(files["run"], files[name])
+        with h5py.File(files[name], "a") as f:
+            f.attrs[key] = value
+    files["notes"] = root / "notes.nc"
+    files["notes"].write_text("my notes")
+    for name, text in TOML.items():
+        files[f"toml:{name}"] = root / f"bad-{name}.toml"
+        files[f"toml:{name}"].write_text(text)
+    return files
+
+
+def expand(argv: list[str], files: dict[str, Path]) -> list[str]:
+    out = []
+    for a in argv:
+        for key, path in files.items():
+            a = a.replace("{" + key + "}", str(path))
+        out.append(a)
+    return out
