@@ -50,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--optimizer", help="adam or sgd")
     r.add_argument("--lr", type=float, help="learning rate")
     r.add_argument("--eval-every", type=int, help="evaluate every E iterations")
+    r.add_argument("--early-stop", help="which evaluation is the trained network: val_acc (max validation "
+                                        "accuracy, default) or val_loss (min validation loss)")
     _training_flags(r)
     r.add_argument("--out", help="output file (default runs/<task>-<model>-s<seed>-<run_id>.h5)")
 
@@ -152,7 +154,7 @@ def config_from_args(a: argparse.Namespace):
                                ("rewind", "prune", "rewind"), ("target_density", "prune", "target_density"),
                                ("steps", "train", "steps"), ("batch_size", "train", "batch_size"),
                                ("optimizer", "train", "optimizer"), ("lr", "train", "lr"),
-                               ("eval_every", "train", "eval_every")):
+                               ("eval_every", "train", "eval_every"), ("early_stop", "train", "early_stop")):
         v = getattr(a, flag)
         if v is not None:
             d[section][key] = v

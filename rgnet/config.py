@@ -47,6 +47,10 @@ class ModelConfig:
     prune_output: bool | None = None
 
 
+#: Early-stopping criteria: which evaluation of a level counts as its trained network (never the test set).
+EARLY_STOP = ("val_acc", "val_loss")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Masked training of one IMP level. Iterations are optimiser steps.
@@ -63,7 +67,8 @@ class TrainConfig:
     warmup: int = 0                    # linear warm-up iterations
     milestones: tuple[int, ...] = ()   # lr *= gamma at each of these iterations
     gamma: float = 0.1
-    eval_every: int = 250              # evaluate on validation and test every E iterations
+    eval_every: int = 100              # evaluate on validation and test every E iterations
+    early_stop: str = "val_acc"        # val_acc (max validation accuracy) | val_loss (min validation loss)
 
 
 @dataclass(frozen=True)
@@ -210,6 +215,8 @@ def validate(cfg: RunConfig) -> RunConfig:
          f"train.milestones must be iterations in (0, steps={t.steps}], got {list(t.milestones)}"),
         (t.eval_every >= 1, f"train.eval_every (--eval-every) must be >= 1, got {t.eval_every}"),
         (t.optimizer in ("adam", "sgd"), f"train.optimizer (--optimizer) must be adam or sgd, got {t.optimizer!r}"),
+        (t.early_stop in EARLY_STOP, f"train.early_stop (--early-stop) must be one of {', '.join(EARLY_STOP)}, "
+                                     f"got {t.early_stop!r}"),
         (t.warmup >= 0, f"train.warmup must be >= 0, got {t.warmup}"),
         (cfg.store.bins >= 2, f"store.bins must be >= 2, got {cfg.store.bins}"),
     ]

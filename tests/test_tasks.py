@@ -8,10 +8,31 @@ from rgnet.tasks import load_task
 
 def test_mnist1d_default_split_and_shapes():
     t = load_task(TaskConfig("mnist1d"))
-    assert t.x_train.shape == (3500, 40) and t.x_val.shape == (500, 40) and t.x_test.shape == (1000, 40)
+    assert t.x_train.shape == (4000, 40) and t.x_val.shape == (1000, 40) and t.x_test.shape == (1000, 40)
     assert t.x_train.dtype == np.float32 and t.y_train.dtype == np.int64
     assert set(np.unique(t.y_train)) == set(range(10)) and t.n_classes == 10
-    assert t.summary()["n_val"] == 500 and len(t.fingerprint()) == 16
+    assert np.bincount(t.y_val).tolist() == [100] * 10  # balanced like the generator's own sets
+    assert t.summary()["n_val"] == 1000 and len(t.fingerprint()) == 16
+
+
+@pytest.mark.parametrize("params", [{}, {"shuffle_seq": True}, {"seed": 7, "shear_scale": 1.5}])
+def test_mnist1d_train_and_test_are_the_published_split(params):
+    """Train and test equal mnist1d.data.make_dataset's own output; validation is extra data from the same
+    generator, in the same feature order and units, sharing no example with train or test."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    for k, v in params.items():
+        setattr(args, k, v)
+    ref = make_dataset(args)
+    t = load_task(TaskConfig("mnist1d", params))
+    np.testing.assert_array_equal(t.x_train, ref["x"].astype(np.float32))
+    np.testing.assert_array_equal(t.x_test, ref["x_test"].astype(np.float32))
+    np.testing.assert_array_equal(t.y_train, ref["y"])
+    np.testing.assert_array_equal(t.y_test, ref["y_test"])
+    seen = {row.tobytes() for row in np.concatenate([t.x_train, t.x_test])}
+    assert not any(row.tobytes() in seen for row in t.x_val)
+    assert abs(float(t.x_val.mean())) < 0.05 and abs(float(t.x_val.std()) - 1) < 0.05  # the same units
 
 
 def test_mnist1d_family_members_differ_and_are_reproducible():
@@ -27,12 +48,16 @@ def test_mnist1d_family_members_differ_and_are_reproducible():
     np.testing.assert_allclose(np.sort(shuffled.x_test, 1), np.sort(base.x_test, 1), atol=1e-5)
 
 
-def test_mnist1d_leaves_global_numpy_rng_alone():
+def test_mnist1d_leaves_global_random_state_alone():
+    import random
+
     np.random.seed(123)
-    expected = np.random.rand()
+    random.seed(5)
+    expected = np.random.rand(), random.random()
     np.random.seed(123)
+    random.seed(5)
     load_task(TaskConfig("mnist1d", {"seed": 99}))
-    assert np.random.rand() == expected
+    assert (np.random.rand(), random.random()) == expected
 
 
 def test_teacher_task():

@@ -47,11 +47,12 @@ class DeviceData:
 @dataclass
 class LevelResult:
     """Learning curves at ``iterations`` (NaN before the start iteration and after a divergence) and the
-    early-stop index; ``diverged_at`` is the first evaluation with a non-finite loss or weight (else None)."""
+    early-stop index (by ``TrainConfig.early_stop``); ``diverged_at`` is the first evaluation with a
+    non-finite loss or weight (else None)."""
 
     iterations: np.ndarray                 # (eval,)
     curves: dict[str, np.ndarray]          # "{split}_{loss|acc}" -> (eval,)
-    stop: int                              # index into iterations: argmin of validation loss
+    stop: int                              # index into iterations: the early-stopping criterion's pick
     diverged_at: int | None = None
 
     @property
@@ -152,10 +153,25 @@ def train_level(model: nn.Module, masker: Masker, data: DeviceData, cfg: TrainCo
         loss.backward()
         opt.step(lrs[it])
         masker.apply()
-    valid = np.isfinite(curves["val_loss"])
-    stop = int(np.flatnonzero(valid)[np.argmin(curves["val_loss"][valid])]) if valid.any() else int(
-        np.searchsorted(its, start))
+    stop = stop_index(curves, cfg.early_stop, default=int(np.searchsorted(its, start)))
     return LevelResult(its, curves, stop, diverged_at), captured
+
+
+def stop_index(curves: dict[str, np.ndarray], criterion: str, default: int = 0) -> int:
+    """The evaluation that counts as the level's trained network (only finite evaluations are candidates).
+
+    ``val_acc``: maximum validation accuracy, ties broken by the lower validation loss, then the earlier
+    evaluation; ``val_loss``: minimum validation loss, the earlier evaluation on ties.
+    """
+    loss, acc = curves["val_loss"], curves["val_acc"]
+    valid = np.flatnonzero(np.isfinite(loss) & np.isfinite(acc))
+    if valid.size == 0:
+        return default
+    if criterion == "val_loss":
+        return int(valid[np.argmin(loss[valid])])
+    if criterion == "val_acc":
+        return int(valid[np.lexsort((valid, loss[valid], -acc[valid]))[0]])
+    raise ConfigError(f"unknown early-stopping criterion {criterion!r}; valid criteria are val_acc, val_loss")
 
 
 def finite(model: nn.Module) -> bool:

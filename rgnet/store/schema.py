@@ -29,7 +29,7 @@ SCHEMA_VERSION = 1
 LEVEL_VARS: dict[str, tuple[tuple[str, ...], str, str, str]] = {
     "density": (("level",), "f8", "fraction of prunable weights remaining", "1"),
     "train_seconds": (("level",), "f8", "wall time spent training the level", "s"),
-    "stop_iteration": (("level",), "i8", "early-stop iteration (argmin of validation loss)", "iteration"),
+    "stop_iteration": (("level",), "i8", "early-stop iteration (train.early_stop criterion)", "iteration"),
     "diverged": (("level",), "i8", "1 where training diverged (non-finite loss or weights)", "1"),
     "diverged_iteration": (("level",), "i8", "evaluation iteration at which divergence was found (-1: none)",
                            "iteration"),
