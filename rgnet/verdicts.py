@@ -97,7 +97,8 @@ def arms(path: str | Path, metric: str = DEFAULT_METRIC, labels: dict[str, str] 
                     coords={"arm": names, "level": levels, "density": ("level", trunk["density"]),
                             "source": ("arm", sources)})
     ds.attrs.update(run_id=attrs["run_id"], path=str(path), config=attrs["config"],
-                    task=task_label(attrs["config"], labels), seed=json.loads(attrs["config"])["seed"])
+                    task=task_label(attrs["config"], labels), seed=json.loads(attrs["config"])["seed"],
+                    protocol=protocol(attrs["config"], attrs.get("task")))
     return ds
 
 
@@ -167,7 +168,7 @@ def winning_tickets(paths: str | Path | Iterable[str | Path], metric: str = DEFA
     out["run_winning_density"] = _density_at(per_run.run_density, run_win).assign_attrs(units="1")
     out = out.assign_coords({k: per_run[k] for k in ("seed", "path", "run_id")})
     out = out.assign_coords(run_experiment=("run", labels))
-    out.attrs.update(metric=metric, tolerance=tolerance, rule=_rule(tolerance))
+    out.attrs.update(metric=metric, tolerance=tolerance, rule=_rule(tolerance), protocol=_protocols(runs, metric))
     return out
 
 
@@ -262,13 +263,13 @@ def transfer_matrix(paths: str | Path | Iterable[str | Path], metric: str = DEFA
     ds["transfers"] = ((tr_win >= own_win_tested) & (tr_win >= 0)).where(tested).assign_attrs(
         long_name="transferred ticket is matching at a pruned level and stays matching at least as deep as the "
                   "target's own ticket (among the levels it was trained at); NaN: not run")
-    ds.attrs.update(metric=metric, tolerance=tolerance, rule=_rule(tolerance))
+    ds.attrs.update(metric=metric, tolerance=tolerance, rule=_rule(tolerance), protocol=_protocols(runs, metric))
     return ds
 
 
 def format_tickets(ds: xr.Dataset) -> str:
     """The density ladder (mean ± std per arm) and the winning-ticket density of each experiment."""
-    lines = [f"matching rule: {ds.attrs['rule']}; metric {ds.attrs['metric']}"]
+    lines = [f"protocol: {ds.attrs['protocol']}", f"matching rule: {ds.attrs['rule']}; metric {ds.attrs['metric']}"]
     for e in ds.experiment.values:
         d = ds.sel(experiment=e)
         arms_here = [a for a in ds.arm.values if int(d.seeds.sel(arm=a).max()) > 0]
@@ -297,7 +298,7 @@ def format_tickets(ds: xr.Dataset) -> str:
 def format_transfer_matrix(ds: xr.Dataset) -> str:
     """Rows = source task, columns = target task: does the ticket transfer, and the gap at the target's
     winning density."""
-    lines = [f"matching rule: {ds.attrs['rule']}; metric {ds.attrs['metric']}",
+    lines = [f"protocol: {ds.attrs['protocol']}", f"matching rule: {ds.attrs['rule']}; metric {ds.attrs['metric']}",
              "cell: transfers? (yes/no), sparsest matching density % of the transferred ticket, gap to the "
              "target's own ticket at its winning level (and to a random mask), in points"]
     width = max(18, *(len(t) for t in [*ds.target.values, *ds.source.values]))
@@ -365,6 +366,31 @@ def _std(a) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return np.where(np.sum(~np.isnan(a), 0) > 1, np.nanstd(a, 0, ddof=1), np.nan)
+
+
+STOP_RULES = {"val_acc": "maximum validation accuracy", "val_loss": "minimum validation loss"}
+
+
+def protocol(config: str | dict, task: str | None = None) -> str:
+    """The training protocol a run's accuracies come from, in words: data split, budget, early stopping."""
+    cfg = json.loads(config) if isinstance(config, str) else config
+    t = cfg["train"]
+    stop = STOP_RULES.get(t.get("early_stop", "val_loss"), t.get("early_stop", "val_loss"))
+    text = (f"{t['steps']} steps per level ({t['optimizer']} lr {t['lr']:g}, batch {t['batch_size']}); early stop "
+            f"at the {stop}, evaluated every {t['eval_every']} iterations")
+    if task:
+        n = json.loads(task)
+        text = f"data {n['n_train']} train / {n['n_val']} validation / {n['n_test']} test; " + text
+    return text
+
+
+def _protocols(runs: list[xr.Dataset], metric: str) -> str:
+    """The protocol shared by the runs (or each one, marked as mixed) and what the metric reads."""
+    found = list(dict.fromkeys(r.attrs["protocol"] for r in runs))
+    what = ("test accuracy at the early-stop iteration" if metric == "test_acc" else
+            "test accuracy at the end of training" if metric == "test_acc_final" else metric)
+    shared = found[0] if len(found) == 1 else "MIXED, compare with care: " + " | ".join(found)
+    return f"{shared}; verdicts read the {what}"
 
 
 def _rule(tolerance: float) -> str:
