@@ -117,6 +117,19 @@ def density_axis(ax, densities: Sequence[float], label: str = "weights remaining
     ax.set_xlabel(label)
 
 
+def interval(ax, at, lower, upper, colour: str, vertical: bool = True, zorder: float = 2) -> list:
+    """Capped segments from ``lower`` to ``upper`` at positions ``at`` (a bootstrap interval need not contain the
+    estimate, so it is drawn as it is, not as ± errors); non-finite bounds draw nothing. Lines carry gid
+    ``"interval"``."""
+    out = []
+    for p, lo, hi in zip(np.atleast_1d(at), np.atleast_1d(lower), np.atleast_1d(upper)):
+        if np.isfinite(lo) and np.isfinite(hi):
+            xy = ([p, p], [lo, hi]) if vertical else ([lo, hi], [p, p])
+            out += ax.plot(*xy, color=colour, lw=0.9, marker="_" if vertical else "|", ms=5, zorder=zorder,
+                           gid="interval")
+    return out
+
+
 def colour(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 

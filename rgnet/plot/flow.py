@@ -9,7 +9,18 @@ import numpy as np
 import xarray as xr
 
 from rgnet.errors import ConfigError
-from rgnet.plot._style import COLUMN, OKABE_ITO, PAGE, SEQUENTIAL, colour, finish, new_axes, new_figure, styled
+from rgnet.plot._style import (
+    COLUMN,
+    OKABE_ITO,
+    PAGE,
+    SEQUENTIAL,
+    colour,
+    finish,
+    interval,
+    new_axes,
+    new_figure,
+    styled,
+)
 from rgnet.rg._trajectory import as_runs, feature_dim
 from rgnet.rg.flow import bin_edges
 
@@ -258,9 +269,10 @@ def coupling_flow(traj: xr.DataArray, lin: xr.Dataset | None = None, x: str | in
         Trajectory ``(run, level, coupling)`` (``run`` optional) from :func:`rgnet.rg.couplings` or a toy map.
         With a single coupling the plot is coupling vs level.
     lin : xr.Dataset, optional
-        :func:`rgnet.rg.linearise` of the same couplings: its ``fixed_point`` (with the bootstrap interval as
-        error bars) and the real parts of its ``eigenvectors`` projected on the plane (segment length shows how
-        much of each mode lies in it; colour: relevant / marginal / irrelevant).
+        :func:`rgnet.rg.linearise` of the same couplings: its ``fixed_point`` (with its bootstrap interval per
+        axis) and the real parts of its ``eigenvectors`` projected on the plane, as segments through the fixed
+        point (colour: relevant / marginal / irrelevant). A fixed point far outside the trajectories is named in
+        a note instead of stretching the axes.
     x, y : str or int
         The two couplings (names or positions) spanning the plane.
     directions : bool
@@ -299,14 +311,15 @@ def coupling_flow(traj: xr.DataArray, lin: xr.Dataset | None = None, x: str | in
         fp = np.asarray(lin["fixed_point"].values, dtype=float)[[i, j]]
         inside = np.all((fp > lo - span) & (fp < hi + span))
         if inside:
-            ci = np.asarray(lin["fixed_point_ci"].values, dtype=float)[[i, j]] if "fixed_point_ci" in lin else None
-            err = None if ci is None or not np.all(np.isfinite(ci)) else np.abs(ci - fp[:, None])
-            ax.errorbar(*fp, xerr=None if err is None else err[:1].T, yerr=None if err is None else err[1:].T,
-                        fmt="*", color=OKABE_ITO["black"], ms=9, capsize=2, lw=0.8, zorder=5, label="fixed point g*")
+            if "fixed_point_ci" in lin:
+                ci = np.asarray(lin["fixed_point_ci"].transpose(..., "bound").values, dtype=float)[[i, j]]
+                interval(ax, fp[1], *ci[0], OKABE_ITO["black"], vertical=False, zorder=5)
+                interval(ax, fp[0], *ci[1], OKABE_ITO["black"], zorder=5)
+            ax.plot(*fp, "*", color=OKABE_ITO["black"], ms=9, zorder=6, label="fixed point g* (bootstrap interval)")
             lo, hi = np.minimum(lo, fp), np.maximum(hi, fp)
             span = np.where(hi > lo, hi - lo, 1.0)
             if directions:
-                _eigen_directions(ax, lin, fp, i, j, 0.35 * span)
+                _eigen_directions(ax, lin, fp, i, j, 0.4 * span)
         else:
             note = f"fitted g* off-panel at ({fp[0]:.3g}, {fp[1]:.3g})"
     ax.set_xlim(lo[0] - 0.08 * span[0], hi[0] + 0.08 * span[0])
@@ -328,7 +341,9 @@ def _coupling_index(names: list[str], key: str | int) -> int:
     raise ConfigError(f"Unknown coupling {key!r}; choose a position 0..{len(names) - 1} or one of {names}.")
 
 
-def _eigen_directions(ax, lin: xr.Dataset, fp: np.ndarray, i: int, j: int, scale: np.ndarray) -> None:
+def _eigen_directions(ax, lin: xr.Dataset, fp: np.ndarray, i: int, j: int, reach: np.ndarray) -> None:
+    """Segments through ``fp`` along the real part of each eigenvector projected on the plane, as long as fits
+    within ``reach`` (per axis) of ``fp``."""
     lam = np.asarray(lin["eigenvalues"].values, dtype=complex)
     vec = np.asarray(lin["eigenvectors"].values, dtype=complex)
     kinds = [str(k) for k in lin["kind"].values] if "kind" in lin else ["marginal"] * len(lam)
@@ -337,7 +352,10 @@ def _eigen_directions(ax, lin: xr.Dataset, fp: np.ndarray, i: int, j: int, scale
         if any(abs(value - np.conj(s)) < 1e-9 for s in seen):
             continue  # the conjugate partner spans the same real plane
         seen.append(value)
-        d = np.real(vec[[i, j], k]) * scale
+        d = np.real(vec[[i, j], k])
+        if not np.any(d):
+            continue  # the mode does not move these two couplings
+        d = d * np.min(reach[d != 0] / np.abs(d[d != 0]))
         ls = ["-", "--", "-.", ":"][len(seen) % 4 - 1]
         ax.plot([fp[0] - d[0], fp[0] + d[0]], [fp[1] - d[1], fp[1] + d[1]], color=KIND_COLOURS.get(kind, "0.3"),
                 ls=ls, lw=1.3, zorder=4, label=f"λ = {_fmt_eigenvalue(value)} ({kind})")

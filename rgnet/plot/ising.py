@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from rgnet.plot._style import OKABE_ITO, PAGE, finish, new_figure, styled
+from rgnet.plot._style import OKABE_ITO, PAGE, finish, interval, new_figure, styled
 from rgnet.rg._trajectory import as_runs
 from rgnet.rg.toy import MK_EIGENVALUE, MK_FIXED_POINT
 
@@ -96,8 +96,8 @@ def ising_validation(traj: xr.DataArray, lin: xr.Dataset | None = None, window: 
     for i, name in enumerate(names):
         value, lo, hi = found[name]
         ref = exact[name]
-        err = [[(value - lo) / ref if np.isfinite(lo) else np.nan], [(hi - value) / ref if np.isfinite(hi) else np.nan]]
-        ax_val.errorbar([i], [value / ref - 1], yerr=err, fmt="o", color=OKABE_ITO["vermillion"], capsize=3, ms=4)
+        interval(ax_val, i, lo / ref - 1, hi / ref - 1, OKABE_ITO["vermillion"])
+        ax_val.plot([i], [value / ref - 1], "o", color=OKABE_ITO["vermillion"], ms=4, zorder=3)
     ax_val.axhline(0, color="black", lw=0.8, label="exact")
     ax_val.set_xticks(range(len(names)),
                       [f"{n}\n{found[n][0]:.5f}\n({exact[n]:.5f})" for n in names], fontsize=6.5)

@@ -8,7 +8,7 @@ import numpy as np
 import xarray as xr
 
 from rgnet.errors import ConfigError
-from rgnet.plot._style import COLUMN, colour, finish, marker, new_axes, styled
+from rgnet.plot._style import COLUMN, colour, finish, interval, marker, new_axes, styled
 
 EigenInput = xr.DataArray | xr.Dataset | Mapping
 
@@ -28,7 +28,7 @@ def eigenvalue_sets(eigs: EigenInput, dim: str = "task") -> dict[str, np.ndarray
     :func:`rgnet.rg.linearise`). An xarray object groups by ``dim`` when it is a dim or a coordinate; otherwise
     all its eigenvalues form one set. NaNs (padding) are dropped.
     """
-    if isinstance(eigs, Mapping):
+    if isinstance(eigs, Mapping) and not isinstance(eigs, xr.Dataset):  # a Dataset is a Mapping too
         items = {str(k): _values(v, "eigenvalues") for k, v in eigs.items()}
     else:
         da = _values(eigs, "eigenvalues")
@@ -92,7 +92,7 @@ def spectrum(eigs: EigenInput, dim: str = "task", ax=None, title: str = "Koopman
 
 def _exponent_sets(data, dim: str):
     """``{task: (y (mode,), ci (mode, 2) or None)}``."""
-    if isinstance(data, Mapping):
+    if isinstance(data, Mapping) and not isinstance(data, xr.Dataset):
         items = dict(data)
     elif isinstance(data, xr.Dataset) and dim in data.dims:
         items = {str(t): data.sel({dim: t}) for t in data[dim].values}
@@ -132,7 +132,7 @@ def exponents(data, dim: str = "task", modes: int | None = 4, ax=None):
     Returns
     -------
     matplotlib Axes
-        y > 0: relevant; y < 0: irrelevant. Open markers have no interval.
+        y > 0: relevant; y < 0: irrelevant; the capped segments are the bootstrap intervals.
     """
     sets = _exponent_sets(data, dim)
     n_modes = max(len(y) for y, _ in sets.values())
@@ -141,18 +141,17 @@ def exponents(data, dim: str = "task", modes: int | None = 4, ax=None):
     ax.axhline(0, color="0.5", lw=0.8, zorder=0)
     offsets = np.linspace(-0.3, 0.3, n_modes) if n_modes > 1 else np.zeros(1)
     for k in range(n_modes):
-        xs, ys, lows, highs = [], [], [], []
+        xs, ys = [], []
         for t, (y, ci) in enumerate(sets.values()):
             if k >= len(y) or not np.isfinite(y[k]):
                 continue
-            lo, hi = (ci[k] if ci is not None else (np.nan, np.nan))
             xs.append(t + offsets[k])
             ys.append(y[k])
-            lows.append(y[k] - lo if np.isfinite(lo) else np.nan)
-            highs.append(hi - y[k] if np.isfinite(hi) else np.nan)
+            if ci is not None:
+                interval(ax, xs[-1], *ci[k], colour(k))
         if xs:
-            ax.errorbar(xs, ys, yerr=[lows, highs], fmt=marker(k), color=colour(k), ms=4, capsize=2, lw=0.9,
-                        label=f"mode {k}" + (" (largest |λ|)" if k == 0 else ""))
+            ax.plot(xs, ys, marker(k), color=colour(k), ms=4, zorder=3,
+                    label=f"mode {k}" + (" (largest |λ|)" if k == 0 else ""))
     ax.set_xticks(range(len(sets)))
     ax.set_xticklabels(list(sets), rotation=30, ha="right")
     ax.set_xlim(-0.6, len(sets) - 0.4)
