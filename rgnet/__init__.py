@@ -20,3 +20,12 @@ __all__ = ["ConfigError", "DataError", "ModelConfig", "PruneConfig", "RgnetError
            "StoreError", "TaskConfig", "Ticket", "TrainConfig", "config_of", "load_ticket", "load_toml", "matching",
            "open_run", "open_runs", "open_tree", "record", "rg", "run_baselines", "ticket_from_run", "transfer",
            "transfer_matrix", "winning_tickets", "write_ticket"]
+
+
+def __getattr__(name: str):
+    """``rgnet.plot`` is imported on first use, so that ``import rgnet`` does not load matplotlib."""
+    if name == "plot":
+        import importlib
+
+        return importlib.import_module("rgnet.plot")
+    raise AttributeError(f"module 'rgnet' has no attribute {name!r}")
