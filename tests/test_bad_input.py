@@ -77,7 +77,7 @@ def test_divergence_is_found_at_the_first_evaluation_after_it(small_cfg):
 
     from rgnet.imp.driver import build, normalise
     from rgnet.imp.masks import Masker, full_masks
-    from rgnet.imp.seeds import generator
+    from rgnet.imp.seeds import stream_seed
     from rgnet.imp.train import DeviceData, train_level
     from rgnet.tasks import load_task
 
@@ -93,7 +93,7 @@ def test_divergence_is_found_at_the_first_evaluation_after_it(small_cfg):
             with torch.no_grad():
                 layers["fc2"][0, 0] = float("nan")
 
-    result, _ = train_level(model, Masker(layers, full_masks(layers)), data, cfg.train, generator(0, "d"),
+    result, _ = train_level(model, Masker(layers, full_masks(layers)), data, cfg.train, stream_seed(0, "d"),
                             on_eval=poison)
     assert result.diverged_at == 20 and calls == [0, 20]
     assert np.isnan(result.curves["val_loss"][2:]).all()

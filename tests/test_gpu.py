@@ -53,3 +53,12 @@ def test_cuda_resume_equals_an_uninterrupted_run(tmp_path, small_cfg, monkeypatc
         mb = xr.open_dataset(whole, engine="h5netcdf", group=group)
         for name in ma.data_vars:
             np.testing.assert_array_equal(ma[name].values, mb[name].values)
+
+
+def test_data_order_is_the_same_on_cuda():
+    from rgnet.imp.seeds import epoch_permutation, stream_seed
+
+    streams = torch.tensor([stream_seed(k, "data", 1, "trunk") for k in range(8)])
+    for epoch in (0, 17):
+        assert torch.equal(epoch_permutation(streams, epoch, 4000),
+                           epoch_permutation(streams.cuda(), epoch, 4000, device="cuda").cpu())

@@ -6,7 +6,7 @@ from rgnet import ModelConfig, PruneConfig
 from rgnet.config import TrainConfig
 from rgnet.errors import ConfigError
 from rgnet.imp.masks import Masker, density, full_masks, magnitude_prune, prune_count
-from rgnet.imp.seeds import generator
+from rgnet.imp.seeds import stream_seed
 from rgnet.imp.train import DeviceData, train_level
 from rgnet.models import build_model, output_layer, prunable_layers
 from rgnet.tasks import Task
@@ -93,7 +93,7 @@ def test_pruned_weights_exactly_zero_after_every_step():
     for opt in ("adam", "sgd"):
         cfg = TrainConfig(optimizer=opt, steps=30, eval_every=10, batch_size=20, lr=0.1, weight_decay=1e-3)
         train_level(model, Checking(layers, masks), DeviceData.from_task(task, torch.device("cpu")), cfg,
-                    generator(0, "data", 0, "trunk"))
+                    stream_seed(0, "data", 0, "trunk"))
     assert len(seen) >= 60
     assert max(seen) == 0.0
     # and the surviving weights did train

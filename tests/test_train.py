@@ -6,7 +6,7 @@ import torch
 
 import rgnet
 from rgnet.config import TrainConfig
-from rgnet.imp.seeds import generator
+from rgnet.imp.seeds import epoch_permutation, stream_seed
 from rgnet.imp.train import batch_indices, eval_iterations, lr_at
 
 
@@ -18,22 +18,44 @@ def test_warmup_and_milestones():
 
 
 def test_batches_are_epochs_of_a_seeded_permutation():
-    idx = batch_indices(100, 30, 0, 7, generator(0, "data", 0, "trunk"))
+    idx = batch_indices(100, 30, 0, 7, stream_seed(0, "data", 0, "trunk"))
     assert idx.shape == (7, 30)
     first_epoch = idx[:3].flatten()
     assert len(set(first_epoch.tolist())) == 90  # no repeats within an epoch; the partial batch is dropped
-    again = batch_indices(100, 30, 0, 7, generator(0, "data", 0, "trunk"))
+    again = batch_indices(100, 30, 0, 7, stream_seed(0, "data", 0, "trunk"))
     assert torch.equal(idx, again)
-    assert not torch.equal(idx, batch_indices(100, 30, 0, 7, generator(0, "data", 1, "trunk")))
+    assert not torch.equal(idx, batch_indices(100, 30, 0, 7, stream_seed(0, "data", 1, "trunk")))
 
 
 def test_a_level_that_starts_at_the_rewind_iteration_draws_its_order_from_its_own_stream():
     """Starting at iteration k (a pruned level after rewinding) the batches of iterations k+1.. are the first
     batches of the level's stream: the order depends on the stream and the number of steps, not on k."""
-    late = batch_indices(100, 30, 2, 7, generator(0, "data", 3, "trunk"))
-    fresh = batch_indices(100, 30, 0, 7, generator(0, "data", 3, "trunk"))
+    late = batch_indices(100, 30, 2, 7, stream_seed(0, "data", 3, "trunk"))
+    fresh = batch_indices(100, 30, 0, 7, stream_seed(0, "data", 3, "trunk"))
     assert late.shape == (5, 30) and torch.equal(late, fresh[:5])
     assert not torch.equal(late, fresh[2:])
+
+
+def test_epoch_order_is_a_fixed_function_of_stream_and_epoch():
+    """The data order of every recording depends on these numbers: a change here changes every run."""
+    s = stream_seed(0, "data", 0, "trunk")
+    p = epoch_permutation(s, 0, 4000)
+    assert sorted(p.tolist()) == list(range(4000))
+    assert p[:6].tolist() == [2613, 1001, 3644, 3537, 1705, 3556]
+    streams = torch.tensor([stream_seed(k, "data", 2, "trunk") for k in range(3)])
+    stacked = epoch_permutation(streams, 5, 300)  # K runs at once: row k is run k's order alone
+    for k in range(3):
+        assert torch.equal(stacked[k], epoch_permutation(int(streams[k]), 5, 300))
+    assert not torch.equal(epoch_permutation(s, 1, 300), epoch_permutation(s, 2, 300))
+
+
+def test_epoch_order_is_uniform():
+    """Where one example lands in an epoch is uniform over positions (chi-square over 4000 epochs)."""
+    from scipy import stats
+
+    s = stream_seed(3, "data", 0, "trunk")
+    where = [int((epoch_permutation(s, e, 20) == 7).nonzero()[0, 0]) for e in range(4000)]
+    assert stats.chisquare(np.bincount(where, minlength=20)).pvalue > 1e-3
 
 
 def test_eval_points_include_the_end():

@@ -33,7 +33,7 @@ from rgnet.imp.driver import (
     torch_threads,
 )
 from rgnet.imp.masks import Masker, density, full_masks
-from rgnet.imp.seeds import generator
+from rgnet.imp.seeds import generator, stream_seed
 from rgnet.imp.train import DeviceData, train_level
 from rgnet.store.writer import (
     BRANCHES,
@@ -138,7 +138,7 @@ def run_branch(trunk: Trunk, branch: Branch, levels: list[int], *, tensors: bool
                 masks = {n: torch.from_numpy(m).to(dev) for n, m in branch.masks(level).items()}
                 t0 = time.perf_counter()
                 result, _ = train_level(model, Masker(layers, masks), trunk.data, cfg.train,
-                                        generator(cfg.seed, "data", level, branch.name), start=branch.start,
+                                        stream_seed(cfg.seed, "data", level, branch.name), start=branch.start,
                                         on_eval=bar.level(level, branch.start, density(masks), branch.name))
                 rec = describe_level(cfg, result, time.perf_counter() - t0, masks, numpy_state(model), branch.rewind,
                                      trunk.scales)
@@ -222,7 +222,7 @@ def rewind_variant(trunk: Trunk, k: int | None = None) -> Branch:
         replay = trunk.cfg.replace(train={"steps": k, "eval_every": k})
         with torch_threads(model, None):
             _, captured = train_level(model, Masker(trunk.layers, full_masks(trunk.layers)), trunk.data, replay.train,
-                                      generator(trunk.cfg.seed, "data", 0, "trunk"), capture_at=k)
+                                      stream_seed(trunk.cfg.seed, "data", 0, "trunk"), capture_at=k)
         point = {n: v.cpu().numpy() for n, v in captured.items()}
     return Branch(f"rewind_{k}", {"kind": "rewind", "rewind": k}, k, point, trunk.mask)
 

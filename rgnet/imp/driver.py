@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from rgnet.config import RunConfig, validate
 from rgnet.errors import ConfigError, DivergedError, StoreError
 from rgnet.imp.masks import Masker, density, full_masks, magnitude_prune
-from rgnet.imp.seeds import generator, stream_seed
+from rgnet.imp.seeds import stream_seed
 from rgnet.imp.theory import grid_scale, level_theory
 from rgnet.imp.train import DeviceData, eval_iterations, train_level
 from rgnet.models import build_model, check_params, output_layer, prunable_layers
@@ -204,7 +204,7 @@ def _run_levels(cfg, path, model, layers, output, data, dev, resume: dict | None
             dens, start = density(masks), (0 if level == 0 else k)
             t0 = time.perf_counter()
             result, captured = train_level(model, Masker(layers, masks), data, cfg.train,
-                                           generator(cfg.seed, "data", level, TRUNK), start=start,
+                                           stream_seed(cfg.seed, "data", level, TRUNK), start=start,
                                            capture_at=(k if level == 0 else None),
                                            on_eval=bar.level(level, start, dens))
             seconds = time.perf_counter() - t0

@@ -19,6 +19,7 @@ from rgnet.config import TrainConfig
 from rgnet.errors import ConfigError
 from rgnet.imp.masks import Masker
 from rgnet.imp.optim import FusedOptimizer
+from rgnet.imp.seeds import epoch_permutation
 from rgnet.tasks import Task
 
 SPLITS = ("train", "val", "test")
@@ -71,17 +72,18 @@ def eval_iterations(cfg: TrainConfig) -> np.ndarray:
     return np.asarray(its, dtype=np.int64)
 
 
-def batch_indices(n: int, batch: int, start: int, stop: int, gen: torch.Generator) -> torch.Tensor:
+def batch_indices(n: int, batch: int, start: int, stop: int, stream: int, device=None) -> torch.Tensor:
     """Minibatch indices for iterations ``start+1 .. stop``: shuffled epochs, last partial batch dropped.
 
-    Shape ``(stop - start, batch)``; the order depends only on ``gen`` (seeded from seed, level, branch).
+    Shape ``(stop - start, batch)``; the order depends only on the data ``stream`` (seeded from seed, level,
+    branch; see :func:`rgnet.imp.seeds.epoch_permutation`) and is the same on every device.
     """
     per_epoch = n // batch
     if per_epoch == 0:
         raise ConfigError(f"batch_size={batch} is larger than the training set ({n} examples); lower it")
     steps = stop - start
     epochs = -(-steps // per_epoch)
-    perms = [torch.randperm(n, generator=gen)[: per_epoch * batch] for _ in range(epochs)]
+    perms = [epoch_permutation(stream, e, n, device)[: per_epoch * batch] for e in range(epochs)]
     return torch.cat(perms).view(-1, batch)[:steps]
 
 
@@ -107,7 +109,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
     return float(loss) / n, float(correct) / n
 
 
-def train_level(model: nn.Module, masker: Masker, data: DeviceData, cfg: TrainConfig, gen: torch.Generator,
+def train_level(model: nn.Module, masker: Masker, data: DeviceData, cfg: TrainConfig, stream: int,
                 start: int = 0, capture_at: int | None = None,
                 on_eval: Callable[[int, dict[str, float]], None] | None = None) -> tuple[LevelResult, dict | None]:
     """Train the masked model from iteration ``start`` to ``cfg.steps``.
@@ -121,7 +123,7 @@ def train_level(model: nn.Module, masker: Masker, data: DeviceData, cfg: TrainCo
     its = eval_iterations(cfg)
     curves = {f"{s}_{m}": np.full(len(its), np.nan) for s in SPLITS for m in ("loss", "acc")}
     opt = FusedOptimizer(model.parameters(), cfg)
-    idx = batch_indices(len(data.y["train"]), cfg.batch_size, start, cfg.steps, gen).to(device)
+    idx = batch_indices(len(data.y["train"]), cfg.batch_size, start, cfg.steps, stream, device)
     x, y = data.x["train"], data.y["train"]
     captured = None
     eval_at = set(its.tolist())
