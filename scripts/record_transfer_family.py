@@ -2,17 +2,18 @@
 
     python scripts/record_transfer_family.py [--seeds 0 1 2] [--out data/transfer-family] [--jobs 2]
 
-Six tasks with 40 inputs and 10 classes — MNIST-1D (default), noisier, more sheared, another generator seed,
-shuffled feature order, and a random teacher network — times ``--seeds``, the MLP 40-100-100-10:
+Seven tasks with 40 inputs and 10 classes — MNIST-1D (default), two grades of stronger correlated noise,
+more sheared, another generator seed, shuffled feature order, and a random teacher network — times
+``--seeds``, the MLP 40-100-100-10:
 
 1. IMP on every (task, seed): 12 levels at p = 0.2 (global), Adam 1e-2, batch 100, ``--steps`` per level;
 2. baselines on every run at ``--levels``: random re-initialisation and random masks with the same
    per-layer counts;
 3. every ticket transferred to every other task (source seed s -> target seed s) at ``--levels``.
 
-Every step is resumable (re-running skips finished levels). Files keep masks and summaries only (no trained
-weights). Prints the density ladders, the winning tickets and the transfer matrix, and writes the verdicts
-to ``<out>/verdicts.nc``. About 23 minutes with --jobs 2 on a 2-core machine (IMP 4.3 min, branches 19 min).
+Every step is resumable (re-running skips finished levels). Trunks keep their trained weights per level (for
+microscopic, Redman-style DMD); branches keep masks and summaries only. Prints the density ladders, the
+winning tickets and the transfer matrix, and writes the verdicts to ``<out>/verdicts.nc``.
 """
 
 from __future__ import annotations
@@ -23,9 +24,13 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+# Noise grades chosen so that the dense MLP stays well above chance (10 %): correlated noise 0.25 (default),
+# 0.30 and 0.40 gave 67, 57 and 43 % test accuracy after 3000 steps (seed 0); the old member (0.5, iid 0.05)
+# reached 29 %, too close to chance to say anything about transfer.
 FAMILY = {
     "default": ("mnist1d", {}),
-    "noise": ("mnist1d", {"corr_noise_scale": 0.5, "iid_noise_scale": 0.05}),
+    "noise_mild": ("mnist1d", {"corr_noise_scale": 0.3}),
+    "noise_strong": ("mnist1d", {"corr_noise_scale": 0.4}),
     "shear": ("mnist1d", {"shear_scale": 1.5}),
     "gen_seed": ("mnist1d", {"seed": 7}),
     "shuffled": ("mnist1d", {"shuffle_seq": True}),
@@ -37,8 +42,7 @@ def config(member: str, seed: int, steps: int):
     import rgnet
 
     name, params = FAMILY[member]
-    return rgnet.RunConfig(task=rgnet.TaskConfig(name, params), train=rgnet.TrainConfig(steps=steps),
-                           store=rgnet.StoreConfig(tensors=False), seed=seed)
+    return rgnet.RunConfig(task=rgnet.TaskConfig(name, params), train=rgnet.TrainConfig(steps=steps), seed=seed)
 
 
 def trunk_job(args) -> str:
@@ -55,10 +59,10 @@ def branches_job(args) -> str:
 
     member, seed, levels, out = args
     target = Path(out) / f"{member}-s{seed}.h5"
-    run_baselines(target, ["reinit", "random_prune_layerwise"], levels, progress=False)
+    run_baselines(target, ["reinit", "random_prune_layerwise"], levels, tensors=False, progress=False)
     for source in FAMILY:
         if source != member:
-            transfer(Path(out) / f"{source}-s{seed}.h5", target, levels, progress=False)
+            transfer(Path(out) / f"{source}-s{seed}.h5", target, levels, tensors=False, progress=False)
     return str(target)
 
 
@@ -67,7 +71,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--out", default="data/transfer-family")
     ap.add_argument("--steps", type=int, default=3000, help="training steps per level (default 3000)")
-    ap.add_argument("--levels", default="2,4,6,8,10,12", help="levels for baselines and transfers")
+    ap.add_argument("--levels", default="1,2,4,6,8,10,12", help="levels for baselines and transfers")
     ap.add_argument("--jobs", type=int, default=2, help="parallel worker processes")
     a = ap.parse_args()
 
