@@ -48,8 +48,11 @@ def check_align(mode: str, model: str | None = None) -> None:
 
 # ------------------------------------------------------------------------------------------- input features
 
-def align_inputs(x_source, x_target, y_source=None, y_target=None, *, starts: int = 16, n_random: int = 1000,
-                 seed: int = 0) -> xr.Dataset:
+INPUT_METHODS = ("qap", "faq", "stats")
+
+
+def align_inputs(x_source, x_target, y_source=None, y_target=None, *, method: str = "qap", starts: int = 16,
+                 n_random: int = 1000, seed: int = 0) -> xr.Dataset:
     """The permutation of input features that carries the source task's frame to the target's.
 
     Parameters
@@ -58,6 +61,9 @@ def align_inputs(x_source, x_target, y_source=None, y_target=None, *, starts: in
         Inputs of the two tasks (any sample counts; samples need not correspond). Flattened to features.
     y_source, y_target : array (sample,), optional
         Class labels; when both are given, class-conditional feature statistics inform one of the starts.
+    method : str
+        ``"qap"`` (default): the full search above. For comparison only: ``"faq"`` — FAQ from the barycentre
+        alone; ``"stats"`` — ``linear_sum_assignment`` of per-feature statistics alone (no graph matching).
     starts : int
         Random starts of the graph matching, besides the barycentre and the two descriptor starts.
     n_random : int
@@ -76,14 +82,16 @@ def align_inputs(x_source, x_target, y_source=None, y_target=None, *, starts: in
         source's features are made independent (each column shuffled over samples) and matched alike — what
         the search reaches on structure-free data. Trust a permutation whose confidence is far above it.
     """
+    if method not in INPUT_METHODS:
+        raise ConfigError(f"input alignment method must be one of {', '.join(INPUT_METHODS)}, got {method!r}")
     xs, xt = _features(x_source), _features(x_target)
     if xs.shape[1] != xt.shape[1]:
         raise ConfigError(f"input features differ: the source task has {xs.shape[1]}, the target task "
                           f"{xt.shape[1]}; input alignment needs tasks with the same number of input features")
     rng = np.random.default_rng(seed)
-    perm, obj, rand = _match_features(xs, xt, y_source, y_target, starts, n_random, rng)
+    perm, obj, rand = _match_features(xs, xt, y_source, y_target, method, starts, n_random, rng)
     null = np.column_stack([rng.permutation(col) for col in xs.T])
-    _, null_obj, null_rand = _match_features(null, xt, y_source, y_target, starts, n_random, rng)
+    _, null_obj, null_rand = _match_features(null, xt, y_source, y_target, method, starts, n_random, rng)
     a, b = _correlation(xt), _correlation(xs)
     norm = float(np.linalg.norm(a) * np.linalg.norm(b))
     out = xr.Dataset(
@@ -105,36 +113,48 @@ def align_inputs(x_source, x_target, y_source=None, y_target=None, *, starts: in
                               "units": "1"}),
          },
         coords={"feature": np.arange(len(perm))})
-    out.attrs.update(method="scipy quadratic_assignment (FAQ, maximise) on feature correlation matrices from the "
-                            "barycentre, per-feature statistics and sorted-correlation signatures (both by "
-                            f"linear_sum_assignment) and {starts} random starts; each polished by 2-opt",
-                     seed=seed)
+    out.attrs.update(method=_describe(method, starts), seed=seed)
     return out
 
 
-def _match_features(xs, xt, ys, yt, starts: int, n_random: int, rng: np.random.Generator):
+def _match_features(xs, xt, ys, yt, method: str, starts: int, n_random: int, rng: np.random.Generator):
     """Best permutation, its objective and the objectives of ``n_random`` random permutations."""
     from scipy.optimize import quadratic_assignment
 
     a, b = _correlation(xt), _correlation(xs)
     d = len(a)
-    eye = np.eye(d)
-    guesses = [eye[_assign(_feature_stats(xt, yt, ys), _feature_stats(xs, ys, yt))],
-               eye[_assign(_row_signature(a), _row_signature(b))]]
-    found = []
-    for p0 in ["barycenter", *guesses] + ["randomized"] * starts:
-        res = quadratic_assignment(a, b, method="faq", options={"maximize": True, "P0": p0, "rng": rng})
-        found.append(res.col_ind)
-    # FAQ stops at a local optimum of its relaxation; pairwise swaps (2-opt) from there reach the planted
-    # permutation on weakly correlated features where FAQ alone does not (README: input alignment)
-    polished = []
-    for perm in {tuple(p) for p in sorted(found, key=lambda p: -_qap_objective(a, b, p))[:4]}:
-        res = quadratic_assignment(a, b, method="2opt", options={"maximize": True, "rng": rng,
-                                                                  "partial_guess": np.c_[np.arange(d), perm]})
-        polished.append(res.col_ind)
-    best = max(polished, key=lambda p: (_qap_objective(a, b, p), tuple(-p)))
+    by_stats = _assign(_feature_stats(xt, yt, ys), _feature_stats(xs, ys, yt))
+    if method == "stats":
+        best = by_stats
+    elif method == "faq":
+        best = quadratic_assignment(a, b, method="faq", options={"maximize": True, "rng": rng}).col_ind
+    else:
+        eye = np.eye(d)
+        found = []
+        for p0 in ["barycenter", eye[by_stats], eye[_assign(_row_signature(a), _row_signature(b))]] \
+                + ["randomized"] * starts:
+            found.append(quadratic_assignment(a, b, method="faq",
+                                              options={"maximize": True, "P0": p0, "rng": rng}).col_ind)
+        # FAQ stops at a local optimum of its relaxation; pairwise swaps (2-opt) from there reach the planted
+        # permutation on weakly correlated features where FAQ alone does not (README: transfer up to symmetry)
+        polished = []
+        for perm in dict.fromkeys(tuple(p) for p in sorted(found, key=lambda p: -_qap_objective(a, b, p))[:4]):
+            res = quadratic_assignment(a, b, method="2opt", options={"maximize": True, "rng": rng,
+                                                                      "partial_guess": np.c_[np.arange(d), perm]})
+            polished.append(res.col_ind)
+        best = max(polished, key=lambda p: (_qap_objective(a, b, p), tuple(-p)))
     rand = np.array([_qap_objective(a, b, rng.permutation(d)) for _ in range(n_random)])
     return best, _qap_objective(a, b, best), rand
+
+
+def _describe(method: str, starts: int) -> str:
+    if method == "stats":
+        return "scipy linear_sum_assignment of per-feature statistics (mean, std, skewness, class means and stds)"
+    if method == "faq":
+        return "scipy quadratic_assignment (FAQ, maximise) on feature correlation matrices from the barycentre"
+    return ("scipy quadratic_assignment (FAQ, maximise) on feature correlation matrices from the barycentre, "
+            "per-feature statistics and sorted-correlation signatures (both by linear_sum_assignment) and "
+            f"{starts} random starts; the best four polished by 2-opt")
 
 
 def _features(x) -> np.ndarray:
@@ -460,9 +480,9 @@ def alignment_attrs(inputs: xr.Dataset | None, units: dict[str, np.ndarray] | No
     out = {"align": mode}
     if inputs is not None:
         out["input_permutation"] = json.dumps(inputs.permutation.values.tolist())
-        out["input_alignment"] = json.dumps({k: float(inputs[k]) for k in
-                                             ("objective", "cosine", "identity_objective", "random_mean",
-                                              "random_std", "confidence")} | {"method": inputs.attrs["method"]})
+        keys = ("objective", "cosine", "identity_objective", "random_mean", "random_std", "confidence",
+                "null_confidence")
+        out["input_alignment"] = json.dumps({k: float(inputs[k]) for k in keys} | {"method": inputs.attrs["method"]})
     if units is not None:
         out["unit_permutations"] = json.dumps({k: np.asarray(v).tolist() for k, v in units.items()})
     return out
