@@ -81,6 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--levels", help="source levels to transfer, e.g. 1-12 (default: all pruned levels)")
     t.add_argument("--output-layer", default="pruned", help="when the class count differs: pruned (at the "
                                                               "source's output density, default) or dense")
+    t.add_argument("--align", default="none", help="transfer up to symmetry (MLPs): none (default), inputs "
+                                                   "(permute input features, estimated from the two tasks' data) "
+                                                   "or inputs+units (also match hidden units to the target's "
+                                                   "tickets); a branch of its own")
     _training_flags(t)
 
     k = sub.add_parser("ticket", help="export the winning ticket of one level (mask + rewind weights)")
@@ -200,6 +204,7 @@ def _baselines(a) -> int:
 
 
 def _transfer(a) -> int:
+    from rgnet.align import check_align
     from rgnet.errors import ConfigError
     from rgnet.imp.branches import parse_levels
     from rgnet.imp.driver import default_path, record
@@ -211,15 +216,17 @@ def _transfer(a) -> int:
     check_output_mode(a.output_layer)  # before a target run is recorded
     if a.task is None and a.task_param:
         raise ConfigError("--task-param needs --task (the target file already fixes its task)")
+    check_align(a.align)  # before a target run is recorded
     target = a.target
     if a.task is not None:
         cfg = target_config(a.source, a.task, _task_params(a.task_param))
+        check_align(a.align, cfg.model.name)
         target = target or default_path(cfg)
         if not a.quiet:
             print(f"target run: {target} (recording it first if needed)", file=sys.stderr)
         record(cfg, target, device=a.device, data_root=a.data_root, progress=False if a.quiet else None,
                threads=a.threads, log=_log(a))
-    group = transfer(a.source, target, parse_levels(a.levels), output=a.output_layer,
+    group = transfer(a.source, target, parse_levels(a.levels), output=a.output_layer, align=a.align,
                      tensors=False if a.no_tensors else None, device=a.device, data_root=a.data_root,
                      progress=False if a.quiet else None, threads=a.threads, log=_log(a))
     print(f"{target}:{group}")

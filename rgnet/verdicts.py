@@ -181,7 +181,8 @@ def transfer_matrix(paths: str | Path | Iterable[str | Path], metric: str = DEFA
     target's own ticket of the same level, paired within each target file, then averaged), ``transfer_matching``
     and ``transfer_winning_density``; ``transfers`` is True when the transferred ticket stays matching down to
     the target's own winning-ticket density. Per target: ``own_acc``, ``dense_acc``, ``random_acc`` and
-    ``reinit_acc`` where the baselines exist. The diagonal (source = target task) is the own ticket.
+    ``reinit_acc`` where the baselines exist. The diagonal (source = target task) is the own ticket. Aligned
+    transfers (``rgnet transfer --align``) are sources of their own, labelled ``<source> [aligned inputs]``.
     """
     check_tolerance(tolerance)
     runs = [arms(p, metric, labels) for p in _expand(paths)]
@@ -345,8 +346,11 @@ def _density_at(density: xr.DataArray, level_index: xr.DataArray) -> xr.DataArra
 
 
 def _source_label(attrs: dict, labels) -> str:
-    dense = json.loads(attrs["branch"]).get("output") == "dense"
-    return task_label(attrs["source_config"], labels) + (" [dense output]" if dense else "")
+    """The source task's label; a dense-output or aligned transfer is its own arm (``default [aligned inputs]``)."""
+    spec = json.loads(attrs["branch"])
+    align = spec.get("align", "none")
+    return (task_label(attrs["source_config"], labels) + (" [dense output]" if spec.get("output") == "dense" else "")
+            + ("" if align == "none" else f" [aligned {align}]"))
 
 
 def _pad(a: np.ndarray, n: int) -> np.ndarray:

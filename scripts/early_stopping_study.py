@@ -98,8 +98,8 @@ def report(ds: xr.Dataset) -> str:
                 cells = [f"{100 * float(c.picked.sel(level=lv).mean()):5.1f} ({float(gap.sel(level=lv).mean()):+5.1f})"
                          for lv in m.level.values]
                 lines.append(f"  {crit:<9}  {int(every):>5}  " + "  ".join(f"{x:>14}" for x in cells))
-        ends = [f"{100 * float(final.sel(level=lv).mean()):5.1f} ({100 * float((final - best).sel(level=lv).mean()):+5.1f})"
-                for lv in m.level.values]
+        ends = [f"{100 * float(final.sel(level=lv).mean()):5.1f} "
+                f"({100 * float((final - best).sel(level=lv).mean()):+5.1f})" for lv in m.level.values]
         lines.append(f"  {'end':<9}  {'':>5}  " + "  ".join(f"{x:>14}" for x in ends))
         lines.append("  density %         " + "  ".join(f"{100 * float(m.density.sel(level=lv)):>14.1f}"
                                                         for lv in m.level.values))

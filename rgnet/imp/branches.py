@@ -107,6 +107,7 @@ class Branch:
     masks: Callable[[int], Masks]
     attrs: dict = field(default_factory=dict)  # more group attributes (provenance)
     check: Callable[[int], None] | None = None  # raises if a level cannot be trained; run before any write
+    stream: str | None = None                  # names the data-order stream (default: the branch name)
 
 
 def run_branch(trunk: Trunk, branch: Branch, levels: list[int], *, tensors: bool | None = None,
@@ -137,8 +138,8 @@ def run_branch(trunk: Trunk, branch: Branch, levels: list[int], *, tensors: bool
                 model.load_state_dict({k: torch.from_numpy(v) for k, v in branch.rewind.items()})
                 masks = {n: torch.from_numpy(m).to(dev) for n, m in branch.masks(level).items()}
                 t0 = time.perf_counter()
-                result, _ = train_level(model, Masker(layers, masks), trunk.data, cfg.train,
-                                        stream_seed(cfg.seed, "data", level, branch.name), start=branch.start,
+                order = stream_seed(cfg.seed, "data", level, branch.stream or branch.name)
+                result, _ = train_level(model, Masker(layers, masks), trunk.data, cfg.train, order, start=branch.start,
                                         on_eval=bar.level(level, branch.start, density(masks), branch.name))
                 rec = describe_level(cfg, result, time.perf_counter() - t0, masks, numpy_state(model), branch.rewind,
                                      trunk.scales)

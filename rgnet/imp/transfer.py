@@ -6,35 +6,50 @@ in the target file, next to the target's own ticket of the same level (same prun
 density). Same architecture and input shape are required. When the class count differs, the output layer
 takes the target's own initial weights and is either pruned at random to the source's output-layer density
 (``output="pruned"``, default) or left dense (``output="dense"``).
+
+``align`` transfers the ticket *up to symmetry* (MLPs): ``"inputs"`` permutes its first layer's columns by
+the input-feature permutation estimated from the two tasks' data (:func:`rgnet.align.align_inputs`);
+``"inputs+units"`` also permutes its hidden units to match the target's own tickets (weight matching on the
+number of levels each weight survives, :func:`rgnet.align.match_units`). The aligned transfer is its own
+branch (``transfer_<source run_id>_align_inputs`` / ``..._align_inputs_units``) beside the unaligned one,
+stores its permutations as attributes, reuses them on resume, and draws the same data order as the
+unaligned branch, so that an identity alignment reproduces it exactly.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 from typing import Callable
 
+import h5py
 import numpy as np
 
+from rgnet.align import align_inputs, alignment_attrs, check_align, match_units, mlp_layers, permute_mlp
 from rgnet.config import RunConfig
 from rgnet.errors import ConfigError, StoreError
 from rgnet.imp.branches import Branch, Trunk, keep_random, open_trunk, run_branch
 from rgnet.imp.driver import normalise
 from rgnet.imp.seeds import generator
 from rgnet.imp.tickets import Ticket, is_ticket_file, load_ticket
-from rgnet.store.writer import check_run_file
+from rgnet.store.writer import BRANCHES, check_run_file
+from rgnet.tasks import load_task
 
 OUTPUT_MODES = ("pruned", "dense")
 DENSITY_TOLERANCE = 0.05   # relative: a transferred ticket must sit at the target level's density
+ALIGN_SUFFIX = {"none": "", "inputs": "_align_inputs", "inputs+units": "_align_inputs_units"}
 
 
 def transfer(source: str | Path, target: str | Path, levels: list[int] | None = None, *, output: str = "pruned",
-             tensors: bool | None = None, device: str = "cpu", data_root=None, progress: bool | None = None,
-             threads: int | None = None,
+             align: str = "none", tensors: bool | None = None, device: str = "cpu", data_root=None,
+             progress: bool | None = None, threads: int | None = None,
              log: Callable[[str], None] | None = None) -> str:
     """Train the tickets of ``source`` (a run file, at ``levels``, default all pruned levels both runs have;
-    or a ticket file) on the run recorded in ``target``; resumable. Returns the branch's group path."""
+    or a ticket file) on the run recorded in ``target``, aligned by ``align`` (none, inputs, inputs+units);
+    resumable. Returns the branch's group path."""
     check_output_mode(output)
+    check_align(align)
     if not Path(source).is_file():
         raise StoreError(f"source {str(source)!r} does not exist; pass a run file or a ticket file")
     trunk = open_trunk(target, device, data_root)
@@ -49,7 +64,8 @@ def transfer(source: str | Path, target: str | Path, levels: list[int] | None = 
         get = functools.lru_cache(maxsize=1)(lambda level: load_ticket(source, level))  # one ticket in memory
         first = get(levels[0]) if levels else load_ticket(source, 0)
     check_compatible(first, trunk)
-    branch = transfer_branch(trunk, get, first, output)
+    check_align(align, trunk.cfg.model.name)
+    branch = transfer_branch(trunk, get, first, output, align, source=source, data_root=data_root)
     return run_branch(trunk, branch, levels, tensors=tensors, progress=progress, threads=threads, log=log)
 
 
@@ -81,11 +97,16 @@ def check_compatible(ticket: Ticket, trunk: Trunk) -> None:
                           f"{trunk.cfg.train.steps} training steps")
 
 
-def transfer_branch(trunk: Trunk, get: Callable[[int], Ticket], first: Ticket, output: str) -> Branch:
-    """The branch that trains ``get(level)`` on the target run ``trunk``."""
+def transfer_branch(trunk: Trunk, get: Callable[[int], Ticket], first: Ticket, output: str, align: str = "none",
+                    source: str | Path | None = None, data_root=None) -> Branch:
+    """The branch that trains ``get(level)`` on the target run ``trunk``, aligned by ``align``."""
     new_head = first.n_classes != trunk.task.n_classes
     out = trunk.output
-    rewind = dict(first.rewind)
+    base = f"transfer_{first.run_id}" + ("_dense_output" if new_head and output == "dense" else "")
+    name = base + ALIGN_SUFFIX[align]
+    layers = mlp_layers(trunk.init)
+    input_perm, unit_perms, align_attrs = alignment(trunk, first, align, name, source, data_root)
+    rewind = permute_mlp(first.rewind, layers, input_perm, unit_perms)
     if new_head:  # the classifier cannot move: take the target's own initial output layer
         for k in (f"{out}.weight", f"{out}.bias"):
             if k in trunk.init:
@@ -94,14 +115,13 @@ def transfer_branch(trunk: Trunk, get: Callable[[int], Ticket], first: Ticket, o
     if bad:
         raise ConfigError(f"the ticket's tensors {bad} do not fit the target model; transfer needs the same "
                           "architecture")
-    name = f"transfer_{first.run_id}" + ("_dense_output" if new_head and output == "dense" else "")
 
     def check(level: int) -> None:
         _check_density(get(level), trunk, level, skip=out if new_head else None)
 
     def masks(level: int) -> dict[str, np.ndarray]:
         t = get(level)
-        m = dict(t.masks)
+        m = permute_mlp(t.masks, layers, input_perm, unit_perms)
         if new_head and out in m:
             if output == "dense":
                 m[out] = np.ones(trunk.layers[out].shape, dtype=bool)
@@ -109,16 +129,77 @@ def transfer_branch(trunk: Trunk, get: Callable[[int], Ticket], first: Ticket, o
                 shape = tuple(trunk.layers[out].shape)
                 size = int(np.prod(shape))
                 m[out] = keep_random(size, round(t.masks[out].mean() * size),
-                                     generator(trunk.cfg.seed, "transfer-output", level, name)).reshape(shape)
+                                     generator(trunk.cfg.seed, "transfer-output", level, base)).reshape(shape)
         return m
 
     src = RunConfig.from_json(first.config)
     spec = {"kind": "transfer", "source_run_id": first.run_id, "output": output if new_head else "kept"}
+    if align != "none":
+        spec["align"] = align
     attrs = {"source_run_id": first.run_id, "source_path": first.source, "source_config": first.config,
              "source_task": first.task, "source_task_name": src.task.name, "source_seed": src.seed,
              "source_rewind_iteration": first.rewind_iteration,
-             "comment": "level L holds the source's level-L ticket trained on this run's task"}
-    return Branch(name, spec, first.rewind_iteration, rewind, masks, attrs, check)
+             "comment": "level L holds the source's level-L ticket trained on this run's task"
+                        + ("" if align == "none" else ", carried across the stored permutations"), **align_attrs}
+    return Branch(name, spec, first.rewind_iteration, rewind, masks, attrs, check, stream=base)
+
+
+def alignment(trunk: Trunk, first: Ticket, align: str, name: str, source: str | Path | None = None,
+              data_root=None) -> tuple[np.ndarray | None, list[np.ndarray] | None, dict]:
+    """``(input permutation, hidden-unit permutations, branch attributes)`` for an aligned transfer.
+
+    A branch that exists already keeps the permutations it stored (resuming never re-estimates them).
+    Inputs: :func:`align_inputs` on the two tasks' training inputs and labels. Units: :func:`match_units`
+    between the target's and the (input-aligned) source's *survival* — per weight, the number of pruned
+    levels it is kept, over the levels both runs have (one level for a ticket file), so that one permutation
+    serves every level.
+    """
+    if align == "none":
+        return None, None, {}
+    stored = _stored_alignment(trunk.path, name)
+    if stored is not None:
+        return stored
+    src_cfg = RunConfig.from_json(first.config)
+    src_task = load_task(src_cfg.task, data_root)
+    if src_task.fingerprint() != json.loads(first.task).get("fingerprint"):
+        raise StoreError(f"the source task {src_cfg.task.name!r} gives other data now than the ticket was found on "
+                         "(fingerprint differs); input alignment needs the source's own data — restore it")
+    inputs = align_inputs(src_task.x_train, trunk.task.x_train, src_task.y_train, trunk.task.y_train)
+    input_perm = inputs.permutation.values
+    units = None
+    if align == "inputs+units":
+        layers = mlp_layers(trunk.init)
+        mine, theirs = _survival(trunk, first, source)
+        shapes = {x: trunk.init[f"{x}.weight"].shape for x in layers}
+        a = [mine.get(x, np.zeros(shapes[x])) for x in layers]
+        b = [theirs.get(x, np.zeros(shapes[x])) for x in layers]
+        units = match_units(a, b, input_perm=input_perm)
+        return input_perm, units, alignment_attrs(inputs, dict(zip(layers, units)), align)
+    return input_perm, units, alignment_attrs(inputs, None, align)
+
+
+def _survival(trunk: Trunk, first: Ticket, source) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per prunable layer, how many pruned levels each weight survives: target's and source's."""
+    if source is None or is_ticket_file(source):
+        return ({n: m.astype(np.float64) for n, m in trunk.mask(first.level).items()},
+                {n: m.astype(np.float64) for n, m in first.masks.items()})
+    n = min(int(check_run_file(Path(source))["levels_complete"]), trunk.levels)
+    with h5py.File(source, "r") as f:
+        theirs = {k: np.asarray(f["tensors/mask"][k][1:n]).sum(0, dtype=np.float64) for k in trunk.masks}
+    mine = {k: m[1:n].sum(0, dtype=np.float64) for k, m in trunk.masks.items()}
+    return mine, theirs
+
+
+def _stored_alignment(path: Path, name: str):
+    """The permutations an existing aligned branch stored, or None if the branch does not exist yet."""
+    with h5py.File(path, "r") as f:
+        if name not in f.get(BRANCHES, {}):
+            return None
+        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f[BRANCHES][name].attrs.items()}
+    input_perm = np.asarray(json.loads(attrs["input_permutation"]))
+    units = json.loads(attrs["unit_permutations"]) if "unit_permutations" in attrs else None
+    keep = {k: attrs[k] for k in ("align", "input_permutation", "input_alignment", "unit_permutations") if k in attrs}
+    return input_perm, (None if units is None else [np.asarray(v) for v in units.values()]), keep
 
 
 def _check_density(ticket: Ticket, trunk: Trunk, level: int, skip: str | None) -> None:
