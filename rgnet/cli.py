@@ -100,6 +100,24 @@ def _parser() -> argparse.ArgumentParser:
     f = sub.add_parser("flow", help="RG-flow summary of run files (fixed point, eigenvalues, exponents)")
     f.add_argument("files", nargs="+")
     f.add_argument("--out", help="write the analysis as netCDF")
+
+    u = sub.add_parser("universality", help="universality classes of the IMP flows, and how well they predict "
+                                            "which tickets transfer (scored next to baselines)",
+                       description="Compute signatures of every run's IMP flow, test which tasks are "
+                                   "indistinguishable (permutation test over seeds), form classes, and score the "
+                                   "predicted transfers against the measured transfer matrix.")
+    u.add_argument("files", nargs="+", help="run files (at least 2 seeds per task)")
+    u.add_argument("--transfer", help="netCDF file with the measured transfer matrix (`rgnet tickets --out`); "
+                                      "default: computed from the files' transfer branches")
+    u.add_argument("--signature", action="append", metavar="NAME",
+                   help="signature to use, repeatable (default: all the files allow): dmd_micro, dmd_ticket, "
+                        "dmd_coarse, exponents, fingerprint, scaling")
+    u.add_argument("--alpha", type=float, default=0.1, help="level of the same-class test (default 0.1)")
+    u.add_argument("--classes", default="components", help="components (default) or communities")
+    u.add_argument("--n-boot", type=int, default=200, help="seed bootstraps (default 200)")
+    u.add_argument("--no-baselines", action="store_true", help="score only the signatures")
+    u.add_argument("--seed", type=int, default=0, help="seed of the bootstraps and random permutations")
+    u.add_argument("--out", help="write the classes and scores as netCDF (never overwritten)")
     return p
 
 
@@ -279,11 +297,28 @@ def _flow(a) -> int:
     return 0
 
 
+def _universality(a) -> int:
+    from rgnet.errors import ConfigError
+    from rgnet.universality import format_universality, universality
+
+    out = Path(a.out) if a.out else None
+    if out is not None and out.exists():
+        raise ConfigError(f"--out {str(out)!r} exists and rgnet never overwrites; pass another --out")
+    ds = universality(a.files, transfer=a.transfer, names=a.signature, alpha=a.alpha, class_method=a.classes,
+                      n_boot=a.n_boot, baselines=not a.no_baselines, seed=a.seed)
+    print(format_universality(ds))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        ds.to_netcdf(out, engine="h5netcdf")
+        print(f"wrote {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
     try:
         commands = {"record": _record, "baselines": _baselines, "transfer": _transfer, "ticket": _ticket,
-                    "tickets": _tickets, "info": _info, "flow": _flow}
+                    "tickets": _tickets, "info": _info, "flow": _flow, "universality": _universality}
         return commands[a.command](a)
     except RgnetError as e:
         print(f"rgnet: error: {e}", file=sys.stderr)

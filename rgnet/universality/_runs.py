@@ -83,6 +83,14 @@ def read_runs(sources: RunSource | Iterable[RunSource], labels: dict[str, str] |
     return runs
 
 
+def to_runs(sources: RunSource | Iterable[RunSource] | Sequence[Run],
+            labels: dict[str, str] | None = None) -> list[Run]:
+    """``sources`` as :class:`Run` objects: a list of them is taken as it is, anything else is read."""
+    if isinstance(sources, (list, tuple)) and sources and all(isinstance(s, Run) for s in sources):
+        return list(sources)
+    return read_runs(sources, labels)
+
+
 def run_coords(runs: Sequence[Run]) -> dict[str, tuple[str, np.ndarray]]:
     """Coordinates along ``run``: ``task`` (the task key), ``seed``, ``run_id`` and ``path``."""
     return {"task": ("run", np.array([r.task for r in runs])), "seed": ("run", np.array([r.seed for r in runs])),

@@ -14,7 +14,7 @@ import xarray as xr
 
 from rgnet.errors import ConfigError, DataError, StoreError
 from rgnet.store.writer import check_run_file
-from rgnet.universality._runs import Run, RunSource, read_runs, task_params
+from rgnet.universality._runs import Run, RunSource, task_params, to_runs
 from rgnet.universality.baselines import (
     additive_scores,
     excess_mask_iou,
@@ -24,6 +24,7 @@ from rgnet.universality.baselines import (
     task_mean,
 )
 from rgnet.universality.classes import (
+    CLASS_METHODS,
     bootstrap_tests,
     class_graph,
     classes,
@@ -32,7 +33,7 @@ from rgnet.universality.classes import (
     same_class_test,
     share_of,
 )
-from rgnet.universality.distances import run_distances
+from rgnet.universality.distances import UNEQUAL, run_distances
 from rgnet.universality.scoring import pair_auroc, score_matrix
 from rgnet.universality.signatures import SIGNATURES, pooled_exponents, signatures, weight_trajectory
 from rgnet.verdicts import task_label, transfer_matrix
@@ -58,7 +59,7 @@ def universality(sources: RunSource | Iterable[RunSource], transfer: str | os.Pa
 
     Parameters
     ----------
-    sources : run files (paths, glob, directory) or run Datasets
+    sources : run files (paths, glob, directory), run Datasets, or :class:`~rgnet.universality._runs.Run` objects
     transfer : the measured transfer matrix: a Dataset from :func:`rgnet.transfer_matrix`, or a netCDF file
         holding one (group ``transfer``, as ``rgnet tickets --out`` writes; its ``tickets`` group, if present,
         names the runs' tasks). Default: computed from the run files' transfer branches.
@@ -88,13 +89,20 @@ def universality(sources: RunSource | Iterable[RunSource], transfer: str | os.Pa
         raise ConfigError(f"alpha must be between 0 and 1, got {alpha}")
     if n_boot < 0:
         raise ConfigError(f"n_boot must be 0 or more, got {n_boot}")
+    if class_method not in CLASS_METHODS:
+        raise ConfigError(f"unknown class method {class_method!r}; choose one of {', '.join(CLASS_METHODS)}")
+    if unequal not in UNEQUAL:
+        raise ConfigError(f"unknown unequal={unequal!r}; choose one of {', '.join(UNEQUAL)}")
+    unknown = [n for n in names or [] if n not in SIGNATURES]
+    if unknown:
+        raise ConfigError(f"unknown signature(s) {', '.join(unknown)}; choose from {', '.join(SIGNATURES)}")
     measured = None
     if isinstance(transfer, (str, os.PathLike)):
         measured, file_labels = read_transfer(transfer)
         labels = {**file_labels, **(labels or {})}
     elif isinstance(transfer, xr.Dataset):
         measured = transfer
-    runs = read_runs(sources, labels)
+    runs = to_runs(sources, labels)
     label_arr = np.array([r.task for r in runs])
     tasks = sorted(set(label_arr))
     few = [t for t in tasks if np.sum(label_arr == t) < 2]
@@ -106,10 +114,7 @@ def universality(sources: RunSource | Iterable[RunSource], transfer: str | os.Pa
     unavailable: dict[str, str] = {}
     scored = _scored_tasks(measured, tasks, unavailable)
 
-    sigs = signatures(runs, names, options=options, skip_missing=names is None)
-    for name in SIGNATURES if names is None else []:
-        if name not in sigs:
-            unavailable[name] = "the run files hold no tensors it needs (recorded with tensors = false)"
+    sigs = signatures(runs, names, options=options, skipped=unavailable if names is None else None)
     if not sigs:
         raise DataError("no signature could be computed from these files; record runs with tensors or pass "
                         "--signature with one of dmd_coarse, exponents, fingerprint, scaling")

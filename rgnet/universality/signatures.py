@@ -26,7 +26,7 @@ from rgnet.errors import ConfigError, DataError
 from rgnet.rg import couplings, dmd, linearise, microscopic, wasserstein_flow
 from rgnet.rg._trajectory import as_runs, snapshot_pairs
 from rgnet.rg.dmd import _numerical_rank
-from rgnet.universality._runs import Run, RunSource, read_runs, run_coords
+from rgnet.universality._runs import Run, RunSource, run_coords, to_runs
 
 DISTANCES = ("spectrum", "standardised", "l2")
 
@@ -59,7 +59,7 @@ def register_signature(name: str, distance: str, doc: str, needs: str = "summari
 
 def signatures(sources: RunSource | Iterable[RunSource] | Sequence[Run], names: Sequence[str] | None = None,
                labels: dict[str, str] | None = None, options: dict[str, dict] | None = None,
-               skip_missing: bool = False) -> dict[str, xr.Dataset]:
+               skipped: dict[str, str] | None = None) -> dict[str, xr.Dataset]:
     """Compute signatures for many runs.
 
     Parameters
@@ -68,7 +68,8 @@ def signatures(sources: RunSource | Iterable[RunSource] | Sequence[Run], names: 
     names : signature names (default: all of :data:`SIGNATURES`)
     labels : renames task keys or run ids to short task names
     options : per signature name, keyword options of its function (e.g. ``{"dmd_micro": {"layers": ["fc3"]}}``)
-    skip_missing : leave out (instead of raising :class:`DataError`) signatures the runs lack data for
+    skipped : if given, signatures the runs lack data for (no tensors, too few levels) are left out and the
+        reason is stored here under their name, instead of raising :class:`DataError` / :class:`ConfigError`
 
     Returns
     -------
@@ -76,7 +77,7 @@ def signatures(sources: RunSource | Iterable[RunSource] | Sequence[Run], names: 
         Each with a leading ``run`` dim and coordinates ``task(run)``, ``seed(run)``, ``run_id(run)``,
         ``path(run)``; attributes ``signature``, ``distance`` and ``options`` (JSON).
     """
-    runs = _as_runs(sources, labels)
+    runs = to_runs(sources, labels)
     names = list(SIGNATURES) if names is None else list(names)
     unknown = [n for n in names if n not in SIGNATURES]
     if unknown:
@@ -87,22 +88,17 @@ def signatures(sources: RunSource | Iterable[RunSource] | Sequence[Run], names: 
         opts = (options or {}).get(name, {})
         try:
             parts = [sig.compute(r, **opts) for r in runs]
-        except DataError:
-            if skip_missing:
-                continue
-            raise
+        except (DataError, ConfigError) as err:
+            if skipped is None:
+                raise
+            skipped[name] = str(err)
+            continue
         ds = xr.concat(parts, dim="run", join="outer", combine_attrs="drop_conflicts")
         ds = ds.assign_coords(run_coords(runs))
         ds.attrs.update(signature=name, distance=sig.distance, description=sig.doc,
                         options=repr(sorted(opts.items())))
         out[name] = ds
     return out
-
-
-def _as_runs(sources, labels) -> list[Run]:
-    if isinstance(sources, (list, tuple)) and sources and all(isinstance(s, Run) for s in sources):
-        return list(sources)
-    return read_runs(sources, labels)
 
 
 # ---- spectra -------------------------------------------------------------------------------------------
