@@ -153,7 +153,9 @@ def universality(sources: RunSource | Iterable[RunSource], transfer: str | os.Pa
     if scored:
         if baselines:
             predictors.update(_baselines(runs, label_arr, scored, measured, idx_boot, unavailable))
-        out = out.merge(_scoring(predictors, scored, measured, seed, n_perm, runs))
+        scores = _scoring(predictors, scored, measured, seed, n_perm, runs)
+        out = out.merge(scores)
+        out.attrs.update(scores.attrs)
     out.attrs.update(alpha=alpha, class_method=class_method, n_boot=n_boot, unequal=unequal,
                      unavailable=json.dumps(unavailable), symmetry_note=SYMMETRY_NOTE,
                      test="energy statistic, permutation over runs (exact when <= 20000 splits)")
@@ -322,4 +324,6 @@ def _scoring(predictors: dict, scored: list[str], measured: xr.Dataset, seed: in
         "symmetry": (("source", "target"), symmetric, {"long_name": "tasks related by a fixed permutation of the "
                                                                     "input features"}),
     }, coords={"predictor": names, "source": scored, "target": scored, "bound": ["lower", "upper"]})
+    # distances and classes are symmetric; the verdicts need not be: the best ranking a symmetric score can give
+    ds.attrs["symmetric_oracle_auroc"] = pair_auroc(np.nanmean([transfers, transfers.T], axis=0), transfers)
     return ds

@@ -61,17 +61,19 @@ def _table(ds: xr.Dataset) -> list[str]:
     w = max(len(n) for n in names) + 2
     lines.append(f"{'predictor':<{w}}{'AUROC [95% CI]':>22}{'p':>7}{'tau_w (n)':>13}{'p':>7}{'LOTO':>7}"
                  f"{'AUROC w/o sym':>15}")
+    p_fmt = ".3f"
     for n in names:
         d = ds.sel(predictor=n)
         lo, hi = d["auroc_ci"].values
         ci = "" if not np.isfinite(lo) or lo == hi else f" [{lo:.2f}, {hi:.2f}]"
-        lines.append(f"{n:<{w}}{_f(d['auroc']) + ci:>22}{_f(d['p_auroc']):>7}"
-                     f"{_f(d['tau_w'], '+.2f') + f' ({int(d.tau_targets)})':>13}{_f(d['p_tau']):>7}"
+        lines.append(f"{n:<{w}}{_f(d['auroc']) + ci:>22}{_f(d['p_auroc'], p_fmt):>7}"
+                     f"{_f(d['tau_w'], '+.2f') + f' ({int(d.tau_targets)})':>13}{_f(d['p_tau'], p_fmt):>7}"
                      f"{_f(d['loto_balanced_accuracy']):>7}{_f(d['auroc_without_symmetry']):>15}")
     best = int(np.argmax(ds["auroc"].fillna(-1).values))
     best_tau = int(np.argmax(ds["tau_w"].fillna(-2).values))
     lines.append(f"highest AUROC: {names[best]} ({float(ds.auroc[best]):.2f}); highest tau_w: {names[best_tau]} "
-                 f"({float(ds.tau_w[best_tau]):+.2f})")
+                 f"({float(ds.tau_w[best_tau]):+.2f}); the best any symmetric score (a distance, a class) can reach: "
+                 f"AUROC {float(ds.attrs['symmetric_oracle_auroc']):.2f} (verdicts of a -> b and b -> a averaged)")
     return lines
 
 
