@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import TYPE_CHECKING
 
-import networkx as nx
 import numpy as np
 import xarray as xr
 
@@ -37,6 +37,9 @@ from rgnet.errors import ConfigError
 
 MAX_EXHAUSTIVE = 20000
 CLASS_METHODS = ("components", "communities")
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 def energy_statistic(d: np.ndarray, labelings: np.ndarray) -> np.ndarray:
@@ -176,6 +179,8 @@ def class_graph(test: xr.Dataset, alpha: float = 0.1, p_var: str = "p_value") ->
 
     Edge attributes: ``distance`` (mean between-run distance, also the ``weight``) and ``p_value``.
     """
+    import networkx as nx  # here, not at the top: `import rgnet` stays fast
+
     g = nx.Graph()
     tasks = [str(t) for t in test["task"].values]
     g.add_nodes_from(tasks)
@@ -195,6 +200,8 @@ def classes(graph: nx.Graph, method: str = "components", seed: int = 0) -> dict[
     communities split such chains where the graph is sparse between groups. Classes are numbered 0, 1, ...
     in the order of their alphabetically first task.
     """
+    import networkx as nx
+
     if method not in CLASS_METHODS:
         raise ConfigError(f"unknown class method {method!r}; choose one of {', '.join(CLASS_METHODS)}")
     if method == "components":

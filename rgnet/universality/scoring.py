@@ -20,7 +20,6 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-from scipy import stats
 
 MAX_EXHAUSTIVE_TASK_PERMUTATIONS = 40320  # 8!
 
@@ -29,15 +28,27 @@ def off_diagonal(k: int) -> np.ndarray:
     return ~np.eye(k, dtype=bool)
 
 
+def _snap(x: np.ndarray) -> np.ndarray:
+    """Round to 10 significant digits of the largest value, so that scores equal up to float noise (e.g. fits
+    computed in another task order) tie exactly and rankings do not depend on the order of the tasks."""
+    scale = np.nanmax(np.abs(x)) if np.any(np.isfinite(x)) else 0.0
+    if not scale > 0:
+        return x
+    exp = 10.0 ** (np.floor(np.log10(scale)) - 9)
+    return np.round(x / exp) * exp
+
+
 def auroc(score, label) -> float:
     """Area under the ROC curve of ``score`` for the binary ``label`` (NaN pairs dropped; ties count 1/2)."""
     s, y = np.ravel(np.asarray(score, float)), np.ravel(np.asarray(label, float))
     ok = np.isfinite(s) & np.isfinite(y)
-    s, y = s[ok], y[ok].astype(bool)
+    s, y = _snap(s[ok]), y[ok].astype(bool)
+    from scipy.stats import rankdata  # here: scipy.stats takes a second to import
+
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     if n_pos == 0 or n_neg == 0:
         return np.nan
-    ranks = stats.rankdata(np.concatenate([s[y], s[~y]]))
+    ranks = rankdata(np.concatenate([s[y], s[~y]]))
     u = ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2
     return float(u / (n_pos * n_neg))
 
@@ -54,13 +65,15 @@ def weighted_tau(score: np.ndarray, gap: np.ndarray, min_sources: int = 3) -> tu
     Targets with fewer than ``min_sources`` finite pairs, or where either ranking is constant, are skipped.
     Returns ``(mean tau, number of targets averaged)``.
     """
+    from scipy.stats import weightedtau
+
     taus = []
     for j in range(score.shape[1]):
         s, g = score[:, j].astype(float), gap[:, j].astype(float)
         ok = np.isfinite(s) & np.isfinite(g) & (np.arange(len(s)) != j)
         if ok.sum() < min_sources or np.ptp(s[ok]) == 0 or np.ptp(g[ok]) == 0:
             continue
-        taus.append(stats.weightedtau(s[ok], g[ok]).statistic)
+        taus.append(weightedtau(_snap(s[ok]), _snap(g[ok])).statistic)
     taus = [t for t in taus if np.isfinite(t)]
     return (float(np.mean(taus)) if taus else np.nan), len(taus)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
-from scipy import stats
+from scipy.special import ndtri
 
 from rgnet.errors import ConfigError, DataError
 from rgnet.rg import couplings, dmd, linearise, microscopic, wasserstein_flow
@@ -191,7 +191,7 @@ def exponent_dataset(lin: xr.Dataset, ci: float = 0.95) -> xr.Dataset:
     """``exponent(mode)`` and its standard error from a :func:`~rgnet.rg.linearise` result (non-finite -> NaN)."""
     y = np.asarray(lin["exponents"].values, float)
     lo, hi = np.asarray(lin["exponents_ci"].values, float).T
-    z = stats.norm.ppf(0.5 + ci / 2)
+    z = ndtri(0.5 + ci / 2)
     with np.errstate(invalid="ignore"):
         se = (hi - lo) / (2 * z)
     y, se = np.where(np.isfinite(y), y, np.nan), np.where(np.isfinite(se), se, np.nan)
