@@ -42,7 +42,8 @@ from rgnet.verdicts import task_label, transfer_matrix
 SYMMETRY_PARAMS = ("shuffle",)
 SYMMETRY_NOTE = (
     "A fixed permutation of the input features maps one task onto the other exactly: the IMP flow of the "
-    "permuted task is the flow of the original with the first layer's columns permuted. Every "
+    "permuted task is, over random initialisations, the flow of the original with the first layer's columns "
+    "permuted. Every "
     "permutation-invariant signature - weight histograms and their W1 flow, quantiles, couplings, exponents, "
     "error curves, and DMD spectra (eigenvalues do not change under a fixed orthogonal change of coordinates "
     "theta -> P theta) - is blind to it, so the class analysis can at best say 'same class'. The correct "
