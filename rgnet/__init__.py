@@ -3,10 +3,11 @@
 Record IMP runs (``rgnet.record``), train baselines and ticket transfers as branches of them
 (``rgnet.run_baselines``, ``rgnet.transfer``), open them with xarray (``rgnet.open_run``, ``rgnet.open_runs``,
 ``rgnet.open_tree``), judge them (``rgnet.winning_tickets``, ``rgnet.transfer_matrix``) and analyse the
-sequence of theories as an RG flow (``rgnet.rg``).
+sequence of theories as an RG flow (``rgnet.rg``), with universality classes and a scored prediction of
+which tickets transfer (``rgnet.universality``).
 """
 
-from rgnet import rg  # noqa: E402  (registers the ds.rg accessor)
+from rgnet import rg, universality  # noqa: E402  (rg registers the ds.rg accessor)
 from rgnet.config import ModelConfig, PruneConfig, RunConfig, StoreConfig, TaskConfig, TrainConfig, load_toml
 from rgnet.errors import ConfigError, DataError, RgnetError, StoreError
 from rgnet.imp.branches import run_baselines
@@ -19,7 +20,7 @@ from rgnet.verdicts import matching, transfer_matrix, winning_tickets
 __all__ = ["ConfigError", "DataError", "ModelConfig", "PruneConfig", "RgnetError", "RunConfig", "StoreConfig",
            "StoreError", "TaskConfig", "Ticket", "TrainConfig", "config_of", "load_ticket", "load_toml", "matching",
            "open_run", "open_runs", "open_tree", "record", "rg", "run_baselines", "ticket_from_run", "transfer",
-           "transfer_matrix", "winning_tickets", "write_ticket"]
+           "transfer_matrix", "universality", "winning_tickets", "write_ticket"]
 
 
 def __getattr__(name: str):

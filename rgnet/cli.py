@@ -109,6 +109,25 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("files", nargs="+")
     f.add_argument("--out", help="write the analysis as netCDF (a new file)")
     f.add_argument("--overwrite", action="store_true", help="replace an existing --out (never a run file or input)")
+
+    u = sub.add_parser("universality", help="universality classes of the IMP flows, and how well they predict "
+                                            "which tickets transfer (scored next to baselines)",
+                       description="Compute signatures of every run's IMP flow, test which tasks are "
+                                   "indistinguishable (permutation test over seeds), form classes, and score the "
+                                   "predicted transfers against the measured transfer matrix.")
+    u.add_argument("files", nargs="+", help="run files (at least 2 seeds per task)")
+    u.add_argument("--transfer", help="netCDF file with the measured transfer matrix (`rgnet tickets --out`); "
+                                      "default: computed from the files' transfer branches")
+    u.add_argument("--signature", action="append", metavar="NAME",
+                   help="signature to use, repeatable (default: all the files allow): dmd_micro, dmd_ticket, "
+                        "dmd_coarse, exponents, fingerprint, scaling")
+    u.add_argument("--alpha", type=float, default=0.1, help="level of the same-class test (default 0.1)")
+    u.add_argument("--classes", default="components", help="components (default) or communities")
+    u.add_argument("--n-boot", type=int, default=200, help="seed bootstraps (default 200)")
+    u.add_argument("--no-baselines", action="store_true", help="score only the signatures")
+    u.add_argument("--seed", type=int, default=0, help="seed of the bootstraps and random permutations")
+    u.add_argument("--out", help="write the classes and scores as netCDF (a new file)")
+    u.add_argument("--overwrite", action="store_true", help="replace an existing --out (never a run file or input)")
     return p
 
 
@@ -294,11 +313,26 @@ def _flow(a) -> int:
     return 0
 
 
+def _universality(a) -> int:
+    from rgnet.universality import format_universality, universality
+
+    inputs = [*a.files, *([a.transfer] if a.transfer else [])]
+    if a.out:
+        check_new(a.out, a.overwrite, inputs)  # refuse before the analysis, not after it
+    ds = universality(a.files, transfer=a.transfer, names=a.signature, alpha=a.alpha, class_method=a.classes,
+                      n_boot=a.n_boot, baselines=not a.no_baselines, seed=a.seed)
+    print(format_universality(ds))
+    if a.out:
+        out = write_new(a.out, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"), overwrite=a.overwrite, inputs=inputs)
+        print(f"wrote {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
     try:
         commands = {"record": _record, "baselines": _baselines, "transfer": _transfer, "ticket": _ticket,
-                    "tickets": _tickets, "info": _info, "flow": _flow}
+                    "tickets": _tickets, "info": _info, "flow": _flow, "universality": _universality}
         return commands[a.command](a)
     except RgnetError as e:
         print(f"rgnet: error: {e}", file=sys.stderr)

@@ -1,0 +1,245 @@
+"""Universality: spectral distances, the calibrated same-class test, classes, and scoring on hand-made matrices."""
+
+import ast
+import itertools
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+from scipy import stats
+from scipy.optimize import linear_sum_assignment
+
+from rgnet.universality import (
+    auroc,
+    class_graph,
+    class_share,
+    classes,
+    loto_balanced_accuracy,
+    mantel_p,
+    permutation_test,
+    same_class_test,
+    w1_spectra,
+    weighted_tau,
+)
+from rgnet.universality.baselines import additive_scores
+from rgnet.universality.classes import energy_statistic
+from rgnet.universality.distances import rms_distances, standardised_distances
+from rgnet.universality.signatures import spectrum
+
+# ---- W1 between spectra -----------------------------------------------------------------------------------
+
+
+def _points(rng, n):
+    return rng.normal(size=n) + 1j * rng.normal(size=n)
+
+
+def test_w1_equal_counts_is_the_best_matching_mean():
+    rng = np.random.default_rng(0)
+    a, b = _points(rng, 5), _points(rng, 5)
+    brute = min(np.mean(np.abs(a - b[list(p)])) for p in itertools.permutations(range(5)))
+    for unequal in ("pad", "uniform"):
+        assert w1_spectra(a, b, unequal=unequal) == pytest.approx(brute, rel=1e-9)
+    assert w1_spectra(a, a) == 0.0 and w1_spectra(a, b) == w1_spectra(b, a)
+
+
+def test_w1_unequal_counts():
+    rng = np.random.default_rng(1)
+    a, b = _points(rng, 2), _points(rng, 3)
+    # pad: the missing eigenvalue of the rank-2 operator is 0
+    brute = min(np.mean(np.abs(np.append(a, 0) - b[list(p)])) for p in itertools.permutations(range(3)))
+    assert w1_spectra(a, b, unequal="pad") == pytest.approx(brute)
+    # uniform measures with masses 1/2 and 1/3: replicate to 6 points each, then it is an assignment problem
+    ra, rb = np.repeat(a, 3), np.repeat(b, 2)
+    cost = np.abs(ra[:, None] - rb[None, :])
+    r, c = linear_sum_assignment(cost)
+    assert w1_spectra(a, b, unequal="uniform") == pytest.approx(cost[r, c].mean(), rel=1e-7)
+    # amplitude weights: all mass on one mode each -> the distance between those two eigenvalues
+    amp_a, amp_b = np.array([1, 0]), np.array([0, 0, 2])
+    assert w1_spectra(a, b, amp_a, amp_b, unequal="amplitude") == pytest.approx(abs(a[0] - b[2]), rel=1e-7)
+    assert np.isnan(w1_spectra(a, [np.nan]))  # an empty spectrum
+
+
+def test_coin_flip_swaps_never_exceed_the_observed_distance():
+    """Why 2302.09160's swap test is not a p-value: after swapping matched pairs, the old pairing is still a
+    matching of the new sets, so the optimal distance cannot grow."""
+    rng = np.random.default_rng(2)
+    for _ in range(20):
+        a, b = _points(rng, 6), _points(rng, 6)
+        r, c = linear_sum_assignment(np.abs(a[:, None] - b[None, :]))
+        observed = w1_spectra(a, b)
+        for _ in range(20):
+            swap = rng.random(6) < 0.5
+            a2, b2 = a.copy(), b.copy()
+            a2[r[swap]], b2[c[swap]] = b[c[swap]], a[r[swap]]
+            assert w1_spectra(a2, b2) <= observed + 1e-12
+
+
+def test_vector_distances():
+    v = np.array([[0.0, 0.0], [3.0, 4.0], [3.0, np.nan]])
+    d = rms_distances(v)
+    assert d[0, 1] == pytest.approx(np.sqrt(12.5)) and d[0, 2] == pytest.approx(3.0) and d[1, 2] == 0.0
+    y, se = np.array([[0.0], [2.0]]), np.array([[1.0], [1.0]])
+    assert standardised_distances(y, se)[0, 1] == pytest.approx(2 / np.sqrt(2))
+
+
+# ---- the permutation test --------------------------------------------------------------------------------
+
+
+def _dist(points):
+    return np.linalg.norm(points[:, None] - points[None, :], axis=-1)
+
+
+def test_energy_statistic_by_hand():
+    d = _dist(np.array([[0.0], [1.0], [5.0], [7.0]]))
+    t = energy_statistic(d, np.array([[True, True, False, False]]))[0]
+    between = np.mean([5, 7, 4, 6])
+    within = np.mean([1, 2])
+    assert t == pytest.approx(between - within)
+
+
+def test_perfect_separation_with_three_seeds_gives_p_one_tenth():
+    d = _dist(np.array([[0.0], [0.1], [0.2], [10.0], [10.1], [10.3]]))
+    res = permutation_test(d, 3)
+    assert res["exhaustive"] and res["n_splits"] == 20
+    assert res["p_value"] == pytest.approx(0.1) and res["p_min"] == pytest.approx(0.1)
+    assert 0 <= res["p_value_randomised"] <= 0.1
+
+
+def test_p_values_uniform_under_the_null():
+    """Fresh null data each time (two pseudo-tasks from one distribution): the randomised p-values pass a KS
+    test against U(0, 1), and the conventional ones reject at most alpha of the time."""
+    rng = np.random.default_rng(3)
+    p, p_conv = [], []
+    for _ in range(300):
+        pts = rng.normal(size=(8, 3))
+        res = permutation_test(_dist(pts), 4, rng=rng)
+        p.append(res["p_value_randomised"])
+        p_conv.append(res["p_value"])
+    assert stats.kstest(p, "uniform").pvalue > 0.01
+    assert np.mean(np.array(p_conv) <= 0.1) <= 0.1 + 3 * np.sqrt(0.1 * 0.9 / 300)
+
+
+def _planted_flow(eigs, rng, levels=12, noise=0.01):
+    """One run of the linear flow x_{n+1} = A x_n + noise with A = Q diag(eigs) Q^-1 (Q fixed)."""
+    q = np.array([[1.0, 0.4, 0.1], [0.2, 1.0, 0.3], [0.1, 0.2, 1.0]])
+    a = q @ np.diag(eigs) @ np.linalg.inv(q)
+    x = [rng.normal(size=3)]
+    for _ in range(levels - 1):
+        x.append(a @ x[-1] + noise * rng.normal(size=3))
+    return xr.DataArray(np.array(x), dims=("level", "coupling"))
+
+
+def _flow_pvalue(eigs_a, eigs_b, n, rng):
+    spectra = [spectrum(_planted_flow(e, rng), rank=3)["eigenvalues"].values for e in [eigs_a] * n + [eigs_b] * n]
+    d = np.array([[w1_spectra(x, y) for y in spectra] for x in spectra])
+    return permutation_test(d, n, rng=rng)
+
+
+def test_calibration_and_power_on_planted_flows():
+    rng = np.random.default_rng(4)
+    same = [_flow_pvalue((0.9, 0.6, 0.3), (0.9, 0.6, 0.3), 4, rng)["p_value_randomised"] for _ in range(100)]
+    assert stats.kstest(same, "uniform").pvalue > 0.01
+    power = np.mean([_flow_pvalue((0.9, 0.6, 0.3), (0.7, 0.4, 0.1), 4, rng)["p_value"] <= 0.1 for _ in range(20)])
+    assert power >= 0.8
+
+
+def test_classes_from_a_hand_made_distance_matrix():
+    # runs of a and b interleave on a line; c lies far away
+    pts = np.array([0.0, 0.2, 0.4, 0.1, 0.3, 0.5, 5.0, 5.1, 5.3])
+    dist = xr.DataArray(_dist(pts[:, None]), dims=("run", "run2"), coords={"task": ("run", list("aaabbbccc"))})
+    test = same_class_test(dist)
+    assert float(test.p_value.sel(task="a", other="c")) == pytest.approx(0.1)
+    assert float(test.p_value.sel(task="a", other="b")) > 0.1
+    g = class_graph(test, alpha=0.1)
+    assert set(map(frozenset, g.edges)) == {frozenset("ab")}
+    assert g.edges["a", "b"]["distance"] == pytest.approx(float(test.between.sel(task="a", other="b")))
+    for method in ("components", "communities"):
+        ids = classes(g, method)
+        assert ids["a"] == ids["b"] != ids["c"]
+    share = class_share(dist, n_boot=50)
+    assert float(share.sel(task="a", other="c")) < 0.2 < float(share.sel(task="a", other="b"))
+    assert np.allclose(share.values, share.values.T) and np.all(np.diag(share.values) == 1)
+
+
+# ---- scoring -----------------------------------------------------------------------------------------------
+
+
+def test_auroc_by_hand_and_against_mann_whitney():
+    assert auroc([0.9, 0.8, 0.3, 0.1], [1, 0, 1, 0]) == pytest.approx(0.75)
+    assert auroc([1, 1, 1, 1], [1, 0, 1, 0]) == 0.5
+    assert np.isnan(auroc([1, 2], [1, 1]))
+    rng = np.random.default_rng(6)
+    s, y = rng.normal(size=40).round(1), rng.random(40) < 0.4
+    u = stats.mannwhitneyu(s[y], s[~y]).statistic
+    assert auroc(s, y) == pytest.approx(u / (y.sum() * (~y).sum()))
+
+
+def test_weighted_tau_per_target_mean():
+    gap = np.array([[0, -1.0, -3, -1], [-2, 0, -1, -2], [-1, -2, 0, -3], [-3, -3, -2, 0]])
+    assert weighted_tau(gap, gap) == (pytest.approx(1.0), 4)
+    assert weighted_tau(-gap, gap) == (pytest.approx(-1.0), 4)
+    score = np.arange(16.0).reshape(4, 4)
+    expected = np.mean([stats.weightedtau(score[[i for i in range(4) if i != j], j],
+                                          gap[[i for i in range(4) if i != j], j]).statistic for j in range(4)])
+    assert weighted_tau(score, gap)[0] == pytest.approx(expected)
+
+
+def test_scores_do_not_depend_on_the_task_order():
+    """Tied scores that differ by float noise (a least-squares fit in another order) must still tie."""
+    rng = np.random.default_rng(7)
+    t = (rng.random((6, 6)) < 0.4).astype(float)
+    gap = -rng.random((6, 6))
+    np.fill_diagonal(t, np.nan)
+    values = []
+    for perm in (np.arange(6), rng.permutation(6), rng.permutation(6)):
+        tp, gp = t[np.ix_(perm, perm)], gap[np.ix_(perm, perm)]
+        add = additive_scores(tp)
+        off = ~np.eye(6, dtype=bool)
+        values.append((weighted_tau(add, gp)[0], auroc(add[off], tp[off])))
+    assert np.allclose(values, values[0], rtol=0, atol=1e-12)
+
+
+def test_mantel_exhaustive_on_four_tasks():
+    """Tasks {0, 1} and {2, 3} transfer within their pair. A perfect score has AUROC 1 under the 8 of 24
+    relabellings that keep the pairing, and below 1 under the others: p = 8 / 24."""
+    t = np.zeros((4, 4))
+    t[0, 1] = t[1, 0] = t[2, 3] = t[3, 2] = 1
+    np.fill_diagonal(t, np.nan)
+    score = np.nan_to_num(t)
+    off = ~np.eye(4, dtype=bool)
+    p = mantel_p(score, lambda s: auroc(s[off], t[off]))
+    assert p == pytest.approx(8 / 24)
+    assert math.factorial(4) == 24
+
+
+def test_leave_one_task_out_thresholds():
+    # tickets transfer within the blocks {0, 1, 2} and {3, 4}: every fold keeps both verdicts to learn from
+    block = np.array([0, 0, 0, 1, 1])
+    t = (block[:, None] == block[None, :]).astype(float)
+    np.fill_diagonal(t, np.nan)
+    assert loto_balanced_accuracy(np.nan_to_num(t), t) == 1.0
+    assert loto_balanced_accuracy(-np.nan_to_num(t), t) <= 0.5
+    # when the held-out task holds every positive pair, no threshold can be learnt without it
+    t = np.zeros((5, 5))
+    t[0] = 1
+    np.fill_diagonal(t, np.nan)
+    assert loto_balanced_accuracy(np.nan_to_num(t), t) == 0.75
+
+
+def test_additive_model_recovers_a_source_effect():
+    t = np.zeros((5, 5))
+    t[0] = 1  # source 0 transfers everywhere, nobody else does
+    np.fill_diagonal(t, np.nan)
+    add = additive_scores(t)
+    off = ~np.eye(5, dtype=bool)
+    assert auroc(add[off], t[off]) == 1.0
+
+
+def test_universality_never_imports_torch():
+    for path in Path(__file__).parents[1].glob("rgnet/universality/*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+                assert not any(n.split(".")[0] == "torch" for n in names), path
