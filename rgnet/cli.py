@@ -96,6 +96,11 @@ def _parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("info", help="print the level table of a run file")
     i.add_argument("file")
+    i.add_argument("--check", action="store_true", help="also read every variable back and verify its checksum "
+                                                        "(exit 3 if any is damaged)")
+
+    u = sub.add_parser("upgrade", help="convert run files to the current schema, in place (atomic)")
+    u.add_argument("files", nargs="+")
 
     f = sub.add_parser("flow", help="RG-flow summary of run files (fixed point, eigenvalues, exponents)")
     f.add_argument("files", nargs="+")
@@ -259,9 +264,21 @@ def _tickets(a) -> int:
 
 
 def _info(a) -> int:
-    from rgnet.report import level_table
+    from rgnet.report import check_report, level_table
 
     print(level_table(a.file))
+    if a.check:
+        ok, text = check_report(a.file)
+        print(text)
+        return 0 if ok else 3
+    return 0
+
+
+def _upgrade(a) -> int:
+    from rgnet.store.upgrade import upgrade
+
+    for f in a.files:
+        upgrade(f, log=print)
     return 0
 
 
@@ -283,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
     try:
         commands = {"record": _record, "baselines": _baselines, "transfer": _transfer, "ticket": _ticket,
-                    "tickets": _tickets, "info": _info, "flow": _flow}
+                    "tickets": _tickets, "info": _info, "flow": _flow, "upgrade": _upgrade}
         return commands[a.command](a)
     except RgnetError as e:
         print(f"rgnet: error: {e}", file=sys.stderr)

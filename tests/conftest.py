@@ -14,3 +14,17 @@ def small_config(**sections) -> RunConfig:
 @pytest.fixture
 def small_cfg() -> RunConfig:
     return small_config()
+
+
+def tensors(path, kind: str, group: str | None = None) -> dict:
+    """Tensors of a run file as numpy arrays by parameter (or layer) name; per-level kinds on the full level
+    axis of complete levels (levels a branch has not trained are zeros)."""
+    import numpy as np
+
+    import rgnet
+
+    ds = rgnet.open_tensors(path, kind, group or None)
+    if "level" in ds.dims:
+        n = int(rgnet.open_run(path).sizes["level"])
+        ds = ds.reindex(level=np.arange(n), fill_value=0)
+    return {k: v.values for k, v in ds.data_vars.items()}

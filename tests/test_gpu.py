@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-import xarray as xr
 
 import rgnet
 
@@ -17,8 +16,7 @@ def test_record_on_cuda_matches_cpu_closely(tmp_path, small_cfg):
     # same init, same data order (seeded CPU streams); float results differ only by kernel rounding
     np.testing.assert_allclose(gpu.val_loss.isel(level=0), cpu.val_loss.isel(level=0), rtol=1e-2)
     np.testing.assert_allclose(gpu.density, cpu.density)
-    masks = xr.open_dataset(tmp_path / "gpu.h5", engine="h5netcdf", group="tensors/mask")
-    trained = xr.open_dataset(tmp_path / "gpu.h5", engine="h5netcdf", group="tensors/trained")
+    masks, trained = rgnet.open_tensors(tmp_path / "gpu.h5", "mask"), rgnet.open_tensors(tmp_path / "gpu.h5", "trained")
     for layer in gpu.layer.values:
         assert (trained[f"{layer}.weight"].values[masks[layer].values == 0] == 0).all()
 
