@@ -28,7 +28,7 @@ def _datasets(source: RunSource | Sequence[RunSource]) -> list[xr.Dataset]:
         ds = item if isinstance(item, xr.Dataset) else open_run(item)
         if "run" not in ds.dims:
             ds = ds.expand_dims(run=1)
-        if "run_id" not in ds.coords:
+        if "run_id" not in ds.coords or "run" not in ds["run_id"].dims:  # schema 2: a scalar coordinate
             ds = ds.assign_coords(run_id=("run", [str(ds.attrs.get("run_id", ""))] * ds.sizes["run"]))
         out.append(ds.compute())
     return out

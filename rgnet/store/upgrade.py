@@ -26,6 +26,7 @@ from rgnet.store.writer import (
     LIBVER,
     _replacing,
     check_run_file,
+    create_branch,
     create_layout,
     exclusive,
     plain_attr,
@@ -61,15 +62,15 @@ def upgrade(path: str | Path, log: Callable[[str], None] | None = None) -> bool:
                             "history": history})
             for g in groups:
                 s = summaries[g]
-                target = f if g is None else f.create_group(g)
-                if g is not None:
-                    target.attrs.update({k: plain_attr(v) for k, v in old[g].attrs.items()}
-                                        | {"tensor_files": np.int8(s["tensor_files"])})
-                create_layout(target, layers=s["layers"], iterations=s["iterations"], bins=s["bins"],
-                              levels=planned, tensors=s["tensor_files"], branch=g is not None)
+                layout = dict(layers=s["layers"], iterations=s["iterations"], bins=s["bins"], levels=planned,
+                              tensors=s["tensor_files"])
                 if g is None:
+                    create_layout(f, **layout)
                     write_identity(f, attrs["run_id"], attrs["config"])
-                _fill(target, s, planned)
+                else:
+                    create_branch(f, g.split("/", 1)[1], {k: plain_attr(v) for k, v in old[g].attrs.items()},
+                                  **layout)
+                _fill(f[g] if g else f, s, planned)
     if log:
         log(f"{path}: schema {attrs['rgnet_schema']} -> {SCHEMA_VERSION} ({n} levels, "
             f"{sum(1 for g in groups if g)} branches)")
