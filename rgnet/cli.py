@@ -256,9 +256,10 @@ def _tickets(a) -> int:
     if a.out:
         out = Path(a.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        verdicts.to_netcdf(out, engine="h5netcdf", group="tickets")
-        if matrix is not None:
-            matrix.to_netcdf(out, engine="h5netcdf", group="transfer", mode="a")
+        from rgnet.store.cf import write_groups
+
+        write_groups(out, {"tickets": verdicts, **({"transfer": matrix} if matrix is not None else {})},
+                     "rgnet verdicts: winning tickets (group tickets) and transfer matrix (group transfer)")
         print(f"wrote {out}")
     return 0
 
