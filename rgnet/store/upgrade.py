@@ -22,6 +22,7 @@ from rgnet.errors import StoreError
 from rgnet.store.schema import LEVEL_VARS, SCHEMA_VERSION
 from rgnet.store.writer import (
     _PACK,
+    _SPACE,
     BRANCHES,
     LIBVER,
     _replacing,
@@ -53,7 +54,7 @@ def upgrade(path: str | Path, log: Callable[[str], None] | None = None) -> bool:
         cfg = json.loads(attrs["config"])
         planned = max(int(cfg["prune"]["levels"]) + 1, n)
         summaries = {g: _convert_group(path, old, g, n, attrs["run_id"], int(cfg["store"]["bins"])) for g in groups}
-        with _replacing(path, copy=False) as tmp, h5netcdf.File(tmp, "w", libver=LIBVER) as f:
+        with _replacing(path, copy=False) as tmp, h5netcdf.File(tmp, "w", libver=LIBVER, **_SPACE) as f:
             now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             history = f"{attrs.get('history', attrs['created'] + ' created by rgnet (schema 1)')}\n" \
                       f"{now} rgnet upgrade: schema {attrs['rgnet_schema']} -> {SCHEMA_VERSION}"

@@ -37,6 +37,9 @@ TENSORS_SUFFIX = ".tensors"
 TENSORS_SCHEMA = 1
 _PACK = {"compression": "gzip", "compression_opts": 1, "shuffle": True, "fletcher32": True}
 _PLAIN = {"fletcher32": True}
+# summary files are rewritten level by level: track free space in the file, so that a rewritten chunk reuses
+# the space of the one it replaces instead of growing the file
+_SPACE = {"fs_strategy": "fsm", "fs_persist": True}
 
 
 # ------------------------------------------------------------------------------------------ locking
@@ -119,7 +122,7 @@ def atomic_update(path: Path, create: bool = False) -> Iterator[h5netcdf.File]:
     An existing run file of an older schema is refused (``rgnet upgrade`` converts it first).
     """
     with _replacing(path, copy=not create) as tmp:
-        with h5netcdf.File(tmp, "w" if create else "a", libver=LIBVER) as f:
+        with h5netcdf.File(tmp, "w" if create else "a", libver=LIBVER, **(_SPACE if create else {})) as f:
             if not create:
                 _check_current(path, f.attrs)
             yield f
@@ -206,8 +209,9 @@ def create_layout(g, *, layers: list[str], iterations: np.ndarray, bins: int, le
     scalar = "" if branch else " " + " ".join(_IDENTITY_NAMES)
     for name, (dims, dtype, long_name, units) in LEVEL_VARS.items():
         shape = tuple(g.dimensions[d].size for d in dims)
+        chunks = shape if len(dims) == 1 else (1, *shape[1:])  # a commit writes its level's chunks only
         v = g.create_variable(name, dims, dtype=dtype, fillvalue=(np.nan if dtype[0] == "f" else None),
-                              chunks=shape, **(_PACK if len(dims) > 1 else _PLAIN))
+                              chunks=chunks, **(_PACK if len(dims) > 1 else _PLAIN))
         v.attrs.update(long_name=long_name, units=units)
         if name != "density":  # CF: makes density (and iteration) coordinates in plain xarray
             v.attrs["coordinates"] = ("density iteration" if "eval" in dims else "density") + scalar
