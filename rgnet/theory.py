@@ -34,23 +34,57 @@ def grid_scale(*values: np.ndarray) -> float:
 
 def histogram(values: np.ndarray, scale: float, bins: int) -> np.ndarray:
     """Counts of ``values / scale`` on the grid ``bin_edges(bins)`` (values beyond it are clipped in)."""
-    counts, _ = np.histogram(np.clip(values / scale, -1, 1), bins=bin_edges(bins))
+    counts, _ = np.histogram(np.clip(values / scale, -1, 1), bins=bins, range=(-1.0, 1.0))  # uniform: O(n)
     return counts.astype(np.int32)
 
 
-def quantile_atoms(values: np.ndarray, size: int = QF_SIZE) -> np.ndarray:
+def quantile_atoms(values: np.ndarray, size: int = QF_SIZE, presorted: bool = False) -> np.ndarray:
     """Equally weighted atoms (NaN-padded to ``size``) that resolve the distribution of ``values``.
 
     The sorted values when there are at most ``size``; else the mean of the quantile function over each of
     ``size`` equal probability cells (cell k covers t in [k/size, (k+1)/size]).
     """
-    x = np.sort(np.asarray(values, dtype=np.float64).ravel())
+    x = np.asarray(values, dtype=np.float64).ravel()
+    x = x if presorted else np.sort(x)
     n = x.size
     if n <= size:
         return np.concatenate([x, np.full(size - n, np.nan)])
     integral = np.concatenate([[0.0], np.cumsum(x)]) / n          # int_0^t Q, exact at t = i / n
     at = np.interp(np.linspace(0, 1, size + 1), np.arange(n + 1) / n, integral)  # linear in between: exact
     return np.diff(at) * size
+
+
+def sorted_quantiles(x: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``np.quantile(x, q)`` (linear interpolation) of an already sorted ``x``, without sorting again."""
+    return _interpolated(lambda k: x[k], x.size, q)
+
+
+def abs_quantiles(x: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``np.quantile(abs(x), q)`` of a sorted ``x``: order statistics of the merge of its two halves, found by
+    bisection (|x| is never sorted: that would cost as much as the first sort)."""
+    neg = int(np.searchsorted(x, 0.0))
+    a, b = -x[:neg][::-1], x[neg:]   # both ascending
+
+    def kth(k: int) -> float:  # k-th smallest (0-based) of the union of a and b
+        lo, hi = max(0, k + 1 - b.size), min(k + 1, a.size)   # how many come from a
+        while lo < hi:
+            i = (lo + hi) // 2
+            if b[k - i] > a[i]:
+                lo = i + 1
+            else:
+                hi = i
+        j = k + 1 - lo
+        return max(a[lo - 1] if lo > 0 else -np.inf, b[j - 1] if j > 0 else -np.inf)
+
+    return _interpolated(kth, x.size, q)
+
+
+def _interpolated(kth, n: int, q: np.ndarray) -> np.ndarray:
+    pos = np.asarray(q) * (n - 1)
+    lo = np.floor(pos).astype(int)
+    lower = np.array([kth(int(k)) for k in lo])
+    upper = np.array([kth(int(min(k + 1, n - 1))) for k in lo])
+    return lower + (pos - lo) * (upper - lower)
 
 
 def w1_atoms(a: np.ndarray, b: np.ndarray) -> float:
@@ -79,23 +113,24 @@ def hist_quantile_function(counts: np.ndarray, edges: np.ndarray, t: np.ndarray)
 def layer_theory(trained: np.ndarray, rewind: np.ndarray, mask: np.ndarray, bins: int) -> dict:
     """Statistics of one layer's survivors: histograms on their own grid, quantile atoms, quantiles, moments."""
     keep = mask.astype(bool).ravel()
-    w = trained.ravel()[keep].astype(np.float64)
+    x = np.sort(trained.ravel()[keep].astype(np.float64))   # sorted once: atoms, quantiles, |w| quantiles
     w0 = rewind.ravel()[keep].astype(np.float64)
-    scale = grid_scale(w, w0)
+    scale = grid_scale(x[:1], x[-1:], w0)
     out: dict = {"layer_count": int(keep.sum()), "layer_density": float(keep.mean()), "bin_scale": scale,
-                 "hist": histogram(w, scale, bins), "hist_rewind": histogram(w0, scale, bins),
-                 "w_qf": quantile_atoms(w)}
-    if w.size == 0:
+                 "hist": histogram(x, scale, bins), "hist_rewind": histogram(w0, scale, bins),
+                 "w_qf": quantile_atoms(x, presorted=True)}
+    if x.size == 0:
         nan = np.full(len(QUANTILES), np.nan)
         out.update(w_quantile=nan, absw_quantile=nan, w_mean=np.nan, w_std=np.nan, w_skew=np.nan,
                    w_kurtosis=np.nan, w_absmean=np.nan, rewind_std=np.nan)
         return out
-    out["w_quantile"] = np.quantile(w, QUANTILES)
-    out["absw_quantile"] = np.quantile(np.abs(w), QUANTILES)
-    mean, std = w.mean(), w.std()
-    z = (w - mean) / std if std > 0 else np.zeros_like(w)
-    out.update(w_mean=mean, w_std=std, w_skew=float((z ** 3).mean()), w_kurtosis=float((z ** 4).mean() - 3),
-               w_absmean=float(np.abs(w).mean()), rewind_std=float(w0.std()))
+    out["w_quantile"] = sorted_quantiles(x, QUANTILES)
+    out["absw_quantile"] = abs_quantiles(x, QUANTILES)
+    mean, std = x.mean(), x.std()
+    z2 = ((x - mean) / std) ** 2 if std > 0 else np.zeros_like(x)
+    skew = float(np.mean(z2 * (x - mean) / std)) if std > 0 else 0.0
+    out.update(w_mean=mean, w_std=std, w_skew=skew, w_kurtosis=float((z2 ** 2).mean() - 3),
+               w_absmean=float(np.abs(x).mean()), rewind_std=float(w0.std()))
     return out
 
 

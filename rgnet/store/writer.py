@@ -170,10 +170,15 @@ def write_tensor_file(out: Path, attrs: dict, groups: dict[str, dict[str, np.nda
                     a = np.asarray(a)
                     v = g.create_variable(var_name(name), tensor_dims(g, var_name(name), a.shape), data=a,
                                           chunks=a.shape if a.shape else None,
-                                          **((_PACK if a.nbytes > 4096 else _PLAIN) if a.shape else {}))
+                                          **((_PACK if _compressible(a) else _PLAIN) if a.shape else {}))
                     v.attrs.update(parameter=name, units="1", long_name=f"{sub} {name}")
                     if level is not None:
                         v.attrs["coordinates"] = "level"
+
+
+def _compressible(a: np.ndarray) -> bool:
+    """Masks always; weights once mostly pruned (gzip gains little on dense floats and costs ~20 ns a byte)."""
+    return a.nbytes > 4096 and (a.dtype.kind in "ub" or np.count_nonzero(a) < a.size // 2)
 
 
 def tensor_dims(g, name: str, shape: tuple[int, ...]) -> tuple[str, ...]:
