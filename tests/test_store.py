@@ -134,8 +134,10 @@ def test_upgrade_converts_a_schema_1_file(tmp_path):
     assert main(["upgrade", str(old)]) == 0
     after = rgnet.open_run(old)
     assert after.attrs["rgnet_schema"] == 2 and after.attrs["run_id"] == before.attrs["run_id"]
-    for name in ("test_acc", "val_loss", "density", "layer_count", "w_std", "curve_val_acc"):
+    for name in ("test_acc", "val_loss", "density", "layer_count", "curve_val_acc"):
         np.testing.assert_array_equal(after[name].values, before[name].values, err_msg=name)
+    for name in ("w_std", "w_kurtosis", "w_quantile", "absw_quantile"):  # recomputed (sorted sums: last bit)
+        np.testing.assert_allclose(after[name].values, before[name].values, rtol=1e-12, err_msg=name)
     for k, v in rgnet.read_tensors(old, "trained", 5).items():
         np.testing.assert_array_equal(v, trained_before[k])
     assert np.isfinite(after.w_qf.isel(atom=0)).all() and "upgrade" in after.attrs["history"]
@@ -240,3 +242,24 @@ def test_missing_tensor_folder_is_one_clear_error(tmp_path):
     shutil.copyfile(path, moved)
     with pytest.raises(rgnet.StoreError, match="copy that folder together with the run file"):
         rgnet.open_tensors(moved)
+
+
+def test_theory_matches_numpy_and_scipy():
+    from scipy import stats
+
+    from rgnet.theory import QUANTILES, abs_quantiles, layer_theory, quantile_atoms, w1_atoms
+
+    rng = np.random.default_rng(1)
+    for n in (1, 2, 7, 60):
+        x = np.sort(rng.normal(size=n) + rng.normal())
+        np.testing.assert_allclose(abs_quantiles(x, QUANTILES), np.quantile(abs(x), QUANTILES))
+    w, w0 = rng.laplace(size=(300, 70)).astype("f4"), rng.normal(size=(300, 70)).astype("f4")
+    m = rng.random(w.shape) < 0.6
+    t, s = layer_theory(w, w0, m, 16), w[m].astype(float)
+    np.testing.assert_allclose(t["w_quantile"], np.quantile(s, QUANTILES))
+    np.testing.assert_allclose(t["absw_quantile"], np.quantile(abs(s), QUANTILES))
+    np.testing.assert_allclose([t["w_skew"], t["w_kurtosis"]], [stats.skew(s), stats.kurtosis(s)])
+    np.testing.assert_array_equal(t["hist"], np.histogram(s / t["bin_scale"], np.linspace(-1, 1, 17))[0])
+    a, b = rng.normal(size=5000), rng.normal(0.1, 1.2, size=300)   # more and fewer atoms than QF_SIZE
+    assert abs(w1_atoms(quantile_atoms(a), quantile_atoms(b)) / stats.wasserstein_distance(a, b) - 1) < 0.01
+    assert w1_atoms(quantile_atoms(b), quantile_atoms(b + 0.5)) == pytest.approx(0.5)

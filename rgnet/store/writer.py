@@ -168,7 +168,7 @@ def write_tensor_file(out: Path, attrs: dict, groups: dict[str, dict[str, np.nda
                     lv.attrs.update(long_name="IMP level (0 = dense)", units="1")
                 for name, a in arrays.items():
                     a = np.asarray(a)
-                    v = g.create_variable(var_name(name), tensor_dims(g, var_name(name), a.shape), data=a,
+                    v = g.create_variable(var_name(name), shared_dims(f, a.shape), data=a,
                                           chunks=a.shape if a.shape else None,
                                           **((_PACK if _compressible(a) else _PLAIN) if a.shape else {}))
                     v.attrs.update(parameter=name, units="1", long_name=f"{sub} {name}")
@@ -179,6 +179,16 @@ def write_tensor_file(out: Path, attrs: dict, groups: dict[str, dict[str, np.nda
 def _compressible(a: np.ndarray) -> bool:
     """Masks always; weights once mostly pruned (gzip gains little on dense floats and costs ~20 ns a byte)."""
     return a.nbytes > 4096 and (a.dtype.kind in "ub" or np.count_nonzero(a) < a.size // 2)
+
+
+def shared_dims(f, shape: tuple[int, ...]) -> tuple[str, ...]:
+    """Dimensions ``d<axis>_<size>`` in the root group, shared by every tensor of that size on that axis
+    (masks, weights, their groups: each netCDF dimension costs a dimension-scale dataset)."""
+    dims = tuple(f"d{i}_{n}" for i, n in enumerate(shape))
+    for d, n in zip(dims, shape):
+        if d not in f.dimensions:
+            f.dimensions[d] = n
+    return dims
 
 
 def tensor_dims(g, name: str, shape: tuple[int, ...]) -> tuple[str, ...]:
