@@ -217,7 +217,7 @@ def create_layout(g, *, layers: list[str], iterations: np.ndarray, bins: int, le
     edges = bin_edges(bins)
     _var(g, "bin", ("bin",), "f8", (edges[1:] + edges[:-1]) / 2, long_name="bin centre / bin_scale",
          units="1", bounds="bin_bounds")
-    _var(g, "bin_bounds", ("bin", "bnd"), "f8", np.stack([edges[:-1], edges[1:]], 1), units="1")
+    _var(g, "bin_bounds", ("bin", "bnd"), "f8", np.stack([edges[:-1], edges[1:]], 1))  # CF: bounds take no units
     _var(g, "quantile", ("quantile",), "f8", QUANTILES, long_name="quantile level", units="1")
     _var(g, "iteration", ("eval",), "i4", np.asarray(iterations, dtype=np.int32),
          long_name="training iteration (optimiser steps)", units="1")
