@@ -5,25 +5,28 @@ Record IMP runs (``rgnet.record``), train baselines and ticket transfers as bran
 ``rgnet.open_tree``, ``rgnet.open_tensors``), judge them (``rgnet.winning_tickets``, ``rgnet.transfer_matrix``)
 and analyse the sequence of theories as an RG flow (``rgnet.rg``).
 
-``import rgnet`` does not import torch: the training entry points are loaded on first use.
+``import rgnet`` is cheap: it imports neither torch nor xarray. Each name below is loaded on first use, and
+the first use of any of them (or ``import rgnet.rg``) registers the ``ds.rg`` accessor.
 """
 
-from rgnet import rg  # noqa: E402  (registers the ds.rg accessor)
+import importlib
+
 from rgnet.config import ModelConfig, PruneConfig, RunConfig, StoreConfig, TaskConfig, TrainConfig, load_toml
 from rgnet.errors import ConfigError, DataError, RgnetError, StoreError
-from rgnet.imp.tickets import Ticket, load_ticket, ticket_from_run, write_ticket
-from rgnet.store import config_of, open_run, open_runs, open_tensors, open_tree, read_tensors, verify
-from rgnet.verdicts import matching, transfer_matrix, winning_tickets
 
-# training entry points (they import torch): attribute -> module
-_LAZY = {"record": "rgnet.imp.driver", "run_baselines": "rgnet.imp.branches", "transfer": "rgnet.imp.transfer"}
+_LAZY = {
+    "record": "rgnet.imp.driver", "run_baselines": "rgnet.imp.branches", "transfer": "rgnet.imp.transfer",
+    **{k: "rgnet.imp.tickets" for k in ("Ticket", "load_ticket", "ticket_from_run", "write_ticket")},
+    **{k: "rgnet.store" for k in ("config_of", "open_run", "open_runs", "open_tensors", "open_tree", "read_tensors",
+                                   "verify")},
+    **{k: "rgnet.verdicts" for k in ("matching", "transfer_matrix", "winning_tickets")},
+}
 
 
 def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
+    if name == "rg" or name in _LAZY:
+        rg = importlib.import_module("rgnet.rg")  # registers ds.rg
+        value = rg if name == "rg" else getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'rgnet' has no attribute {name!r}")
