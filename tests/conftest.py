@@ -28,3 +28,28 @@ def tensors(path, kind: str, group: str | None = None) -> dict:
         n = int(rgnet.open_run(path).sizes["level"])
         ds = ds.reindex(level=np.arange(n), fill_value=0)
     return {k: v.values for k, v in ds.data_vars.items()}
+
+
+def record_interrupted(cfg, path, monkeypatch, stop_at: int) -> None:
+    """Record ``cfg`` into ``path`` and interrupt it (KeyboardInterrupt) when level ``stop_at`` starts training:
+    levels ``0 .. stop_at - 1`` are complete."""
+    import rgnet
+    import rgnet.imp.driver as driver
+
+    calls, real = [], driver.train_level
+
+    def interrupted(*args, **kw):
+        calls.append(1)
+        if len(calls) == stop_at + 1:
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(driver, "train_level", interrupted)
+    try:
+        rgnet.record(cfg, path, progress=False)
+    except KeyboardInterrupt:
+        pass
+    else:
+        raise AssertionError("the run finished before it was interrupted")
+    finally:
+        monkeypatch.setattr(driver, "train_level", real)

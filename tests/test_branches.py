@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import small_config, tensors
+from conftest import record_interrupted, small_config, tensors
 
 import rgnet
 from rgnet.errors import ConfigError, StoreError
@@ -85,21 +85,8 @@ def test_rerun_skips_done_levels_and_refuses_a_changed_branch(run_with_baselines
 
 
 def test_trunk_levels_recorded_later_extend_every_branch(tmp_path, small_cfg, monkeypatch):
-    import rgnet.imp.driver as driver
-
-    calls, real = [], driver.train_level
-
-    def interrupted(*args, **kw):  # stop the trunk during its third level
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(*args, **kw)
-
     path = tmp_path / "grow.h5"
-    monkeypatch.setattr(driver, "train_level", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        rgnet.record(small_cfg, path, progress=False)
-    monkeypatch.setattr(driver, "train_level", real)
+    record_interrupted(small_cfg, path, monkeypatch, stop_at=2)
     run_baselines(path, ["reinit"], levels=[1], progress=False)  # a branch of the interrupted trunk
     assert rgnet.open_tree(path)["branches/reinit"].sizes["level"] == 2
     rgnet.record(small_cfg, path, progress=False)  # the trunk resumes; the branch sees every level

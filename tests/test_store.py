@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import small_config
+from conftest import record_interrupted, small_config
 from scipy.stats import wasserstein_distance
 
 import rgnet
@@ -165,22 +165,8 @@ def test_schema_1_files_are_refused_for_writing(tmp_path):
 
 def test_a_setting_added_later_keeps_run_id_and_resume(tmp_path, monkeypatch):
     """A file recorded before a config field existed: same run_id, and it resumes."""
-    import rgnet.imp.driver as driver
-
-    cfg = small_config()
-    calls, real = [], driver.train_level
-
-    def interrupted(*args, **kw):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kw)
-
-    path = tmp_path / "r.h5"
-    monkeypatch.setattr(driver, "train_level", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        rgnet.record(cfg, path, progress=False)
-    monkeypatch.setattr(driver, "train_level", real)
+    cfg, path = small_config(), tmp_path / "r.h5"
+    record_interrupted(cfg, path, monkeypatch, stop_at=1)
     with h5py.File(path, "a") as f:  # as recorded before train.warmup and prune.target_density existed
         stored = json.loads(f.attrs["config"])
         del stored["train"]["warmup"], stored["prune"]["target_density"]

@@ -96,7 +96,7 @@ def synthetic_run(
     ll = ("level", "layer")
     return xr.Dataset(
         {
-            "bin_scale": (("layer",), bin_scale),
+            "bin_scale": (ll, np.broadcast_to(bin_scale, shape_ll).copy()),
             **level_vars,
             "layer_density": (ll, out["count"] / sizes_arr),
             "layer_count": (ll, out["count"].astype(np.int64)),

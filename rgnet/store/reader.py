@@ -81,6 +81,8 @@ def _read_group(f: h5py.File, group: str | None) -> xr.Dataset | None:
             continue
         if name in LEVEL_VARS:
             dims, _, long_name, units = LEVEL_VARS[name]
+            if obj.ndim != len(dims):
+                return None  # not written by rgnet's writer (e.g. a Dataset saved with to_netcdf)
             variables[name] = xr.Variable(dims, obj[()], {"long_name": long_name, "units": units})
             continue
         if name not in _DIMS and obj.ndim:
@@ -223,8 +225,11 @@ def open_tree(path: str | Path) -> xr.DataTree:
     nodes: dict[str, xr.Dataset] = {"/": open_run(p)}
     for group in [None, *branches(p)]:
         base = f"/{group}" if group else ""
-        if group:
-            nodes[base] = open_run(p, group).reindex(level=np.arange(n))
+        if group:  # every level of the trunk, level_done saying which the branch trained
+            with h5py.File(p, "r") as f:
+                ds = _read_group(f, group)
+            nodes[base] = (ds if ds is not None else xr.open_dataset(p, engine="h5netcdf", group=group)).isel(
+                level=slice(0, n))
         folder = tensor_dir(p, group)
         if not folder.is_dir() or n == 0:
             continue
@@ -255,7 +260,7 @@ def open_runs(paths: str | Path | Iterable[str | Path], group: str | None = None
              for d in parts]
     ds = xr.concat(parts, dim="run", join="outer", combine_attrs="drop_conflicts",
                    data_vars="all", coords="different", compat="equals")
-    return ds.assign_coords(coords).chunk({"run": 64})
+    return ds.chunk({"run": 64}).assign_coords(coords)
 
 
 def config_of(ds: xr.Dataset) -> dict:
