@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rgnet.store.reader import branches, read_levels, verify
+from rgnet.store.writer import check_run_file
 
 
 def level_table(path: str | Path) -> str:
@@ -31,5 +32,7 @@ def check_report(path: str | Path) -> tuple[bool, str]:
     """Verify every checksum of a run file and its tensor files: (ok, one line per problem or 'ok')."""
     problems = verify(path)
     if not problems:
+        if int(check_run_file(Path(path))["rgnet_schema"]) < 2:
+            return True, f"{path}: every variable read back (schema 1 has no checksums; `rgnet upgrade` adds them)"
         return True, f"{path}: every variable read back and every checksum matched"
     return False, "\n".join([f"{path}: {len(problems)} damaged variable(s):", *problems])
