@@ -2,31 +2,43 @@
 
 Record IMP runs (``rgnet.record``), train baselines and ticket transfers as branches of them
 (``rgnet.run_baselines``, ``rgnet.transfer``), open them with xarray (``rgnet.open_run``, ``rgnet.open_runs``,
-``rgnet.open_tree``), judge them (``rgnet.winning_tickets``, ``rgnet.transfer_matrix``) and analyse the
-sequence of theories as an RG flow (``rgnet.rg``), with universality classes and a scored prediction of
-which tickets transfer (``rgnet.universality``).
+``rgnet.open_tree``, ``rgnet.open_tensors``), judge them (``rgnet.winning_tickets``, ``rgnet.transfer_matrix``),
+analyse the sequence of theories as an RG flow (``rgnet.rg``), with universality classes and a scored
+prediction of which tickets transfer (``rgnet.universality``), and draw them (``rgnet.plot``).
+
+``import rgnet`` is cheap: it imports neither torch nor xarray nor matplotlib. Each name below is loaded on
+first use, and the first use of any of them (or ``import rgnet.rg``) registers the ``ds.rg`` accessor.
 """
 
-from rgnet import rg, universality  # noqa: E402  (rg registers the ds.rg accessor)
+import importlib
+
 from rgnet.config import ModelConfig, PruneConfig, RunConfig, StoreConfig, TaskConfig, TrainConfig, load_toml
 from rgnet.errors import ConfigError, DataError, RgnetError, StoreError
-from rgnet.imp.branches import run_baselines
-from rgnet.imp.driver import record
-from rgnet.imp.tickets import Ticket, load_ticket, ticket_from_run, write_ticket
-from rgnet.imp.transfer import transfer
-from rgnet.store import config_of, open_run, open_runs, open_tree
-from rgnet.verdicts import matching, transfer_matrix, winning_tickets
 
-__all__ = ["ConfigError", "DataError", "ModelConfig", "PruneConfig", "RgnetError", "RunConfig", "StoreConfig",
-           "StoreError", "TaskConfig", "Ticket", "TrainConfig", "config_of", "load_ticket", "load_toml", "matching",
-           "open_run", "open_runs", "open_tree", "record", "rg", "run_baselines", "ticket_from_run", "transfer",
-           "transfer_matrix", "universality", "winning_tickets", "write_ticket"]
+_LAZY = {
+    "record": "rgnet.imp.driver", "run_baselines": "rgnet.imp.branches", "transfer": "rgnet.imp.transfer",
+    **{k: "rgnet.imp.tickets" for k in ("Ticket", "load_ticket", "ticket_from_run", "write_ticket")},
+    **{k: "rgnet.store" for k in ("config_of", "open_run", "open_runs", "open_tensors", "open_tree", "read_tensors",
+                                   "verify")},
+    **{k: "rgnet.verdicts" for k in ("matching", "transfer_matrix", "winning_tickets")},
+}
+_MODULES = ("rg", "universality", "plot")  # sub-packages loaded on first use
 
 
 def __getattr__(name: str):
-    """``rgnet.plot`` is imported on first use, so that ``import rgnet`` does not load matplotlib."""
-    if name == "plot":
-        import importlib
-
-        return importlib.import_module("rgnet.plot")
+    if name in _MODULES or name in _LAZY:
+        rg = importlib.import_module("rgnet.rg")  # registers ds.rg
+        if name in _MODULES:
+            value = importlib.import_module(f"rgnet.{name}")
+        else:
+            value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value if name != "rg" else rg
     raise AttributeError(f"module 'rgnet' has no attribute {name!r}")
+
+
+__all__ = ["ConfigError", "DataError", "ModelConfig", "PruneConfig", "RgnetError", "RunConfig", "StoreConfig",
+           "StoreError", "TaskConfig", "Ticket", "TrainConfig", "config_of", "load_ticket", "load_toml", "matching",
+           "open_run", "open_runs", "open_tensors", "open_tree", "plot", "read_tensors", "record", "rg",
+           "run_baselines", "ticket_from_run", "transfer", "transfer_matrix", "universality", "verify",
+           "winning_tickets", "write_ticket"]

@@ -370,8 +370,10 @@ def ticket_iou(path_a: str | Path, path_b: str | Path, levels: Sequence[int] | N
     """
     if by not in ("mask", "trained"):
         raise ConfigError(f"by must be mask or trained, got {by!r}")
+    from rgnet.store.reader import read_tensors
+
     ma, mb = _read_masks(path_a), _read_masks(path_b)
-    init = _read_group(path_a, "tensors/init")
+    init = read_tensors(path_a, "init")
     layers = mlp_layers(init)
     shapes = {x: init[f"{x}.weight"].shape for x in layers}
     if set(ma) != set(mb) or any(ma[n].shape[1:] != mb[n].shape[1:] for n in ma):
@@ -446,34 +448,27 @@ def _shuffled(m: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return rng.permutation(m.ravel()).reshape(m.shape)
 
 
-def _read_group(path, group: str) -> dict[str, np.ndarray]:
-    import h5netcdf
-
-    from rgnet.store.writer import check_run_file, read_group
-
-    check_run_file(Path(path))
-    with h5netcdf.File(path, "r") as f:
-        try:
-            return read_group(f[group])
-        except KeyError:
-            raise StoreError(f"{str(path)!r} has no {group}; record the run with tensors (not "
-                             "--no-tensors)") from None
-
-
 def _read_masks(path) -> dict[str, np.ndarray]:
     """Masks of every complete level: layer -> (level, out, in) bool."""
+    from rgnet.store.reader import read_tensors
     from rgnet.store.writer import check_run_file
 
     n = int(check_run_file(Path(path))["levels_complete"])
-    return {k: v[:n].astype(bool) for k, v in _read_group(path, "tensors/mask").items()}
+    per = [read_tensors(path, "mask", lv) for lv in range(n)]
+    return {k: np.stack([m[k] for m in per]).astype(bool) for k in per[0]} if per else {}
 
 
 def _read_trained(path, level: int) -> dict[str, np.ndarray]:
-    trained = _read_group(path, "tensors/trained")
-    if not trained or level >= len(next(iter(trained.values()))):
+    from rgnet.store.reader import read_tensors
+
+    try:
+        trained = read_tensors(path, "trained", level)
+    except StoreError:
+        trained = {}
+    if not trained:
         raise StoreError(f"{str(path)!r} holds no trained weights of level {level}; record it with tensors "
                          "(the default) to match units by trained weights, or use by='mask'")
-    return {k: v[level] for k, v in trained.items()}
+    return trained
 
 
 def alignment_attrs(inputs: xr.Dataset | None, units: dict[str, np.ndarray] | None, mode: str) -> dict[str, str]:

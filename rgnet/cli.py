@@ -104,6 +104,11 @@ def _parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("info", help="print the level table of a run file")
     i.add_argument("file")
+    i.add_argument("--check", action="store_true", help="also read every variable back and verify its checksum "
+                                                        "(exit 3 if any is damaged)")
+
+    u = sub.add_parser("upgrade", help="convert run files to the current schema, in place (atomic)")
+    u.add_argument("files", nargs="+")
 
     f = sub.add_parser("flow", help="RG-flow summary of run files (fixed point, eigenvalues, exponents)")
     f.add_argument("files", nargs="+")
@@ -283,19 +288,31 @@ def _tickets(a) -> int:
         print("\n" + format_transfer_matrix(matrix))
         print("\n" + format_transfer_gaps(matrix))
     if a.out:
-        def write(tmp):
-            verdicts.to_netcdf(tmp, engine="h5netcdf", group="tickets")
-            if matrix is not None:
-                matrix.to_netcdf(tmp, engine="h5netcdf", group="transfer", mode="a")
+        from rgnet.store.cf import write_groups
 
-        print(f"wrote {write_new(a.out, write, overwrite=a.overwrite, inputs=a.files)}")
+        groups = {"tickets": verdicts, **({"transfer": matrix} if matrix is not None else {})}
+        title = "rgnet verdicts: winning tickets (group tickets) and transfer matrix (group transfer)"
+        out = write_new(a.out, lambda tmp: write_groups(tmp, groups, title), overwrite=a.overwrite, inputs=a.files)
+        print(f"wrote {out}")
     return 0
 
 
 def _info(a) -> int:
-    from rgnet.report import level_table
+    from rgnet.report import check_report, level_table
 
     print(level_table(a.file))
+    if a.check:
+        ok, text = check_report(a.file)
+        print(text)
+        return 0 if ok else 3
+    return 0
+
+
+def _upgrade(a) -> int:
+    from rgnet.store.upgrade import upgrade
+
+    for f in a.files:
+        upgrade(f, log=print)
     return 0
 
 
@@ -332,7 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
     try:
         commands = {"record": _record, "baselines": _baselines, "transfer": _transfer, "ticket": _ticket,
-                    "tickets": _tickets, "info": _info, "flow": _flow, "universality": _universality}
+                    "tickets": _tickets, "info": _info, "flow": _flow, "universality": _universality,
+                    "upgrade": _upgrade}
         return commands[a.command](a)
     except RgnetError as e:
         print(f"rgnet: error: {e}", file=sys.stderr)

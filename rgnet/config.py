@@ -117,9 +117,12 @@ class RunConfig:
 
     @property
     def run_id(self) -> str:
-        """First 16 hex digits of the SHA-256 of the canonical JSON (store settings excluded)."""
-        d = self.to_dict()
-        d.pop("store")  # what is saved does not change the experiment
+        """First 16 hex digits of the SHA-256 of the non-default settings (store settings excluded).
+
+        As open_lth does: a setting added later with a default changes no existing run_id.
+        """
+        d = nondefault(self.to_dict())
+        d.pop("store", None)  # what is saved does not change the experiment
         blob = json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -292,6 +295,33 @@ def _check_type_raw(value: Any, hint: Any, name: str) -> None:
             raise ConfigError(f"{name} must be a table of named settings, got {value!r}")
         for k, v in value.items():
             _check_type_raw(v, args[1] if args else Any, f"{name}.{k}")
+
+def nondefault(d: dict[str, Any]) -> dict[str, Any]:
+    """The settings of a config dict that differ from the defaults, nested (empty sections dropped).
+
+    Task parameters equal to the task's own defaults count as defaults too. Two configs describe the same
+    experiment exactly when their ``nondefault`` dicts are equal, whatever fields were added since.
+    """
+    from rgnet.tasks import TASKS
+
+    task = d.get("task", {})
+    spec = TASKS.get(task.get("name"))
+    defaults = _plain(dataclasses.asdict(RunConfig()))
+    if spec is not None:
+        defaults["task"]["params"] = dict(spec.defaults)
+    out = _diff(_plain(d), defaults)
+    return {} if out is _SAME else out
+
+
+def _diff(value: Any, default: Any) -> Any:
+    if isinstance(value, dict) and isinstance(default, dict):
+        out = {k: _diff(v, default.get(k, _MISSING)) for k, v in value.items()}
+        out = {k: v for k, v in out.items() if v is not _SAME}
+        return out or _SAME
+    return _SAME if value == default else value
+
+
+_MISSING, _SAME = object(), object()
 
 
 def _plain(x: Any) -> Any:

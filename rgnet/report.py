@@ -1,29 +1,50 @@
-"""Plain-text tables for the terminal."""
+"""Plain-text tables for the terminal (read with h5py only, so that ``rgnet info`` starts fast)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from rgnet.store import branches, open_run
+from rgnet.store.reader import branches, read_levels, verify
+from rgnet.store.writer import check_run_file
 
 
 def level_table(path: str | Path) -> str:
     """Level, density, validation/test accuracy at the early-stop iteration, test accuracy at the end."""
-    ds = open_run(path)
-    lines = [f"run {ds.attrs['run_id']}  ({path}, {int(ds.attrs['levels_complete'])} levels complete)",
+    levels, v, attrs = read_levels(path, ["density", "val_acc", "test_acc", "stop_iteration", "test_acc_final",
+                                          "diverged", "diverged_iteration"])
+    lines = [f"run {attrs['run_id']}  ({path}, {int(attrs['levels_complete'])} levels complete, "
+             f"schema {attrs['rgnet_schema']})",
              "level  density %  val acc %  test acc %  stop iter  test acc at end %"]
-    for lv in range(ds.sizes["level"]):
-        r = ds.isel(level=lv)
-        diverged = "diverged" in r and int(r.diverged) == 1
-        lines.append(f"{int(r.level):>5}  {100 * float(r.density):>9.1f}  {100 * float(r.val_acc):>9.1f}  "
-                     f"{100 * float(r.test_acc):>10.1f}  {int(r.stop_iteration):>9}  "
-                     f"{100 * float(r.test_acc_final):>17.1f}"
-                     + (f"  diverged at iteration {int(r.diverged_iteration)}" if diverged else ""))
-    lines.append("(accuracies at the early-stop iteration = minimum validation loss, unless marked 'at end')")
+    for i, lv in enumerate(levels):
+        diverged = "diverged" in v and v["diverged"][i] == 1
+        lines.append(f"{int(lv):>5}  {100 * v['density'][i]:>9.1f}  {100 * v['val_acc'][i]:>9.1f}  "
+                     f"{100 * v['test_acc'][i]:>10.1f}  {int(v['stop_iteration'][i]):>9}  "
+                     f"{100 * v['test_acc_final'][i]:>17.1f}"
+                     + (f"  diverged at iteration {int(v['diverged_iteration'][i])}" if diverged else ""))
+    lines.append(f"(accuracies at the early-stop iteration = {_stop_rule(attrs)}, unless marked 'at end')")
     for group in branches(path):
-        b = open_run(path, group=group)
-        lv = [int(v) for v in b.level.values]
+        lv, b, _ = read_levels(path, ["test_acc"], group)
+        lv = [int(x) for x in lv]
         done = f"{lv[0]}-{lv[-1]}" if lv and lv == list(range(lv[0], lv[-1] + 1)) else ",".join(map(str, lv))
         lines.append(f"{group} (levels {done or 'none'}): test acc % "
-                     + " ".join(f"{100 * v:.1f}" for v in b.test_acc.values))
+                     + " ".join(f"{100 * x:.1f}" for x in b["test_acc"]))
     return "\n".join(lines)
+
+
+def check_report(path: str | Path) -> tuple[bool, str]:
+    """Verify every checksum of a run file and its tensor files: (ok, one line per problem or 'ok')."""
+    problems = verify(path)
+    if not problems:
+        if int(check_run_file(Path(path))["rgnet_schema"]) < 2:
+            return True, f"{path}: every variable read back (schema 1 has no checksums; `rgnet upgrade` adds them)"
+        return True, f"{path}: every variable read back and every checksum matched"
+    return False, "\n".join([f"{path}: {len(problems)} damaged variable(s):", *problems])
+
+
+def _stop_rule(attrs: dict) -> str:
+    import json
+
+    from rgnet.verdicts import STOP_RULES
+
+    rule = json.loads(attrs["config"])["train"].get("early_stop", "val_loss")  # files before it had val_loss
+    return STOP_RULES.get(rule, rule)

@@ -21,6 +21,7 @@ import numpy as np
 import xarray as xr
 
 from rgnet.errors import ConfigError, StoreError
+from rgnet.store.cf import self_describing
 from rgnet.store.reader import _expand, branches, read_levels
 from rgnet.store.schema import LEVEL_VARS
 
@@ -169,7 +170,7 @@ def winning_tickets(paths: str | Path | Iterable[str | Path], metric: str = DEFA
     out = out.assign_coords({k: per_run[k] for k in ("seed", "path", "run_id")})
     out = out.assign_coords(run_experiment=("run", labels))
     out.attrs.update(metric=metric, tolerance=tolerance, rule=_rule(tolerance), protocol=_protocols(runs, metric))
-    return out
+    return self_describing(out, "rgnet winning tickets: matching verdicts per experiment, arm and level")
 
 
 def transfer_matrix(paths: str | Path | Iterable[str | Path], metric: str = DEFAULT_METRIC,
@@ -265,7 +266,7 @@ def transfer_matrix(paths: str | Path | Iterable[str | Path], metric: str = DEFA
         long_name="transferred ticket is matching at a pruned level and stays matching at least as deep as the "
                   "target's own ticket (among the levels it was trained at); NaN: not run")
     ds.attrs.update(metric=metric, tolerance=tolerance, rule=_rule(tolerance), protocol=_protocols(runs, metric))
-    return ds
+    return self_describing(ds, "rgnet transfer matrix: tickets of source tasks trained on target tasks")
 
 
 def format_tickets(ds: xr.Dataset) -> str:

@@ -14,3 +14,42 @@ def small_config(**sections) -> RunConfig:
 @pytest.fixture
 def small_cfg() -> RunConfig:
     return small_config()
+
+
+def tensors(path, kind: str, group: str | None = None) -> dict:
+    """Tensors of a run file as numpy arrays by parameter (or layer) name; per-level kinds on the full level
+    axis of complete levels (levels a branch has not trained are zeros)."""
+    import numpy as np
+
+    import rgnet
+
+    ds = rgnet.open_tensors(path, kind, group or None)
+    if "level" in ds.dims:
+        n = int(rgnet.open_run(path).sizes["level"])
+        ds = ds.reindex(level=np.arange(n), fill_value=0)
+    return {k: v.values for k, v in ds.data_vars.items()}
+
+
+def record_interrupted(cfg, path, monkeypatch, stop_at: int, device: str = "cpu") -> None:
+    """Record ``cfg`` into ``path`` and interrupt it (KeyboardInterrupt) when level ``stop_at`` starts training:
+    levels ``0 .. stop_at - 1`` are complete."""
+    import rgnet
+    import rgnet.imp.driver as driver
+
+    calls, real = [], driver.train_level
+
+    def interrupted(*args, **kw):
+        calls.append(1)
+        if len(calls) == stop_at + 1:
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(driver, "train_level", interrupted)
+    try:
+        rgnet.record(cfg, path, progress=False, device=device)
+    except KeyboardInterrupt:
+        pass
+    else:
+        raise AssertionError("the run finished before it was interrupted")
+    finally:
+        monkeypatch.setattr(driver, "train_level", real)

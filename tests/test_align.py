@@ -8,7 +8,7 @@ from pathlib import Path
 import h5netcdf
 import numpy as np
 import pytest
-from conftest import small_config
+from conftest import small_config, tensors
 
 import rgnet
 from rgnet import align
@@ -27,6 +27,7 @@ from rgnet.config import TaskConfig
 from rgnet.errors import ConfigError
 from rgnet.imp.tickets import ticket_from_run
 from rgnet.imp.transfer import target_config, transfer
+from rgnet.store.writer import copy_run
 from rgnet.tasks import load_task, resolve_params
 
 LAYERS = ["fc1", "fc2", "fc3"]
@@ -37,6 +38,10 @@ def _sha(path) -> str:
 
 
 def _group(path, group):
+    """Variables of a summary group, or (``[<branch>/]tensors/<kind>``) the tensors of that kind."""
+    if group.startswith("tensors/") or "/tensors/" in group:
+        branch, _, kind = group.rpartition("tensors/")
+        return tensors(path, kind, branch.rstrip("/") or None)
     with h5netcdf.File(path, "r") as f:
         return {k: np.asarray(v[...]) for k, v in f[group].variables.items()}
 
@@ -190,7 +195,7 @@ def test_aligned_ticket_is_permuted_mask_times_permuted_weights(runs):
 def test_identity_alignment_reproduces_the_unaligned_branch_bit_for_bit(runs, tmp_path):
     source, _, same = runs
     target = tmp_path / "same.h5"
-    target.write_bytes(Path(same).read_bytes())
+    copy_run(same, target)
     plain = transfer(source, target, [1, 2], progress=False)
     aligned = transfer(source, target, [1, 2], align="inputs", progress=False)
     assert aligned == plain + "_align_inputs"
@@ -210,7 +215,7 @@ def test_identity_alignment_reproduces_the_unaligned_branch_bit_for_bit(runs, tm
 def test_aligned_transfer_resumes_with_its_stored_permutation(runs, tmp_path, monkeypatch):
     source, shuffled, _ = runs
     target = tmp_path / "t.h5"
-    target.write_bytes(Path(shuffled).read_bytes())
+    copy_run(shuffled, target)
     group = transfer(source, target, [1], align="inputs+units", progress=False)
     first = rgnet.open_run(target, group=group).sel(level=1).test_acc.item()
 

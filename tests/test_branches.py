@@ -1,10 +1,8 @@
 """Baselines as branches: layout next to the trunk, the masks they train, resume, refusal of a changed branch."""
 
-import h5netcdf
 import numpy as np
 import pytest
-import xarray as xr
-from conftest import small_config
+from conftest import record_interrupted, small_config, tensors
 
 import rgnet
 from rgnet.errors import ConfigError, StoreError
@@ -20,16 +18,14 @@ def run_with_baselines(tmp_path_factory):
 
 
 def _masks(path, group):
-    with h5netcdf.File(path, "r") as f:
-        g = f[f"{group}/tensors/mask"]
-        return {n: np.asarray(v[...]).astype(bool) for n, v in g.variables.items()}
+    return {n: m.astype(bool) for n, m in tensors(path, "mask", group).items()}
 
 
 def test_branches_open_as_a_datatree_next_to_the_trunk(run_with_baselines):
     path, groups = run_with_baselines
     assert groups == ["branches/reinit", "branches/random_prune_layerwise", "branches/random_prune_global",
                       "branches/rewind_2"]
-    tree = xr.open_datatree(path, engine="h5netcdf")
+    tree = rgnet.open_tree(path)
     for g in groups:
         node = tree[g]
         assert node.sizes["level"] == tree.sizes["level"] == 4
@@ -65,12 +61,12 @@ def test_baseline_masks_keep_the_tickets_counts(run_with_baselines):
 
 def test_reinit_starts_from_fresh_weights_and_rewind_from_the_replayed_point(run_with_baselines):
     path, _ = run_with_baselines
-    trunk_init = xr.open_dataset(path, engine="h5netcdf", group="tensors/init")
-    fresh = xr.open_dataset(path, engine="h5netcdf", group="branches/reinit/tensors/rewind")
+    trunk_init = rgnet.open_tensors(path, "init")
+    fresh = rgnet.open_tensors(path, "rewind", "branches/reinit")
     assert not np.allclose(trunk_init["fc1.weight"], fresh["fc1.weight"])
     assert np.isclose(float(trunk_init["fc1.weight"].std()), float(fresh["fc1.weight"].std()), rtol=0.1)
     # rewind_2 replays the trunk's dense training for 2 steps: not the init, close to it
-    point = xr.open_dataset(path, engine="h5netcdf", group="branches/rewind_2/tensors/rewind")
+    point = rgnet.open_tensors(path, "rewind", "branches/rewind_2")
     delta = float(abs(point["fc1.weight"] - trunk_init["fc1.weight"]).max())
     assert 0 < delta < 0.1
 
@@ -88,18 +84,13 @@ def test_rerun_skips_done_levels_and_refuses_a_changed_branch(run_with_baselines
     assert path.read_bytes() == before
 
 
-def test_trunk_levels_recorded_later_extend_every_branch(tmp_path, small_cfg):
-    cfg, short = small_cfg, small_cfg.replace(prune={"levels": 1})
+def test_trunk_levels_recorded_later_extend_every_branch(tmp_path, small_cfg, monkeypatch):
     path = tmp_path / "grow.h5"
-    rgnet.record(short, path, progress=False)
-    run_baselines(path, ["reinit"], levels=[1], progress=False)
-    # emulate a trunk interrupted after level 1 whose branches were trained meanwhile: give the file the
-    # 3-level config, so that `record` resumes it and appends levels 2 and 3
-    with h5netcdf.File(path, "a") as f:
-        f.attrs["config"] = rgnet.imp.driver.normalise(cfg).to_json()
-        f.attrs["run_id"] = rgnet.imp.driver.normalise(cfg).run_id
-    rgnet.record(cfg, path, progress=False)
-    tree = xr.open_datatree(path, engine="h5netcdf")
+    record_interrupted(small_cfg, path, monkeypatch, stop_at=2)
+    run_baselines(path, ["reinit"], levels=[1], progress=False)  # a branch of the interrupted trunk
+    assert rgnet.open_tree(path)["branches/reinit"].sizes["level"] == 2
+    rgnet.record(small_cfg, path, progress=False)  # the trunk resumes; the branch sees every level
+    tree = rgnet.open_tree(path)
     assert tree.sizes["level"] == 4 and tree["branches/reinit"].sizes["level"] == 4
     assert list(tree["branches/reinit"].level_done.values) == [0, 1, 0, 0]
 
@@ -107,7 +98,7 @@ def test_trunk_levels_recorded_later_extend_every_branch(tmp_path, small_cfg):
 def test_branches_without_tensors_keep_summaries_only(tmp_path, small_cfg):
     path = rgnet.record(small_cfg, tmp_path / "run.h5", progress=False)
     run_baselines(path, ["random_prune_layerwise"], [1, 3], tensors=False, progress=False)
-    tree = xr.open_datatree(path, engine="h5netcdf")
+    tree = rgnet.open_tree(path)
     b = tree["branches/random_prune_layerwise"]
     assert "tensors" not in b.children and list(b.level_done.values) == [0, 1, 0, 1]
     assert np.isfinite(b.test_acc.values[[1, 3]]).all()

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-import xarray as xr
 
 import rgnet
 
@@ -17,8 +16,7 @@ def test_record_on_cuda_matches_cpu_closely(tmp_path, small_cfg):
     # same init, same data order (seeded CPU streams); float results differ only by kernel rounding
     np.testing.assert_allclose(gpu.val_loss.isel(level=0), cpu.val_loss.isel(level=0), rtol=1e-2)
     np.testing.assert_allclose(gpu.density, cpu.density)
-    masks = xr.open_dataset(tmp_path / "gpu.h5", engine="h5netcdf", group="tensors/mask")
-    trained = xr.open_dataset(tmp_path / "gpu.h5", engine="h5netcdf", group="tensors/trained")
+    masks, trained = rgnet.open_tensors(tmp_path / "gpu.h5", "mask"), rgnet.open_tensors(tmp_path / "gpu.h5", "trained")
     for layer in gpu.layer.values:
         assert (trained[f"{layer}.weight"].values[masks[layer].values == 0] == 0).all()
 
@@ -26,21 +24,10 @@ def test_record_on_cuda_matches_cpu_closely(tmp_path, small_cfg):
 def test_cuda_resume_equals_an_uninterrupted_run(tmp_path, small_cfg, monkeypatch):
     """A CUDA run interrupted during its second level and resumed gives the uninterrupted run's masks and
     numbers (same seeded streams; CUDA kernels may round differently, hence allclose on floats)."""
-    import rgnet.imp.driver as driver
-
-    calls, real = [], driver.train_level
-
-    def interrupted(*args, **kw):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kw)
+    from conftest import record_interrupted, tensors
 
     path = tmp_path / "resumed.h5"
-    monkeypatch.setattr(driver, "train_level", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        rgnet.record(small_cfg, path, device="cuda", progress=False)
-    monkeypatch.setattr(driver, "train_level", real)
+    record_interrupted(small_cfg, path, monkeypatch, stop_at=1, device="cuda")
     assert rgnet.open_run(path).sizes["level"] == 1
     rgnet.record(small_cfg, path, device="cuda", progress=False)
     whole = rgnet.record(small_cfg, tmp_path / "whole.h5", device="cuda", progress=False)
@@ -48,11 +35,9 @@ def test_cuda_resume_equals_an_uninterrupted_run(tmp_path, small_cfg, monkeypatc
     assert a.sizes["level"] == b.sizes["level"] == 4
     np.testing.assert_array_equal(a.layer_count, b.layer_count)
     np.testing.assert_allclose(a.val_loss, b.val_loss, rtol=1e-5)
-    for group in ("tensors/mask",):
-        ma = xr.open_dataset(path, engine="h5netcdf", group=group)
-        mb = xr.open_dataset(whole, engine="h5netcdf", group=group)
-        for name in ma.data_vars:
-            np.testing.assert_array_equal(ma[name].values, mb[name].values)
+    ma, mb = tensors(path, "mask"), tensors(whole, "mask")
+    for name in ma:
+        np.testing.assert_array_equal(ma[name], mb[name])
 
 
 def test_data_order_is_the_same_on_cuda():

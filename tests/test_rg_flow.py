@@ -13,7 +13,7 @@ from rgnet.rg.couplings import SHAPE_QUANTILES
 
 def with_histograms(hist: np.ndarray, w_std: np.ndarray | None = None) -> xr.Dataset:
     """A schema Dataset (levels, 1 layer, 64 bins, bin_scale 1) carrying the given histograms."""
-    ds = synthetic_run(levels=hist.shape[0], layers=("fc1",), sizes=(100,), seed=0)
+    ds = synthetic_run(levels=hist.shape[0], layers=("fc1",), sizes=(100,), seed=0, atoms=False)
     ds = ds.assign(hist=(("level", "layer", "bin"), hist[:, None, :]), bin_scale=("layer", [1.0]))
     if w_std is not None:
         ds = ds.assign(w_std=(("level", "layer"), np.asarray(w_std, float)[:, None]))

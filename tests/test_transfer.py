@@ -4,7 +4,7 @@ import h5netcdf
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import small_config
+from conftest import small_config, tensors
 
 import rgnet
 from rgnet.cli import main
@@ -32,7 +32,7 @@ def _group(path, group):
 def test_exported_ticket_is_mask_times_rewind_weights(source, tmp_path):
     out = write_ticket(ticket_from_run(source, 2), tmp_path / "ticket.h5")
     masks, weights = _group(out, "mask"), _group(out, "weights")
-    run_masks, rewind = _group(source, "tensors/mask"), _group(source, "tensors/rewind")
+    run_masks, rewind = tensors(source, "mask"), tensors(source, "rewind")
     for layer in ("fc1", "fc2", "fc3"):
         np.testing.assert_array_equal(masks[layer], run_masks[layer][2])
         np.testing.assert_array_equal(weights[f"{layer}.weight"], run_masks[layer][2] * rewind[f"{layer}.weight"])
@@ -49,16 +49,16 @@ def test_exported_ticket_is_mask_times_rewind_weights(source, tmp_path):
 
 def test_transfer_with_a_class_count_change(source, five_class_target):
     group = transfer(source, five_class_target, [1, 2], progress=False)
-    tree = xr.open_datatree(five_class_target, engine="h5netcdf")
+    tree = rgnet.open_tree(five_class_target)
     b = tree[group]
     assert b.attrs["source_run_id"] == xr.open_dataset(source, engine="h5netcdf").attrs["run_id"]
     assert np.isnan(b.test_acc.values[[0, 3]]).all() and np.isfinite(b.test_acc.values[1:3]).all()
-    start = _group(five_class_target, f"{group}/tensors/rewind")
-    src_rewind, tgt_init = _group(source, "tensors/rewind"), _group(five_class_target, "tensors/init")
+    start = tensors(five_class_target, "rewind", group)
+    src_rewind, tgt_init = tensors(source, "rewind"), tensors(five_class_target, "init")
     np.testing.assert_array_equal(start["fc1.weight"], src_rewind["fc1.weight"])   # the ticket's weights move
     np.testing.assert_array_equal(start["fc3.weight"], tgt_init["fc3.weight"])     # the head is the target's
     assert start["fc3.weight"].shape == (5, 32)
-    masks, src_masks = _group(five_class_target, f"{group}/tensors/mask"), _group(source, "tensors/mask")
+    masks, src_masks = tensors(five_class_target, "mask", group), tensors(source, "mask")
     for level in (1, 2):
         np.testing.assert_array_equal(masks["fc2"][level], src_masks["fc2"][level])
         assert abs(masks["fc3"][level].mean() - src_masks["fc3"][level].mean()) < 0.02  # head pruned alike
@@ -66,7 +66,7 @@ def test_transfer_with_a_class_count_change(source, five_class_target):
     # the dense-head variant is another branch, beside it
     dense = transfer(source, five_class_target, [1], output="dense", progress=False)
     assert dense.endswith("_dense_output")
-    assert _group(five_class_target, f"{dense}/tensors/mask")["fc3"][1].all()
+    assert tensors(five_class_target, "mask", dense)["fc3"][1].all()
 
 
 def test_transfer_from_a_ticket_file_equals_transfer_from_the_run(source, five_class_target, tmp_path):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import h5netcdf
+import h5py
 import numpy as np
 import torch
 
@@ -35,16 +35,15 @@ from rgnet.imp.driver import (
 from rgnet.imp.masks import Masker, density, full_masks
 from rgnet.imp.seeds import generator, stream_seed
 from rgnet.imp.train import DeviceData, train_level
+from rgnet.store.reader import read_tensors
 from rgnet.store.writer import (
     BRANCHES,
-    append_level,
     atomic_update,
-    branch_names,
+    check_current,
     check_run_file,
+    commit_level,
     create_branch,
     exclusive,
-    read_group,
-    sync_branches,
 )
 
 BASELINES = ("reinit", "random_prune_layerwise", "random_prune_global", "rewind")
@@ -65,7 +64,6 @@ class Trunk:
     data: DeviceData
     init: dict[str, np.ndarray]
     rewind: dict[str, np.ndarray]
-    scales: dict[str, float]
     levels: int                  # complete trunk levels
     densities: np.ndarray        # (levels,)
     masks: dict[str, np.ndarray]  # layer -> (levels, *shape) bool: the mask each trunk level trained with
@@ -80,6 +78,7 @@ def open_trunk(path: str | Path, device: str = "cpu", data_root=None) -> Trunk:
     if not path.is_file():
         raise StoreError(f"run file {str(path)!r} does not exist; record it first with `rgnet record --out ...`")
     attrs = check_run_file(path)
+    check_current(path, attrs)
     cfg = RunConfig.from_json(attrs["config"])
     n = int(attrs["levels_complete"])
     if n == 0:
@@ -87,12 +86,12 @@ def open_trunk(path: str | Path, device: str = "cpu", data_root=None) -> Trunk:
     dev = resolve_device(device)
     task = load_checked_task(cfg, path, attrs, data_root)
     model, layers, output = build(cfg, task, dev)
-    with h5netcdf.File(path, "r") as f:
-        init, rewind = read_group(f["tensors/init"]), read_group(f["tensors/rewind"])
-        scales = dict(zip(layers, np.asarray(f["bin_scale"][...]).tolist()))
+    init, rewind = read_tensors(path, "init"), read_tensors(path, "rewind")
+    with h5py.File(path, "r") as f:
         densities = np.asarray(f["density"][:n])
-        masks = {name: np.asarray(f["tensors/mask"][name][:n]).astype(bool) for name in layers}
-    return Trunk(path, cfg, task, model, layers, output, DeviceData.from_task(task, dev), init, rewind, scales, n,
+    per_level = [read_tensors(path, "mask", level) for level in range(n)]
+    masks = {name: np.stack([m[name] for m in per_level]).astype(bool) for name in layers}
+    return Trunk(path, cfg, task, model, layers, output, DeviceData.from_task(task, dev), init, rewind, n,
                  densities, masks)
 
 
@@ -141,14 +140,9 @@ def run_branch(trunk: Trunk, branch: Branch, levels: list[int], *, tensors: bool
                 order = stream_seed(cfg.seed, "data", level, branch.stream or branch.name)
                 result, _ = train_level(model, Masker(layers, masks), trunk.data, cfg.train, order, start=branch.start,
                                         on_eval=bar.level(level, branch.start, density(masks), branch.name))
-                rec = describe_level(cfg, result, time.perf_counter() - t0, masks, numpy_state(model), branch.rewind,
-                                     trunk.scales)
-                rec.update(rewind=branch.rewind, bin_scale=[trunk.scales[n] for n in layers])
-                with atomic_update(trunk.path) as f:
-                    sync_branches(f)
-                    g = f[group]
-                    append_level(g, level, rec)
-                    g["level_done"][level] = 1
+                rec = describe_level(cfg, result, time.perf_counter() - t0, masks, numpy_state(model), branch.rewind)
+                rec["rewind"] = branch.rewind
+                commit_level(trunk.path, level, rec, group=group)
                 if result.diverged_at is not None:
                     diverged.append(f"level {level} at iteration {result.diverged_at}")
     if diverged:
@@ -171,16 +165,17 @@ def check_levels(trunk: Trunk, levels: list[int]) -> None:
 def _prepare_group(trunk: Trunk, branch: Branch, cfg: RunConfig) -> set[int]:
     """Create the branch group if needed (or check it is the same branch); the levels it has done."""
     spec = json.dumps(branch.spec, sort_keys=True)
-    with h5netcdf.File(trunk.path, "r") as f:
-        if branch.name in branch_names(f):
+    with h5py.File(trunk.path, "r") as f:
+        if f"{BRANCHES}/{branch.name}" in f:
             g = f[BRANCHES][branch.name]
-            if g.attrs["branch"] != spec:
+            made = g.attrs["branch"].decode() if isinstance(g.attrs["branch"], bytes) else g.attrs["branch"]
+            if made != spec:
                 raise StoreError(f"{str(trunk.path)!r} already has a branch {branch.name!r} made with "
-                                 f"{g.attrs['branch']}, not {spec}; it was left untouched")
+                                 f"{made}, not {spec}; it was left untouched")
             return set(np.flatnonzero(np.asarray(g["level_done"][...])).tolist())
     attrs = {"branch": spec, "config": cfg.to_json(), "run_id": trunk.cfg.run_id, **branch.attrs}
     with atomic_update(trunk.path) as f:
-        create_branch(f, branch.name, attrs, **layout_of(cfg, trunk.model, trunk.layers))
+        create_branch(f, branch.name, attrs, **layout_of(cfg, trunk.layers))
     return set()
 
 

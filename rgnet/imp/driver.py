@@ -20,25 +20,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from rgnet.config import RunConfig, validate
+from rgnet.config import RunConfig, nondefault, validate
 from rgnet.errors import ConfigError, DivergedError, StoreError
 from rgnet.imp.masks import Masker, density, full_masks, magnitude_prune
 from rgnet.imp.seeds import stream_seed
-from rgnet.imp.theory import grid_scale, level_theory
 from rgnet.imp.train import DeviceData, eval_iterations, train_level
 from rgnet.models import build_model, check_params, output_layer, prunable_layers
 from rgnet.store.schema import METRIC_NAMES
-from rgnet.store.writer import (
-    append_level,
-    atomic_update,
-    check_run_file,
-    create_layout,
-    exclusive,
-    read_resume_state,
-    root_attrs,
-    sync_branches,
-)
+from rgnet.store.writer import check_run_file, commit_level, create_run, exclusive, read_resume_state, root_attrs
 from rgnet.tasks import Task, load_task, resolve_params
+from rgnet.theory import level_theory
 
 TRUNK = "trunk"
 
@@ -96,9 +87,8 @@ def record(cfg: RunConfig, out: str | Path | None = None, *, device: str = "cpu"
         if resume is None:
             versions = {"rgnet": _version(), "torch": torch.__version__, "numpy": np.__version__,
                         "python": platform.python_version()}
-            with atomic_update(path, create=True) as f:
-                f.attrs.update(root_attrs(cfg.run_id, cfg.to_json(), task.summary(), versions))
-                create_layout(f, **layout_of(cfg, model, layers))
+            create_run(path, root_attrs(cfg.run_id, cfg.to_json(), task.summary(), versions),
+                       **layout_of(cfg, layers))
         elif resume["levels"] and log:
             log(f"resuming {path} after level {resume['levels'] - 1}")
         data = DeviceData.from_task(task, dev)
@@ -133,7 +123,13 @@ def check_threads(threads: int | None) -> None:
 def load_checked_task(cfg: RunConfig, path: Path, attrs: dict | None, data_root) -> Task:
     """The run's data; :class:`StoreError` if ``attrs`` (of an existing file) say it was recorded on other data,
     :class:`ConfigError` if the settings do not fit the data (a batch larger than the training set)."""
-    task = load_task(cfg.task, data_root)
+    try:
+        task = load_task(cfg.task, data_root)
+    except ConfigError as e:
+        if attrs is None:
+            raise
+        raise StoreError(f"{str(path)!r} was recorded with task settings this rgnet does not accept ({e}); it was "
+                         "left untouched — extend it with the rgnet version that recorded it, or record anew") from None
     n_train = len(task.y_train)
     if cfg.train.batch_size > n_train:
         raise ConfigError(f"train.batch_size (--batch-size) {cfg.train.batch_size} is larger than the training set "
@@ -156,11 +152,10 @@ def build(cfg: RunConfig, task: Task, dev: torch.device, stream: str = "init"):
     return model, prunable_layers(model, cfg.model), output_layer(model)
 
 
-def layout_of(cfg: RunConfig, model: torch.nn.Module, layers: dict) -> dict:
+def layout_of(cfg: RunConfig, layers: dict) -> dict:
     """Arguments of :func:`create_layout` for this run."""
     return dict(layers=list(layers), iterations=eval_iterations(cfg.train), bins=cfg.store.bins,
-                state=numpy_state(model), masks={n: tuple(w.shape) for n, w in layers.items()},
-                tensors=cfg.store.tensors)
+                levels=cfg.prune.levels + 1, tensors=cfg.store.tensors)
 
 
 @contextlib.contextmanager
@@ -180,7 +175,7 @@ def torch_threads(model: torch.nn.Module, threads: int | None):
 def _check_resumable(path: Path, cfg: RunConfig) -> dict:
     """The file's root attributes, if it is an rgnet file of this very config; else :class:`StoreError`."""
     attrs = check_run_file(path)
-    if attrs["config"] != cfg.to_json():
+    if nondefault(json.loads(attrs["config"])) != nondefault(cfg.to_dict()):  # fields added since are defaults
         theirs, ours = _flat(json.loads(attrs["config"])), _flat(cfg.to_dict())
         diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
         raise StoreError(f"{str(path)!r} holds run {attrs['run_id']} whose config differs in "
@@ -193,9 +188,9 @@ def _run_levels(cfg, path, model, layers, output, data, dev, resume: dict | None
     init = numpy_state(model)
     start_level = resume["levels"] if resume else 0
     if start_level == 0:
-        masks, rewind, scales = full_masks(layers), None, None
+        masks, rewind = full_masks(layers), None
     else:
-        rewind, scales = resume["rewind"], dict(zip(layers, resume["bin_scale"].tolist()))
+        rewind = resume["rewind"]
         masks = {n: torch.from_numpy(m.astype(bool)).to(dev) for n, m in resume["next_mask"].items()}
     with LevelBar((p.levels + 1 - start_level) * cfg.train.steps, progress) as bar:
         for level in range(start_level, p.levels + 1):
@@ -213,18 +208,13 @@ def _run_levels(cfg, path, model, layers, output, data, dev, resume: dict | None
             if level == 0:
                 # a net that diverged before the rewind iteration has no rewind point: IMP ends at level 0 anyway
                 rewind = {n: v.cpu().numpy() for n, v in captured.items()} if captured is not None else init
-                scales = {n: grid_scale(np.nan_to_num(trained[f"{n}.weight"], nan=0, posinf=0, neginf=0),
-                                        rewind[f"{n}.weight"]) for n in layers}
             # no next level after a divergence: its masks would rank non-finite weights
             next_masks = masks if diverged else magnitude_prune({n: w.detach() for n, w in layers.items()}, masks,
                                                                  output, p)
-            rec = describe_level(cfg, result, seconds, masks, trained, rewind, scales, next_masks)
+            rec = describe_level(cfg, result, seconds, masks, trained, rewind, next_masks)
             if level == 0:
-                rec.update(init=init, rewind=rewind, bin_scale=[scales[n] for n in layers])
-            with atomic_update(path) as f:
-                append_level(f, level, rec)
-                sync_branches(f)
-                f.attrs["levels_complete"] = level + 1
+                rec.update(init=init, rewind=rewind)
+            commit_level(path, level, rec)
             if diverged:
                 raise DivergedError(_diverged_message(path, level, result.diverged_at))
             masks = next_masks
@@ -267,7 +257,7 @@ def _finished(cfg: RunConfig, levels_done: int, last_density: float | None) -> b
     return last_density is not None and cfg.prune.target_density > 0 and last_density <= cfg.prune.target_density
 
 
-def describe_level(cfg: RunConfig, result, seconds: float, masks, trained: dict, rewind: dict, scales: dict,
+def describe_level(cfg: RunConfig, result, seconds: float, masks, trained: dict, rewind: dict,
                    next_masks=None) -> dict:
     """Everything the store keeps of one trained level: metrics, curves, masks, tensors and the theory."""
     at = result.at_stop()
@@ -285,11 +275,11 @@ def describe_level(cfg: RunConfig, result, seconds: float, masks, trained: dict,
     weights = {n: trained[f"{n}.weight"] for n in masks}
     if diverged:  # counts and densities from the masks; no statistics of non-finite weights
         weights = {n: np.zeros_like(w) for n, w in weights.items()}
-    theory = level_theory(weights, {n: rewind[f"{n}.weight"] for n in masks}, rec["mask"], scales, cfg.store.bins)
+    theory = level_theory(weights, {n: rewind[f"{n}.weight"] for n in masks}, rec["mask"], cfg.store.bins)
     if diverged:
-        for name in ("w_quantile", "absw_quantile", "w_mean", "w_std", "w_skew", "w_kurtosis", "w_absmean"):
+        for name in ("w_qf", "w_quantile", "absw_quantile", "w_mean", "w_std", "w_skew", "w_kurtosis", "w_absmean"):
             theory[name] = np.full_like(theory[name], np.nan, dtype=float)
-        theory["hist"], theory["hist_outside"] = np.zeros_like(theory["hist"]), np.zeros_like(theory["hist_outside"])
+        theory["hist"] = np.zeros_like(theory["hist"])
     rec.update(theory)
     return rec
 

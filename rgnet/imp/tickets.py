@@ -17,7 +17,8 @@ import h5py
 import numpy as np
 
 from rgnet.errors import ConfigError, StoreError
-from rgnet.store.writer import atomic_update, check_run_file, read_group, tensor_dims
+from rgnet.store.reader import read_tensors
+from rgnet.store.writer import atomic_update, check_run_file, tensor_dims
 
 TICKET_SCHEMA = 1
 
@@ -59,9 +60,9 @@ def ticket_from_run(path: str | Path, level: int) -> Ticket:
     n = int(attrs["levels_complete"])
     if not 0 <= level < n:
         raise StoreError(f"{str(path)!r} has levels 0-{n - 1} complete; --level {level} is not one of them")
-    with h5netcdf.File(path, "r") as f:
-        masks = {k: np.asarray(v[level]).astype(bool) for k, v in f["tensors/mask"].variables.items()}
-        rewind = read_group(f["tensors/rewind"])
+    masks = {k: m.astype(bool) for k, m in read_tensors(path, "mask", level).items()}
+    rewind = read_tensors(path, "rewind")
+    with h5py.File(path, "r") as f:
         dens = float(f["density"][level])
     k = json.loads(attrs["config"])["prune"]["rewind"]
     return Ticket(masks, rewind, level, dens, int(k), attrs["run_id"], attrs["config"], attrs["task"], str(path))
@@ -90,8 +91,8 @@ def read_ticket(path: str | Path) -> Ticket:
     """A ticket written by :func:`write_ticket`."""
     with h5netcdf.File(path, "r") as f:
         a = dict(f.attrs)
-        masks = {k: m.astype(bool) for k, m in read_group(f["mask"]).items()}
-        weights = read_group(f["weights"])
+        masks = {k: np.asarray(v[...]).astype(bool) for k, v in f["mask"].variables.items()}
+        weights = {k: np.asarray(v[...]) for k, v in f["weights"].variables.items()}
     return Ticket(masks, weights, int(a["level"]), float(a["density"]), int(a["rewind_iteration"]), str(a["run_id"]),
                   str(a["config"]), str(a["task"]), str(a["source"]))
 

@@ -33,6 +33,7 @@ from rgnet.imp.branches import Branch, Trunk, keep_random, open_trunk, run_branc
 from rgnet.imp.driver import normalise
 from rgnet.imp.seeds import generator
 from rgnet.imp.tickets import Ticket, is_ticket_file, load_ticket
+from rgnet.store.reader import read_tensors
 from rgnet.store.writer import BRANCHES, check_run_file
 from rgnet.tasks import load_task
 
@@ -184,8 +185,8 @@ def _survival(trunk: Trunk, first: Ticket, source) -> tuple[dict[str, np.ndarray
         return ({n: m.astype(np.float64) for n, m in trunk.mask(first.level).items()},
                 {n: m.astype(np.float64) for n, m in first.masks.items()})
     n = min(int(check_run_file(Path(source))["levels_complete"]), trunk.levels)
-    with h5py.File(source, "r") as f:
-        theirs = {k: np.asarray(f["tensors/mask"][k][1:n]).sum(0, dtype=np.float64) for k in trunk.masks}
+    per = [read_tensors(source, "mask", lv) for lv in range(1, n)]
+    theirs = {k: np.sum([m[k] for m in per], 0, dtype=np.float64) for k in trunk.masks}
     mine = {k: m[1:n].sum(0, dtype=np.float64) for k, m in trunk.masks.items()}
     return mine, theirs
 

@@ -8,7 +8,8 @@ import numpy as np
 import xarray as xr
 from scipy import stats
 
-QUANTILES = np.array([0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99])
+from rgnet.theory import QF_SIZE, QUANTILES, bin_edges, histogram, quantile_atoms
+
 N_EVAL = 5
 CURVES = ("train_loss", "val_loss", "val_acc", "test_loss", "test_acc")
 
@@ -31,21 +32,25 @@ def synthetic_run(
     dist: str = "laplace",
     seed: int = 0,
     run_id: str | None = None,
+    atoms: bool = True,
 ) -> xr.Dataset:
     """A run Dataset whose weights keep their shape while their std shrinks by ``decay`` per level.
 
     Level ``n`` keeps a random ``(1 - fraction)^n`` share of a fixed standard sample per layer, scaled to
     std ``sigma0 * decay^n``; the histogram grid is fixed at level 0 (``bin_scale`` = largest |w|).
+    ``atoms``: include the quantile atoms ``w_qf`` (as schema-2 files do); without them the flow is
+    computed from the histograms.
     """
     rng = np.random.default_rng(seed)
     sig0 = np.broadcast_to(np.asarray(sigma0, dtype=float), (len(layers),))
-    edges_u = np.linspace(-1.0, 1.0, n_bins + 1)
+    edges_u = bin_edges(n_bins)
     lev = np.arange(levels)
     shape_ll = (levels, len(layers))
     out = {k: np.zeros(shape_ll) for k in ("w_mean", "w_std", "w_skew", "w_kurtosis", "rewind_std", "count")}
     hist = np.zeros((*shape_ll, n_bins))
     hist_rewind = np.zeros_like(hist)
     w_q = np.zeros((*shape_ll, QUANTILES.size))
+    qf = np.full((*shape_ll, QF_SIZE), np.nan, dtype=np.float32)
     absw_q = np.zeros_like(w_q)
     bin_scale = np.zeros(len(layers))
     for j, n0 in enumerate(sizes):
@@ -55,8 +60,9 @@ def synthetic_run(
         for n in lev:
             keep = max(2, int(round(n0 * (1 - fraction) ** n)))
             w = sig0[j] * decay**n * z[:keep]
-            hist[n, j] = np.histogram(w / bin_scale[j], edges_u)[0]
-            hist_rewind[n, j] = np.histogram(np.clip(sig0[j] * z_rewind[:keep] / bin_scale[j], -1, 1), edges_u)[0]
+            hist[n, j] = histogram(w, bin_scale[j], n_bins)
+            hist_rewind[n, j] = histogram(sig0[j] * z_rewind[:keep], bin_scale[j], n_bins)
+            qf[n, j] = quantile_atoms(w) if atoms else np.nan
             w_q[n, j] = np.quantile(w, QUANTILES)
             absw_q[n, j] = np.quantile(np.abs(w), QUANTILES)
             out["w_mean"][n, j], out["w_std"][n, j] = w.mean(), w.std()
@@ -90,13 +96,14 @@ def synthetic_run(
     ll = ("level", "layer")
     return xr.Dataset(
         {
-            "bin_scale": (("layer",), bin_scale),
+            "bin_scale": (ll, np.broadcast_to(bin_scale, shape_ll).copy()),
             **level_vars,
             "layer_density": (ll, out["count"] / sizes_arr),
             "layer_count": (ll, out["count"].astype(np.int64)),
             "hist": ((*ll, "bin"), hist),
             "hist_rewind": ((*ll, "bin"), hist_rewind),
             "w_quantile": ((*ll, "quantile"), w_q),
+            **({"w_qf": ((*ll, "atom"), qf)} if atoms else {}),
             "absw_quantile": ((*ll, "quantile"), absw_q),
             "w_mean": (ll, out["w_mean"]),
             "w_std": (ll, out["w_std"]),
@@ -115,7 +122,7 @@ def synthetic_run(
             "iteration": (("eval",), np.linspace(0, 1000, N_EVAL).astype(np.int64)),
         },
         attrs={
-            "rgnet_schema": 1,
+            "rgnet_schema": 2,
             "run_id": run_id if run_id is not None else f"synthetic-{seed}",
             "config": json.dumps(config),
             "levels_complete": levels,
@@ -142,6 +149,6 @@ def synthetic_tensors(
             mask = np.ones(w0.size, bool)
             mask[order[: int(round(w0.size * (1 - (1 - fraction) ** n)))]] = False
             stack.append(decay**n * w0 * mask.reshape(shape))
-        dims = ("level", *[f"{name}.d{k}" for k in range(len(shape))])
+        dims = ("level", *[f"{name.replace('.', '_')}_d{k}" for k in range(len(shape))])
         data[name] = (dims, np.stack(stack))
     return xr.Dataset(data, coords={"level": np.arange(levels)})

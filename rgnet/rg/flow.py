@@ -3,11 +3,13 @@
 Convention: every per-step quantity is labelled by the *source* level ``n`` and measures the step
 ``n -> n+1`` (so the last level has no entry).
 
+Distances come from the stored quantile atoms ``w_qf`` (see :mod:`rgnet.theory`): the exact W1 between
+them is within 1 % of the sample W1 of the trained weights. Files without them (schema 1, or
+``hist_rewind``) fall back to the histograms: ``W1 = integral_0^1 |Q_a(t) - Q_b(t)| dt`` with ``Q`` the
+quantile function of the histogram (uniform density inside each bin).
+
 Choice for the shape question (does the distribution converge while its scale runs?): the distance
-between the rescaled distributions of ``w / sigma`` is computed through their quantile functions,
-``W1 = integral_0^1 |Q_a(t)/sigma_a - Q_b(t)/sigma_b| dt``, with ``Q`` the exact quantile function of
-the stored histogram (uniform density inside each bin) and ``sigma`` the stored ``w_std``. Nothing is
-re-binned, so there is no second discretisation error.
+between the rescaled distributions of ``w / sigma``, ``sigma`` the stored ``w_std``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import xarray as xr
 
 from rgnet.errors import ConfigError
 from rgnet.rg._trajectory import feature_dim
+from rgnet.theory import hist_quantile_function, w1_atoms
 
 #: Number of points of the midpoint rule on t in (0, 1) for the quantile-function integral.
 N_QUANTILE_POINTS = 2000
@@ -28,14 +31,6 @@ def bin_edges(ds: xr.Dataset) -> xr.DataArray:
     edges = np.concatenate([bounds[..., :, 0], bounds[..., -1:, 1]], axis=-1)
     dims = [d for d in ds["bin_bounds"].dims if d not in ("bin", "bnd")]
     return xr.DataArray(edges, dims=(*dims, "edge")) * ds["bin_scale"]
-
-
-def _quantile_function(counts: np.ndarray, edges: np.ndarray, t: np.ndarray) -> np.ndarray:
-    total = counts.sum()
-    if not np.isfinite(total) or total <= 0:
-        return np.full(t.shape, np.nan)
-    cdf = np.concatenate([[0.0], np.cumsum(counts)]) / total
-    return np.interp(t, cdf, edges)
 
 
 def quantile_functions(hist: xr.DataArray, edges: xr.DataArray) -> xr.DataArray:
@@ -55,7 +50,7 @@ def quantile_functions(hist: xr.DataArray, edges: xr.DataArray) -> xr.DataArray:
     """
     t = (np.arange(N_QUANTILE_POINTS) + 0.5) / N_QUANTILE_POINTS
     q = xr.apply_ufunc(
-        _quantile_function,
+        hist_quantile_function,
         hist,
         edges,
         kwargs={"t": t},
@@ -72,6 +67,49 @@ def quantile_functions(hist: xr.DataArray, edges: xr.DataArray) -> xr.DataArray:
 def _step(da: xr.DataArray) -> xr.DataArray:
     """``da[n+1] - da[n]`` labelled by the source level ``n``."""
     return da.shift(level=-1) - da
+
+
+def _has_atoms(ds: xr.Dataset, variable: str) -> bool:
+    return variable == "hist" and "w_qf" in ds and bool(ds["w_qf"].notnull().any())
+
+
+def _w1(a: xr.DataArray, b: xr.DataArray, atoms: bool) -> xr.DataArray:
+    """W1 per remaining element between distributions ``a`` and ``b`` (atoms, or quantile functions on ``t``)."""
+    if not atoms:
+        return abs(a - b).mean("t")
+    return xr.apply_ufunc(w1_atoms, a, b, input_core_dims=[["atom"], ["atom"]], vectorize=True,
+                          dask="parallelized", output_dtypes=[float])
+
+
+def _distributions(ds: xr.Dataset, variable: str) -> tuple[xr.DataArray, bool]:
+    if variable not in ds:
+        raise ConfigError(f"The Dataset has no histogram variable {variable!r}; use 'hist' or 'hist_rewind'.")
+    if _has_atoms(ds, variable):
+        return ds["w_qf"].astype(float), True
+    return quantile_functions(ds[variable], bin_edges(ds)), False
+
+
+def wasserstein(a: xr.Dataset, b: xr.Dataset, shape: bool = False, variable: str = "hist") -> xr.DataArray:
+    """W1 between the weight distributions of two selections (levels of one run, or of two runs), per layer.
+
+    Parameters
+    ----------
+    a, b : xr.Dataset
+        Run Datasets (or selections such as ``ds.sel(level=3)``) that broadcast against each other.
+    shape : bool
+        Distance between the distributions of ``w / w_std`` (dimensionless) instead of ``w`` (weight units).
+    variable : str
+        ``"hist"`` (trained weights; exact from ``w_qf`` when stored) or ``"hist_rewind"``.
+    """
+    qa, atoms_a = _distributions(a, variable)
+    qb, atoms_b = _distributions(b, variable)
+    if atoms_a != atoms_b:  # one file without atoms: compare both as histograms
+        qa, qb = (quantile_functions(x[variable], bin_edges(x)) for x in (a, b))
+    if shape:
+        qa, qb = qa / a["w_std"], qb / b["w_std"]
+    out = _w1(qa, qb, atoms_a and atoms_b)
+    return out.rename("w1_shape" if shape else "w1").assign_attrs(
+        long_name="Wasserstein-1 distance" + (" of w/std" if shape else ""), units="1")
 
 
 def wasserstein_flow(ds: xr.Dataset, variable: str = "hist") -> xr.Dataset:
@@ -92,15 +130,14 @@ def wasserstein_flow(ds: xr.Dataset, variable: str = "hist") -> xr.Dataset:
         dimensionless), ``d_log_scale`` (``ln w_std[n+1] - ln w_std[n]``) and ``speed`` (root sum of
         squares of ``w1_shape`` over layers: how fast the shape still moves).
     """
-    if variable not in ds:
-        raise ConfigError(f"The Dataset has no histogram variable {variable!r}; use 'hist' or 'hist_rewind'.")
-    q = quantile_functions(ds[variable], bin_edges(ds))
+    q, atoms = _distributions(ds, variable)
     q_shape = q / ds["w_std"]
-    w1 = abs(_step(q)).mean("t")
-    w1_shape = abs(_step(q_shape)).mean("t")
+    w1 = _w1(q.shift(level=-1), q, atoms)
+    w1_shape = _w1(q_shape.shift(level=-1), q_shape, atoms)
     out = xr.Dataset(
         {
-            "w1": w1.assign_attrs(long_name="Wasserstein-1 distance to the next level", units="weight units"),
+            "w1": w1.assign_attrs(long_name="Wasserstein-1 distance to the next level (in weight units)",
+                                  units="1"),
             "w1_shape": w1_shape.assign_attrs(
                 long_name="Wasserstein-1 distance of w/std to the next level", units="1"
             ),
@@ -220,5 +257,6 @@ __all__ = [
     "fixed_point_level",
     "flow_speed",
     "quantile_functions",
+    "wasserstein",
     "wasserstein_flow",
 ]

@@ -13,6 +13,7 @@ from rgnet.rg._trajectory import scale_factor
 from rgnet.rg.couplings import couplings
 from rgnet.rg.flow import fixed_point_level, wasserstein_flow
 from rgnet.rg.linearise import linearise
+from rgnet.store.cf import self_describing
 from rgnet.store.reader import open_run
 
 RunSource = xr.Dataset | str | os.PathLike
@@ -33,7 +34,7 @@ def _datasets(source: RunSource | Sequence[RunSource]) -> list[xr.Dataset]:
         ds = ds.drop_dims("eval", errors="ignore")
         if "run" not in ds.dims:
             ds = ds.expand_dims(run=1)
-        if "run_id" not in ds.coords:
+        if "run_id" not in ds.coords or "run" not in ds["run_id"].dims:  # schema 2: a scalar coordinate
             ds = ds.assign_coords(run_id=("run", [str(ds.attrs.get("run_id", ""))] * ds.sizes["run"]))
         out.append(ds.compute())
     return out
@@ -131,6 +132,7 @@ def flow_report(
         spec = _spectrum(pooled, b_all, kind, n_boot, tol, ci)
         report = report.merge(spec.rename({k: f"pooled_{k}" for k in spec.data_vars}))
     report.attrs = {
+        "Conventions": "CF-1.8",
         "title": "rgnet flow report",
         "coupling_kind": kind,
         "n_boot": int(n_boot),
@@ -138,7 +140,7 @@ def flow_report(
         "fixed_tol": float(fixed_tol),
         "ci": float(ci),
     }
-    return report
+    return self_describing(report, "rgnet flow report: fixed points, linearised-map spectra and W1 flow per run")
 
 
 def _fmt_ci(ci: np.ndarray) -> str:

@@ -1,5 +1,5 @@
-"""The HDF5 store: schema, atomic writer, xarray reader."""
+"""The store: run files (schema, atomic writer), xarray readers, checks and upgrades."""
 
-from rgnet.store.reader import branches, config_of, open_run, open_runs, open_tree
+from rgnet.store.reader import branches, config_of, open_run, open_runs, open_tensors, open_tree, read_tensors, verify
 
-__all__ = ["branches", "config_of", "open_run", "open_runs", "open_tree"]
+__all__ = ["branches", "config_of", "open_run", "open_runs", "open_tensors", "open_tree", "read_tensors", "verify"]

@@ -1,52 +1,69 @@
-"""The run-file schema: one run, one netCDF-compatible HDF5 file, one level = one theory.
+"""The run-file schema (version 2): one run = one small netCDF-4 file of summaries + its tensor folder.
 
-Root group (and every ``branches/<name>`` group, same layout)::
+``run.h5`` (root group, and every ``branches/<name>`` group with the same layout)::
 
-    dims      level (unlimited, 0 = dense), layer, bin, bnd = 2, quantile, eval
+    dims      level (fixed: the planned levels, 0 = dense), layer, bin, bnd = 2, quantile, atom, eval
     coords    level, density(level), layer, bin, bin_bounds(bin, bnd), quantile, iteration(eval)
+              scalar (root only): run_id, task, seed, task_<param> for every scalar task parameter
     per level metrics at the early-stop iteration, curves(level, eval), theory(level, layer, ...)
-    group     tensors/{init,rewind,next_mask}: full state dicts and the next level's masks (resume, tickets)
-              tensors/mask: masks per level (uint8); tensors/trained: trained weights per level (optional)
 
 Root attributes: rgnet_schema, run_id, config (canonical JSON), task (data summary JSON), versions,
-created, levels_complete.
+created, history, levels_complete (levels >= levels_complete are not written yet: readers hide them),
+Conventions, title.
 
-Branches (``branches/<name>``: baselines and ticket transfers) have the same layout on the trunk's level axis
-(``xr.open_datatree`` needs every ``level`` dim of a file to be the same; the writer extends branches when the
-trunk grows), plus ``level_done(level)`` = 1 where the branch has trained the level (other levels are NaN, or
-0 for integers). Their ``tensors`` group holds ``rewind`` (the weights every level starts from), ``mask`` and
-``trained``; with ``store.tensors = false`` a branch has no ``tensors`` group (its masks and starting weights
-are derivable: the trunk's masks, seeded random masks, the source run's ticket). Branch attributes: ``branch``
-(JSON spec; a re-run must match it), ``config`` (the config it trained with), ``run_id``, and for transfers
-``source_run_id``, ``source_config``, ``source_task``, ``source_path``, ``source_rewind_iteration``.
+Tensors live beside the file, in ``run.h5.tensors/`` (one netCDF file each, written to a temporary name,
+fsynced and renamed, so a commit never copies what earlier levels wrote)::
+
+    init.nc            groups init, rewind: full state dicts (the IMP initialisation and the rewind point)
+    level_NNN.nc       groups mask (uint8, per prunable layer), next_mask (the masks level N+1 trains with),
+                       trained (trained weights, unless store.tensors = false)
+    branches/<name>/rewind.nc, branches/<name>/level_NNN.nc    the same for a branch (mask, trained)
+
+Variable names carry no dots (``fc1.weight`` is stored as ``fc1_weight`` with attribute
+``parameter = "fc1.weight"``); every tensor file has attributes run_id, group and (per level) level.
+
+Branches (``branches/<name>``: baselines and ticket transfers) share the trunk's level axis, plus
+``level_done(level)`` = 1 where the branch has trained the level. Branch attributes: ``branch`` (JSON spec; a
+re-run must match it), ``config``, ``run_id``, ``tensor_files`` and for transfers ``source_run_id``,
+``source_config``, ``source_task``, ``source_path``, ``source_rewind_iteration``. A branch recorded with
+``store.tensors = false`` has no tensor files (its masks and weights are derivable).
+
+Schema 1 (before) kept the tensors inside the file (``tensors/{init,rewind,next_mask,mask,trained}``), an
+unlimited level dim, int64 variables, one histogram grid fixed at level 0 and no ``w_qf``; readers open
+both, ``rgnet upgrade`` converts 1 to 2.
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+_LOSS = "cross-entropy in nats (natural logarithm)"
 
 # name -> (dims, dtype, long_name, units)
 LEVEL_VARS: dict[str, tuple[tuple[str, ...], str, str, str]] = {
     "density": (("level",), "f8", "fraction of prunable weights remaining", "1"),
     "train_seconds": (("level",), "f8", "wall time spent training the level", "s"),
-    "stop_iteration": (("level",), "i8", "early-stop iteration (train.early_stop criterion)", "iteration"),
-    "diverged": (("level",), "i8", "1 where training diverged (non-finite loss or weights)", "1"),
-    "diverged_iteration": (("level",), "i8", "evaluation iteration at which divergence was found (-1: none)",
-                           "iteration"),
-    **{f"{s}_{m}": (("level",), "f8", f"{name} {what} at the early-stop iteration", unit)
+    "stop_iteration": (("level",), "i4", "early-stop iteration (train.early_stop criterion), in optimiser steps",
+                       "1"),
+    "diverged": (("level",), "i1", "1 where training diverged (non-finite loss or weights)", "1"),
+    "diverged_iteration": (("level",), "i4", "evaluation iteration at which divergence was found (-1: none), in "
+                           "optimiser steps", "1"),
+    **{f"{s}_{m}": (("level",), "f8", f"{name} {what} at the early-stop iteration", "1")
        for s, name in (("train", "training-set"), ("val", "validation"), ("test", "test"))
-       for m, what, unit in (("loss", "cross-entropy", "nat"), ("acc", "accuracy", "1"))},
-    **{f"{s}_{m}_final": (("level",), "f8", f"{name} {what} at the end of training", unit)
+       for m, what in (("loss", _LOSS), ("acc", "accuracy"))},
+    **{f"{s}_{m}_final": (("level",), "f8", f"{name} {what} at the end of training", "1")
        for s, name in (("train", "training-set"), ("val", "validation"), ("test", "test"))
-       for m, what, unit in (("loss", "cross-entropy", "nat"), ("acc", "accuracy", "1"))},
-    **{f"curve_{s}_{m}": (("level", "eval"), "f8", f"{name} {what} during training", unit)
+       for m, what in (("loss", _LOSS), ("acc", "accuracy"))},
+    **{f"curve_{s}_{m}": (("level", "eval"), "f8", f"{name} {what} during training", "1")
        for s, name in (("train", "training-set"), ("val", "validation"), ("test", "test"))
-       for m, what, unit in (("loss", "cross-entropy", "nat"), ("acc", "accuracy", "1"))},
+       for m, what in (("loss", _LOSS), ("acc", "accuracy"))},
     "layer_density": (("level", "layer"), "f8", "fraction of the layer's weights remaining", "1"),
-    "layer_count": (("level", "layer"), "i8", "number of surviving weights", "1"),
-    "hist": (("level", "layer", "bin"), "i8", "histogram of surviving trained weights", "count"),
-    "hist_rewind": (("level", "layer", "bin"), "i8", "histogram of the survivors' rewound values", "count"),
-    "hist_outside": (("level", "layer"), "i8", "surviving trained weights outside the fixed grid", "count"),
+    "layer_count": (("level", "layer"), "i4", "number of surviving weights", "1"),
+    "bin_scale": (("level", "layer"), "f8", "weight value at bin coordinate 1 (largest surviving |weight|)", "1"),
+    "hist": (("level", "layer", "bin"), "i4", "histogram of surviving trained weights", "1"),
+    "hist_rewind": (("level", "layer", "bin"), "i4", "histogram of the survivors' rewound values", "1"),
+    "w_qf": (("level", "layer", "atom"), "f4", "quantile atoms of surviving trained weights (sorted survivors, "
+             "or quantile-function means over equal probability cells; NaN-padded)", "1"),
     "w_quantile": (("level", "layer", "quantile"), "f8", "quantiles of surviving trained weights", "1"),
     "absw_quantile": (("level", "layer", "quantile"), "f8", "quantiles of |surviving trained weights|", "1"),
     "w_mean": (("level", "layer"), "f8", "mean of surviving trained weights", "1"),
@@ -58,3 +75,7 @@ LEVEL_VARS: dict[str, tuple[tuple[str, ...], str, str, str]] = {
 }
 
 METRIC_NAMES = [f"{s}_{m}" for s in ("train", "val", "test") for m in ("loss", "acc")]
+
+# tensor files: kinds that are per level, and the state dicts written once
+LEVEL_KINDS = ("mask", "next_mask", "trained")
+STATE_KINDS = ("init", "rewind")

@@ -1,8 +1,15 @@
-"""Writing run files: create the layout, append one level atomically, read back what resuming needs.
+"""Writing run files: create the layout, commit one level, read back what resuming needs.
 
-Atomicity: each commit copies the file, appends the level to the copy, fsyncs it and renames it over the
-original. The file at ``path`` is therefore always a complete, valid file holding whole levels only —
-a kill at any moment loses at most the level in progress.
+Crash safety without copying what earlier levels wrote: a level's tensors go to their own file in the
+run's tensor folder (written under a temporary name, fsynced, renamed), then the small summary file is
+copied, the level's summaries and ``levels_complete`` are written into the copy, and the copy is fsynced and
+renamed over the original. The summary file is therefore always complete and valid; a kill at any moment
+loses at most the level in progress (its tensor file, if already renamed, belongs to no complete level and
+is overwritten when the level is trained again). The copy costs the size of the summaries (fixed at
+creation: the level dim has its planned size), independent of how many levels are written.
+
+Files are bounded to the HDF5 1.10 format (``LIBVER``) so that HDF5 >= 1.10 and netCDF-C >= 4.7 read them,
+and every per-level variable carries a fletcher32 checksum (``rgnet info --check`` verifies them).
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ import contextlib
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Iterator
@@ -20,196 +28,349 @@ import h5py
 import numpy as np
 
 from rgnet.errors import StoreError
-from rgnet.imp.theory import QUANTILES, bin_edges
 from rgnet.store.schema import LEVEL_VARS, SCHEMA_VERSION
+from rgnet.theory import QF_SIZE, QUANTILES, bin_edges
 
 BRANCHES = "branches"
-LEVEL_CHUNK = 16  # levels per HDF5 chunk of per-level variables (the default, 1024, costs 8 kB per variable)
-_COMPRESS = {"compression": "gzip", "compression_opts": 1}
+LIBVER = ("v110", "v110")   # HDF5 1.10 file format: small (new chunk indexes), readable by HDF5 >= 1.10
+TENSORS_SUFFIX = ".tensors"
+TENSORS_SCHEMA = 1
+_PACK = {"compression": "gzip", "compression_opts": 1, "shuffle": True, "fletcher32": True}
+_PLAIN = {"fletcher32": True}
+# summary files are rewritten level by level: track free space in the file, so that a rewritten chunk reuses
+# the space of the one it replaces instead of growing the file
+_SPACE = {"fs_strategy": "fsm", "fs_persist": True}
 
+
+# ------------------------------------------------------------------------------------------ locking
 
 @contextlib.contextmanager
 def exclusive(path: Path) -> Iterator[None]:
-    """Hold ``<path>.lock`` so that two processes never record into the same file at once."""
+    """Hold ``<path>.lock`` so that two processes never record into the same file at once.
+
+    The lock file is removed while still locked; a process that opened it just before (and so locks a file
+    that no longer has a name) notices that the name now points elsewhere and tries again, so two writers
+    can never both hold the lock.
+    """
+    lock = path.with_name(path.name + ".lock")
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        if lock_fd(fd, lock):
+            break
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()
+        os.close(fd)
+
+
+def lock_fd(fd: int, lock: Path) -> bool:
+    """Lock the open file ``fd`` of ``lock``: True if it is still the file named ``lock`` (else it is closed)."""
     import fcntl
 
-    lock = path.with_name(path.name + ".lock")
-    with open(lock, "w") as fh:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        path = lock.with_name(lock.name[: -len(".lock")])
+        raise StoreError(f"another process is recording into {str(path)!r}; wait for it to finish or "
+                         "pass another --out") from None
+    try:
+        named = os.stat(lock)
+    except FileNotFoundError:
+        named = None
+    mine = os.fstat(fd)
+    if named is not None and (named.st_ino, named.st_dev) == (mine.st_ino, mine.st_dev):
+        return True
+    os.close(fd)  # the previous holder removed this file after we opened it: lock the current one instead
+    return False
+
+
+# ------------------------------------------------------------------------------------------ atomic files
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        dfd = os.open(folder, os.O_RDONLY)
         try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise StoreError(f"another process is recording into {str(path)!r}; wait for it to finish or "
-                             "pass another --out") from None
-        try:
-            yield
+            os.fsync(dfd)
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                lock.unlink()
+            os.close(dfd)
 
 
 @contextlib.contextmanager
-def atomic_update(path: Path, create: bool = False) -> Iterator[h5netcdf.File]:
-    """Open a copy of ``path`` (or a new file), yield it, then fsync and rename it over ``path``."""
+def _replacing(path: Path, copy: bool) -> Iterator[Path]:
+    """Yield a temporary path next to ``path`` (a copy of it if ``copy``); fsync and rename it over ``path``."""
     tmp = path.with_name(path.name + ".partial")
     try:
-        if not create:
+        if copy:
             shutil.copyfile(path, tmp)
-        with h5netcdf.File(tmp, "w" if create else "a", libver="latest") as f:
-            yield f
+        yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-        with contextlib.suppress(OSError):
-            dfd = os.open(path.parent, os.O_RDONLY)
-            os.fsync(dfd)
-            os.close(dfd)
+        _fsync_dir(path.parent)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
 
 
-def create_layout(g, *, layers: list[str], iterations: np.ndarray, bins: int, state: dict[str, np.ndarray],
-                  masks: dict[str, tuple[int, ...]], tensors: bool, branch: bool = False) -> None:
-    """Dimensions, coordinates and empty per-level variables of a run (root or branch group).
+@contextlib.contextmanager
+def atomic_update(path: Path, create: bool = False) -> Iterator[h5netcdf.File]:
+    """Open a copy of ``path`` (or a new file) with h5netcdf, yield it, then fsync and rename it over ``path``.
 
-    A branch keeps only its starting weights (``tensors/rewind``) and masks (it has no IMP initialisation
-    of its own and no next level to prune for), and with ``tensors=False`` no tensors at all.
+    An existing run file of an older schema is refused (``rgnet upgrade`` converts it first).
     """
-    g.dimensions = {"level": None, "layer": len(layers), "bin": bins, "bnd": 2,
-                    "quantile": len(QUANTILES), "eval": len(iterations)}
-    _var(g, "level", ("level",), "i8", chunks=(LEVEL_CHUNK,), long_name="IMP level (0 = dense)")
-    _var(g, "layer", ("layer",), h5py.string_dtype(), np.array(layers, dtype=object),
-         long_name="prunable layer")
-    edges = bin_edges(bins)
-    _var(g, "bin", ("bin",), "f8", (edges[1:] + edges[:-1]) / 2, long_name="bin centre / bin_scale",
-         units="1", bounds="bin_bounds")
-    _var(g, "bin_bounds", ("bin", "bnd"), "f8", np.stack([edges[:-1], edges[1:]], 1))
-    _var(g, "quantile", ("quantile",), "f8", QUANTILES, long_name="quantile level")
-    _var(g, "iteration", ("eval",), "i8", iterations, long_name="training iteration", units="iteration")
-    _var(g, "bin_scale", ("layer",), "f8", long_name="weight value at bin coordinate 1 (grid of level 0)")
-    sizes = {d: (LEVEL_CHUNK if dim.isunlimited() else dim.size) for d, dim in g.dimensions.items()}
-    for name, (dims, dtype, long_name, units) in LEVEL_VARS.items():
-        v = g.create_variable(name, dims, dtype=dtype, fillvalue=(np.nan if dtype == "f8" else None),
-                              chunks=tuple(sizes[d] for d in dims), **(_COMPRESS if len(dims) > 1 else {}))
-        v.attrs.update(long_name=long_name, units=units)
-        if name != "density":  # CF: makes density (and iteration) coordinates in plain xarray
-            v.attrs["coordinates"] = "density iteration" if "eval" in dims else "density"
-    if branch and not tensors:
-        return  # a branch's tensors are all derivable (trunk masks, seeded random masks, the source's ticket)
-    t = g.create_group("tensors")
-    params = {k: (a.shape, a.dtype) for k, a in state.items()}
-    bits = {k: (s, np.uint8) for k, s in masks.items()}
-    groups = [("init", params, False), ("rewind", params, False), ("next_mask", bits, False), ("mask", bits, True),
-              ("trained", params if tensors else {}, True)]
-    for sub, shapes, per_level in groups:
-        if branch and sub in ("init", "next_mask"):
-            continue
-        s = t.create_group(sub)
-        if per_level:
-            s.dimensions["level"] = None
-        for name, (shape, dt) in shapes.items():
-            dims = tensor_dims(s, name, shape)
-            s.create_variable(name, (("level",) if per_level else ()) + dims, dtype=dt,
-                              chunks=((1,) + tuple(shape)) if per_level and shape else None,
-                              **(_COMPRESS if shape else {}))
+    with _replacing(path, copy=not create) as tmp:
+        with h5netcdf.File(tmp, "w" if create else "a", libver=LIBVER, **(_SPACE if create else {})) as f:
+            if not create:
+                check_current(path, f.attrs)
+            yield f
+
+
+def check_current(path: Path, attrs) -> None:
+    """:class:`StoreError` unless the file has the current schema (older files are read, not extended)."""
+    if "rgnet_schema" in attrs and int(plain_attr(attrs["rgnet_schema"])) < SCHEMA_VERSION:
+        raise StoreError(f"{str(path)!r} uses rgnet schema {plain_attr(attrs['rgnet_schema'])}; run "
+                         f"`rgnet upgrade {path}` to convert it to schema {SCHEMA_VERSION} before adding to it")
+
+
+def tensor_dir(path: str | Path, group: str | None = None) -> Path:
+    """The folder holding the tensor files of run file ``path`` (of its branch ``group``)."""
+    p = Path(path)
+    d = p.with_name(p.name + TENSORS_SUFFIX)
+    return d / group.strip("/") if group and group.strip("/") else d
+
+
+def tensor_file(path: str | Path, kind: str | int, group: str | None = None) -> Path:
+    """``init.nc``, ``rewind.nc`` (a branch's starting weights) or ``level_NNN.nc`` for level ``kind``."""
+    name = f"level_{kind:03d}.nc" if isinstance(kind, (int, np.integer)) else f"{kind}.nc"
+    return tensor_dir(path, group) / name
+
+
+def var_name(parameter: str) -> str:
+    """A tensor's variable name in a file: the parameter name without dots (``fc1.weight`` -> ``fc1_weight``)."""
+    return parameter.replace(".", "_")
+
+
+def write_tensor_file(out: Path, attrs: dict, groups: dict[str, dict[str, np.ndarray]],
+                      level: int | None = None) -> None:
+    """Write ``groups`` (group -> parameter -> array) as one netCDF file, atomically (temp, fsync, rename)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _replacing(out, copy=False) as tmp:
+        with h5netcdf.File(tmp, "w", libver=LIBVER) as f:
+            f.attrs.update({"rgnet_tensors": TENSORS_SCHEMA, **attrs, "Conventions": "CF-1.8",
+                            "title": f"rgnet tensors of run {attrs.get('run_id')}" +
+                                     (f", level {level}" if level is not None else "")})
+            for sub, arrays in groups.items():
+                g = f.create_group(sub)
+                if level is not None:
+                    lv = g.create_variable("level", (), dtype="i4", data=np.int32(level))
+                    lv.attrs.update(long_name="IMP level (0 = dense)", units="1")
+                for name, a in arrays.items():
+                    a = np.asarray(a)
+                    v = g.create_variable(var_name(name), shared_dims(f, a.shape), data=a,
+                                          chunks=a.shape if a.shape else None,
+                                          **((_PACK if _compressible(a) else _PLAIN) if a.shape else {}))
+                    v.attrs.update(parameter=name, units="1", long_name=f"{sub} {name}")
+                    if level is not None:
+                        v.attrs["coordinates"] = "level"
+
+
+def _compressible(a: np.ndarray) -> bool:
+    """Masks always; weights once mostly pruned (gzip gains little on dense floats and costs ~20 ns a byte)."""
+    return a.nbytes > 4096 and (a.dtype.kind in "ub" or np.count_nonzero(a) < a.size // 2)
+
+
+def shared_dims(f, shape: tuple[int, ...]) -> tuple[str, ...]:
+    """Dimensions ``d<axis>_<size>`` in the root group, shared by every tensor of that size on that axis
+    (masks, weights, their groups: each netCDF dimension costs a dimension-scale dataset)."""
+    dims = tuple(f"d{i}_{n}" for i, n in enumerate(shape))
+    for d, n in zip(dims, shape):
+        if d not in f.dimensions:
+            f.dimensions[d] = n
+    return dims
 
 
 def tensor_dims(g, name: str, shape: tuple[int, ...]) -> tuple[str, ...]:
-    """Create (in group ``g``) and return the dimensions ``<name>.d0, <name>.d1, ...`` of one tensor."""
-    dims = tuple(f"{name}.d{i}" for i in range(len(shape)))
+    """Create (in group ``g``) and return the dimensions ``<name>_d0, <name>_d1, ...`` of one tensor."""
+    dims = tuple(f"{name}_d{i}" for i in range(len(shape)))
     for d, n in zip(dims, shape):
         g.dimensions[d] = n
     return dims
 
 
-def append_level(g, level: int, record: dict) -> None:
-    """Write one level (``record`` as built by the IMP driver) into group ``g``.
+# ------------------------------------------------------------------------------------------ layout
 
-    ``level`` is either the next one (the group grows by one) or, in a branch group that already spans the
-    trunk's level axis, any existing index.
+def create_layout(g, *, layers: list[str], iterations: np.ndarray, bins: int, levels: int,
+                  tensors: bool = True, branch: bool = False, **_unused) -> None:
+    """Dimensions, coordinates and empty per-level variables of a run (root or branch group).
+
+    ``levels``: the planned number of levels (the fixed size of the ``level`` dim). ``tensors``: whether
+    this group writes tensor files (always for the trunk: masks and the rewind point are needed to resume).
     """
-    size = g.dimensions["level"].size
-    if level > size:
-        raise StoreError(f"cannot write level {level}: the group holds {size} levels")
-    if level == size:
-        _grow(g, level + 1)
+    g.dimensions = {"level": levels, "layer": len(layers), "bin": bins, "bnd": 2, "quantile": len(QUANTILES),
+                    "atom": QF_SIZE, "eval": len(iterations)}
+    g.attrs["tensor_files"] = np.int8(tensors or not branch)
+    _var(g, "level", ("level",), "i4", np.arange(levels, dtype=np.int32), long_name="IMP level (0 = dense)",
+         units="1")
+    _var(g, "layer", ("layer",), h5py.string_dtype(), np.array(layers, dtype=object), long_name="prunable layer")
+    edges = bin_edges(bins)
+    _var(g, "bin", ("bin",), "f8", (edges[1:] + edges[:-1]) / 2, long_name="bin centre / bin_scale",
+         units="1", bounds="bin_bounds")
+    _var(g, "bin_bounds", ("bin", "bnd"), "f8", np.stack([edges[:-1], edges[1:]], 1))  # CF: bounds take no units
+    _var(g, "quantile", ("quantile",), "f8", QUANTILES, long_name="quantile level", units="1")
+    _var(g, "iteration", ("eval",), "i4", np.asarray(iterations, dtype=np.int32),
+         long_name="training iteration (optimiser steps)", units="1")
+    scalar = "" if branch else " " + " ".join(_IDENTITY_NAMES)
+    for name, (dims, dtype, long_name, units) in LEVEL_VARS.items():
+        shape = tuple(g.dimensions[d].size for d in dims)
+        chunks = shape if len(dims) == 1 else (1, *shape[1:])  # a commit writes its level's chunks only
+        v = g.create_variable(name, dims, dtype=dtype, fillvalue=(np.nan if dtype[0] == "f" else None),
+                              chunks=chunks, **(_PACK if len(dims) > 1 else _PLAIN))
+        v.attrs.update(long_name=long_name, units=units)
+        if name != "density":  # CF: makes density (and iteration) coordinates in plain xarray
+            v.attrs["coordinates"] = ("density iteration" if "eval" in dims else "density") + scalar
+
+
+_IDENTITY_NAMES: list[str] = ["run_id", "task", "seed"]  # task_<param> names are added per file
+
+
+def write_identity(f, run_id: str, config_json: str) -> None:
+    """Scalar coordinates of the root group (run_id, task, seed, task_<param>) so that plain
+    ``xr.open_mfdataset(..., concat_dim="run")`` labels each run."""
+    from rgnet.verdicts import task_label
+
+    cfg = json.loads(config_json)
+    coords = {"run_id": (run_id, "identity of the run (hash of its non-default settings)"),
+              "task": (task_label(cfg), "task and its non-default parameters"),
+              "seed": (np.int32(cfg["seed"]), "run seed")}
+    for k, v in sorted(cfg["task"]["params"].items()):
+        if isinstance(v, bool):
+            coords[f"task_{k}"] = (np.int8(v), f"task parameter {k} (1 = true)")
+        elif isinstance(v, int) and abs(v) < 2**31:
+            coords[f"task_{k}"] = (np.int32(v), f"task parameter {k}")
+        elif isinstance(v, (int, float, str)):
+            coords[f"task_{k}"] = (v, f"task parameter {k}")
+    for name, (value, long_name) in coords.items():
+        text = isinstance(value, str)
+        v = f.create_variable(name, (), dtype=h5py.string_dtype() if text else np.asarray(value).dtype,
+                              data=np.array(value, dtype=object) if text else np.asarray(value))
+        v.attrs["long_name"] = long_name
+        if not text:
+            v.attrs["units"] = "1"
+    extra = " ".join(k for k in coords if k.startswith("task_"))
     for name in LEVEL_VARS:
-        if name in g.variables:  # files of schema 1 lack the divergence flags
-            g[name][level] = record[name]
-    if "bin_scale" in record:
-        g["bin_scale"][:] = record["bin_scale"]
-    if "tensors" not in g.groups:
-        return
-    t = g["tensors"]
-    for sub in ("mask", "trained"):
-        for name in t[sub].variables:
-            t[sub][name][level] = record[sub][name]
-    for sub in ("init", "rewind", "next_mask"):
-        for name, value in (record.get(sub, {}) if sub in t.groups else {}).items():
-            t[sub][name][...] = value
+        if extra and "coordinates" in f[name].attrs:
+            f[name].attrs["coordinates"] = f[name].attrs["coordinates"] + " " + extra
 
 
-def _grow(g, n: int) -> None:
-    """Extend the ``level`` axis of a run group (and its per-level tensors) to ``n`` levels."""
-    old = g.dimensions["level"].size
-    g.resize_dimension("level", n)
-    g["level"][old:n] = np.arange(old, n)
-    for sub in ("mask", "trained") if "tensors" in g.groups else ():
-        g["tensors"][sub].resize_dimension("level", n)
+def create_run(path: Path, attrs: dict, **layout) -> None:
+    """Create the summary file of a new run (root attributes, identity, layout); nothing is overwritten."""
+    if tensor_dir(path).exists() and any(tensor_dir(path).iterdir()):
+        raise StoreError(f"{str(tensor_dir(path))!r} already exists without its run file {str(path)!r}; "
+                         "remove that folder or pass another --out")
+    with atomic_update(path, create=True) as f:
+        f.attrs.update(attrs)
+        create_layout(f, **layout)
+        write_identity(f, attrs["run_id"], attrs["config"])
 
 
-def branch_names(f) -> list[str]:
-    return sorted(f[BRANCHES].groups) if BRANCHES in f.groups else []
-
-
-def sync_branches(f) -> None:
-    """Keep every branch on the trunk's level axis (DataTree needs equal ``level`` dims in all groups).
-
-    Levels a branch has not trained stay NaN (integers 0) with ``level_done = 0``.
-    """
-    n = f.dimensions["level"].size
-    for name in branch_names(f):
-        g = f[BRANCHES][name]
-        if g.dimensions["level"].size < n:
-            _grow(g, n)
+def copy_run(src: str | Path, dst: str | Path) -> Path:
+    """Copy a run (its summary file and its tensor folder) to a new path; an existing ``dst`` is refused."""
+    src, dst = Path(src), Path(dst)
+    check_run_file(src)
+    if dst.exists() or tensor_dir(dst).exists():
+        raise StoreError(f"{str(dst)!r} already exists; rgnet does not overwrite runs — pass another path")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if tensor_dir(src).is_dir():
+        shutil.copytree(tensor_dir(src), tensor_dir(dst))
+    shutil.copyfile(src, dst)   # the summary last: a copy is complete once its run file exists
+    return dst
 
 
 def create_branch(f, name: str, attrs: dict, **layout) -> None:
     """A ``branches/<name>`` group with the run layout (see :func:`create_layout`) on the trunk's levels."""
     g = f.create_group(f"{BRANCHES}/{name}")
     g.attrs.update(attrs)
-    create_layout(g, **layout, branch=True)
-    v = g.create_variable("level_done", ("level",), dtype="u1", chunks=(LEVEL_CHUNK,))
-    v.attrs.update(long_name="1 where this branch has trained the level", units="1")
-    sync_branches(f)
+    create_layout(g, **{**layout, "levels": f.dimensions["level"].size}, branch=True)
+    v = g.create_variable("level_done", ("level",), dtype="i1", chunks=(f.dimensions["level"].size,),
+                          fletcher32=True)
+    v.attrs.update(long_name="the branch has trained the level", flag_values=np.array([0, 1], np.int8),
+                   flag_meanings="false true")
 
 
-def read_group(g) -> dict[str, np.ndarray]:
-    """All variables of a flat group as numpy arrays (state dicts, masks)."""
-    return {name: np.asarray(v[...]) for name, v in g.variables.items()}
+def branch_names(f) -> list[str]:
+    return sorted(f[BRANCHES].groups) if BRANCHES in f.groups else []
 
 
-def read_resume_state(path: Path, group: str = "/") -> dict:
-    """What continuing a run needs: rewind point, next masks, histogram scales, last density."""
-    with h5netcdf.File(path, "r") as f:
-        g = f if group.strip("/") == "" else f[group]
-        n = g.dimensions["level"].size
-        diverged = bool(n and "diverged" in g.variables and g["diverged"][n - 1])
-        return {"rewind": read_group(g["tensors/rewind"]), "next_mask": read_group(g["tensors/next_mask"]),
-                "bin_scale": np.asarray(g["bin_scale"][...]), "levels": n,
-                "density": float(g["density"][n - 1]) if n else None, "diverged": diverged,
-                "diverged_iteration": int(g["diverged_iteration"][n - 1]) if diverged else -1}
+# ------------------------------------------------------------------------------------------ commits
+
+def commit_level(path: Path, level: int, record: dict, group: str | None = None) -> None:
+    """Commit one trained level (``record`` as built by the IMP driver) of the trunk or of branch ``group``.
+
+    Tensor files first (state dicts once, then the level's masks and weights), then the summary file, whose
+    rename is the commit: ``levels_complete`` (trunk) or ``level_done`` (branch) says the level is there.
+    """
+    with h5py.File(path, "r") as f:
+        g = f[group] if group else f
+        planned, run_id = g["level"].shape[0], plain_attr(f.attrs["run_id"])
+        files = bool(plain_attr(g.attrs.get("tensor_files", 1)))
+    if not 0 <= level < planned:
+        raise StoreError(f"cannot write level {level}: {str(path)!r} was created for levels 0-{planned - 1}")
+    if files:
+        attrs = {"run_id": run_id, "group": group or "/"}
+        for kind in ("init", "rewind"):
+            if kind in record and (group is None or not tensor_file(path, kind, group).exists()):
+                # the trunk keeps both in init.nc; a branch keeps only the weights it starts from
+                sub = {"init": record["init"], "rewind": record["rewind"]} if group is None else {kind: record[kind]}
+                write_tensor_file(tensor_file(path, "init" if group is None else kind, group), attrs, sub)
+                if group is None:
+                    break
+        parts = {k: record[k] for k in ("mask", "next_mask", "trained") if record.get(k)}
+        write_tensor_file(tensor_file(path, level, group), {**attrs, "level": level}, parts, level=level)
+    with _replacing(path, copy=True) as tmp, h5py.File(tmp, "r+", libver=LIBVER) as f:
+        check_current(path, f.attrs)
+        g = f[group] if group else f
+        for name in LEVEL_VARS:
+            if name in record:
+                g[name][level] = record[name]
+        if group:
+            g["level_done"][level] = 1
+        else:
+            f.attrs["levels_complete"] = np.int32(level + 1)
+
+
+def read_resume_state(path: Path) -> dict:
+    """What continuing a run needs: rewind point, next masks, complete levels, last density, divergence."""
+    from rgnet.store.reader import read_tensors
+
+    with h5py.File(path, "r") as f:
+        check_current(path, f.attrs)
+        n = int(plain_attr(f.attrs["levels_complete"]))
+        dens = float(f["density"][n - 1]) if n else None
+        diverged = bool(n and f["diverged"][n - 1] == 1)
+        at = int(f["diverged_iteration"][n - 1]) if diverged else -1
+    if n == 0:
+        return {"levels": 0, "density": None, "diverged": False, "diverged_iteration": -1}
+    return {"rewind": read_tensors(path, "rewind"), "next_mask": read_tensors(path, "next_mask", n - 1),
+            "levels": n, "density": dens, "diverged": diverged, "diverged_iteration": at}
 
 
 def root_attrs(run_id: str, config_json: str, task_summary: dict, versions: dict) -> dict:
+    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     return {"rgnet_schema": SCHEMA_VERSION, "run_id": run_id, "config": config_json,
             "task": json.dumps(task_summary, sort_keys=True), "versions": json.dumps(versions, sort_keys=True),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "levels_complete": 0,
-            "Conventions": "CF-1.8", "title": f"rgnet IMP run {run_id}"}
+            "created": now, "levels_complete": np.int32(0), "Conventions": "CF-1.8",
+            "title": f"rgnet IMP run {run_id}", "history": f"{now} created by {_command()}"}
 
 
-def _var(g, name, dims, dtype, data=None, chunks=None, **attrs):
-    v = g.create_variable(name, dims, dtype=dtype, data=data, chunks=chunks)
+def _command() -> str:
+    return " ".join(["rgnet" if sys.argv and sys.argv[0].endswith("rgnet") else "python", *sys.argv[1:]])[:500]
+
+
+def _var(g, name, dims, dtype, data=None, **attrs):
+    v = g.create_variable(name, dims, dtype=dtype, data=data)
     v.attrs.update(attrs)
     return v
 

@@ -41,9 +41,12 @@ class Run:
             if not self.path:
                 raise DataError(f"run {self.run_id} is an in-memory Dataset without tensors/{group}; "
                                 "pass run files recorded with tensors")
+            from rgnet.errors import StoreError
+            from rgnet.store.reader import open_tensors
+
             try:
-                t = xr.open_dataset(self.path, engine="h5netcdf", group=f"tensors/{group}").load()
-            except OSError:
+                t = open_tensors(self.path, group).load()
+            except (OSError, StoreError):
                 raise DataError(f"{self.path!r} has no tensors/{group} group; record the run with tensors "
                                 "(the default, not --no-tensors)") from None
             self.tensor_groups[group] = t

@@ -1,0 +1,29 @@
+"""CF attributes for the analysis Datasets that rgnet writes as netCDF (verdicts.nc, flow.nc)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import xarray as xr
+
+
+def self_describing(ds: xr.Dataset, title: str) -> xr.Dataset:
+    """Add ``Conventions``, ``title``, ``history`` and, on booleans, CF flag attributes (in place; returned).
+
+    xarray stores booleans as bytes; ``flag_values``/``flag_meanings`` say what the bytes mean to any reader.
+    """
+    for v in ds.variables.values():
+        if v.dtype == bool:
+            v.attrs.update(flag_values=np.array([0, 1], np.int8), flag_meanings="false true")
+    ds.attrs.update(Conventions="CF-1.8", title=title,
+                    history=f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} computed by rgnet")
+    return ds
+
+
+def write_groups(out, groups: dict[str, xr.Dataset], title: str) -> None:
+    """Write Datasets as groups of one netCDF file whose root carries ``Conventions``, ``title``, ``history``."""
+    root = self_describing(xr.Dataset(), title)
+    root.to_netcdf(out, engine="h5netcdf")
+    for name, ds in groups.items():
+        ds.to_netcdf(out, engine="h5netcdf", group=name, mode="a")
