@@ -1,6 +1,6 @@
 """The transfer experiment: do winning tickets of one MNIST-1D-like task work on its relatives?
 
-    python scripts/record_transfer_family.py [--seeds 0 1 2] [--out data/transfer-family] [--jobs 2]
+    python scripts/record_transfer_family.py [--seeds 0 1 2 3 4] [--out data/transfer-family] [--jobs 2]
 
 Seven tasks with 40 inputs and 10 classes — MNIST-1D (default), two grades of stronger correlated noise,
 more sheared, another generator seed, shuffled feature order, and a random teacher network — times
@@ -68,7 +68,7 @@ def branches_job(args) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--out", default="data/transfer-family")
     ap.add_argument("--steps", type=int, default=3000, help="training steps per level (default 3000)")
     ap.add_argument("--levels", default="1,2,4,6,8,10,12", help="levels for baselines and transfers")
@@ -103,9 +103,12 @@ def main() -> None:
     print(format_tickets(verdicts.sel(arm=["imp", "reinit", "random_prune_layerwise"])))
     print("\n" + format_transfer_matrix(matrix))
     print("\n" + format_transfer_gaps(matrix))
-    out = Path(a.out) / "verdicts.nc"
-    verdicts.to_netcdf(out, engine="h5netcdf", group="tickets")
-    matrix.to_netcdf(out, engine="h5netcdf", group="transfer", mode="a")
+    from rgnet.outputs import write_new
+    from rgnet.store.cf import write_groups
+
+    title = "rgnet verdicts of the transfer family: winning tickets (group tickets), transfer matrix (group transfer)"
+    out = write_new(Path(a.out) / "verdicts.nc", lambda tmp: write_groups(
+        tmp, {"tickets": verdicts, "transfer": matrix}, title), overwrite=True)  # the script's own product
     print(f"\nwrote {out}")
 
 
