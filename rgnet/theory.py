@@ -8,8 +8,10 @@ Used alike by the store (which computes and records it) and by ``rgnet.rg`` (whi
 - **Quantile atoms** (``w_qf``) resolve the distribution finely enough for exact Wasserstein distances:
   the sorted survivors themselves when there are at most ``QF_SIZE`` of them, otherwise the averages of
   the quantile function over ``QF_SIZE`` equal probability cells. Either way the distribution is a set of
-  equally weighted atoms (NaN-padded to ``QF_SIZE``), and :func:`w1_atoms` is the exact W1 between two of
-  them — within 0.4 % (shape: 0.7 %) of the sample W1 on every level pair of data/mnist1d-mlp.
+  equally weighted atoms (NaN-padded to ``QF_SIZE``, stored as float32 like the weights themselves), and
+  :func:`w1_atoms` is the exact W1 between two of them. With 2,048 atoms one pair of data/mnist1d-mlp (fc1,
+  level 0 -> 1, where the shape W1 is only 0.015) came out 1.2 % below the sample W1; 4,096 atoms keep every
+  pair within 0.5 % (measured on the 1,170 level pairs x layers of the 5 recorded seeds).
 - Quantiles at ``QUANTILES`` and moments.
 """
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 QUANTILES = np.array([0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99])
-QF_SIZE = 2048   # quantile atoms per level and layer
+QF_SIZE = 4096   # quantile atoms per level and layer
 
 
 def bin_edges(bins: int) -> np.ndarray:

@@ -25,8 +25,8 @@ SCHEMA1 = Path(__file__).resolve().parent / "fixtures" / "schema1.h5"
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    # fc1 has 40 x 64 = 2560 weights: more survivors than QF_SIZE at level 0, fewer later (both atom regimes)
-    cfg = small_config(model={"params": {"widths": [64, 32]}})
+    # fc1 has 40 x 128 = 5120 weights: more survivors than QF_SIZE at level 0, fewer later (both atom regimes)
+    cfg = small_config(model={"params": {"widths": [128, 32]}})
     return rgnet.record(cfg, tmp_path_factory.mktemp("store") / "run.h5", progress=False)
 
 
