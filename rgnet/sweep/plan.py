@@ -1,15 +1,16 @@
 """A sweep as a task graph of units: trunks, then baselines, then transfers; one writer per run file at a time.
 
 A :class:`Unit` is one call of today's public entry points (``rgnet.record``, ``rgnet.run_baselines``,
-``rgnet.transfer``) writing one run file. Its ``after`` names the units it needs: a transfer needs the trunks of
-its source and its target, and every unit writing into a file comes after the previous writer of that file
-(trunk, baselines, then the transfers into it, in plan order), so that no two units ever write one file at
-once. ``stage`` is a unit's place in its file's chain; units of one stage never depend on each other, which
-is what lets :func:`stack` group them.
+``rgnet.transfer``) writing one run file. Its ``needs`` are the trunks it trains on (a transfer: those of its
+source and its target); its ``after`` adds the previous writer of its file (trunk, baselines, then the
+transfers into it, in plan order), so that no two units ever write one file at once, while a failed writer
+keeps back only the units that need it. ``stage`` is a unit's place in its file's chain; units of one stage
+never wait for each other, which is what lets :func:`stack` group them.
 
 :func:`stack` is the pluggable step that turns units into worker calls. Today a group's units run one after
 another in one call (``size=1``, the default, gives one call per unit); an engine that trains K compatible
-runs as one stacked model replaces :func:`rgnet.sweep.run.run_group`'s loop, and the grouping key here.
+runs as one stacked model replaces the loop of :func:`rgnet.sweep.run.run_group` (through
+:func:`rgnet.sweep.run._train`), and refines the grouping key here (same architecture, same stage).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class Unit:
     tensors: bool | None = None                # branches: keep trained weights (None: as the trunk)
     rewind_to: int | None = None               # rewind baseline
     after: tuple[str, ...] = ()                # names of the units that must finish first
+    needs: tuple[str, ...] = ()                # those of them whose failure means this unit cannot run (trunks)
     stage: int = 0                             # place among the writers of ``path`` (0: the trunk)
 
     @property
@@ -65,11 +67,12 @@ def plan(spec: Spec, out: str | Path) -> list[Unit]:
               for r in spec.runs]
     chains: dict[str, list[Unit]] = {u.path: [u] for u in trunks}
 
-    def add(target: Run, **kw) -> None:
+    def add(target: Run, src: Run | None = None, **kw) -> None:
         chain = chains[path[target.config.run_id]]
-        deps = (chain[-1].name,) + tuple(kw.pop("needs", ()))
-        chain.append(Unit(path=path[target.config.run_id], config=target.config.to_json(), after=deps,
-                          stage=len(chain), **kw))
+        needs = (chain[0].name,) + ((f"trunk {name[src.config.run_id]}",) if src is not None else ())
+        after = tuple(dict.fromkeys((chain[-1].name,) + needs[1:]))  # the previous writer, and the source
+        chain.append(Unit(path=path[target.config.run_id], config=target.config.to_json(), after=after,
+                          needs=needs, stage=len(chain), **kw))
 
     b = spec.baselines
     if b is not None:
@@ -82,7 +85,7 @@ def plan(spec: Spec, out: str | Path) -> list[Unit]:
             for src, tgt in spec.transfer_pairs():
                 sid = src.config.run_id
                 levels = t.levels or tuple(lv for lv in _all_levels(src) if lv in _all_levels(tgt))
-                add(tgt, kind="transfer", needs=(f"trunk {name[sid]}",), source=path[sid], source_id=sid,
+                add(tgt, src, kind="transfer", source=path[sid], source_id=sid,
                     align=align, levels=levels, tensors=t.tensors,
                     name=f"transfer {name[sid]} -> {name[tgt.config.run_id]}" + ("" if align == "none" else
                                                                                f" [{align}]"))
@@ -98,8 +101,8 @@ def _all_levels(r: Run) -> tuple[int, ...]:
 def stack(units: list[Unit], size: int = 1) -> list[Group]:
     """Group units into worker calls of at most ``size`` units of one stage, kind and model (one per call if 1).
 
-    Units of a stage never need each other, so the groups form a graph without cycles, and a group's ``after``
-    is every group holding a unit one of its units needs.
+    Units of a stage never wait for each other, so the groups form a graph without cycles; a group's ``after``
+    is every group holding a unit that one of its units comes after.
     """
     if size < 1:
         from rgnet.errors import ConfigError

@@ -59,22 +59,21 @@ def _train(unit: Unit) -> None:
         raise ValueError(f"unknown unit kind {unit.kind!r}")
 
 
-def run_group(units: tuple[Unit, ...], lock_wait: float, *needed: list[dict]) -> list[dict]:
-    """Run a group's units one after another; a unit whose needed units did not succeed is skipped.
+def run_group(units: tuple[Unit, ...], lock_wait: float, *upstream: dict) -> dict:
+    """Run a group's units one after another; a unit that needs a unit that did not succeed is skipped.
 
-    ``needed``: the results of the groups this one waits for (dask passes them once they are done).
+    ``upstream``: what the groups this one waits for returned (dask passes them once they are done). Returns
+    ``{"results": [one per unit], "failed": {unit name: status}}``, the failures of this group and of every
+    group upstream, so that a failure is seen by every unit downstream of it.
     """
-    failed = {r["name"]: r["status"] for rs in needed for r in rs if r["status"] not in OK}
-    out: list[dict] = []
+    failed = {k: v for up in upstream for k, v in up["failed"].items()}
+    results: list[dict] = []
     for u in units:
-        bad = [d for d in u.after if d in failed]
-        if bad:
-            out.append(skipped(u, f"{bad[0]} {failed[bad[0]]}"))
-        else:
-            out.append(run_unit(u, lock_wait))
-        if out[-1]["status"] not in OK:
-            failed[u.name] = out[-1]["status"]
-    return out
+        bad = [d for d in u.needs if d in failed]
+        results.append(skipped(u, f"{bad[0]} {failed[bad[0]]}") if bad else run_unit(u, lock_wait))
+        if results[-1]["status"] not in OK:
+            failed[u.name] = results[-1]["status"]
+    return {"results": results, "failed": failed}
 
 
 def skipped(u: Unit, why: str) -> dict:
@@ -122,10 +121,11 @@ class Progress:
 def run_here(units: list[Unit], lock_wait: float, bar: Progress) -> dict[str, dict]:
     """Every unit in this process, in plan order (the sequential reference)."""
     results: dict[str, dict] = {}
+    upstream = {"failed": {}}
     for u in units:
-        (r,) = run_group((u,), lock_wait, list(results.values()))
-        results[u.name] = r
-        bar.finished([r])
+        upstream = run_group((u,), lock_wait, upstream)
+        results[u.name] = upstream["results"][0]
+        bar.finished(upstream["results"])
         bar.refresh()
     return results
 
@@ -148,7 +148,7 @@ def run_dask(groups: list[Group], client, lock_wait: float, retries: int, bar: P
             pending.discard(f)
             g = owner[f.key]
             # an error no retry cured, a worker lost too often, or a needed group that erred
-            rs = f.result() if f.status == "finished" else _erred(g, f, futures, log)
+            rs = f.result()["results"] if f.status == "finished" else _erred(g, f, futures, log)
             results.update({r["name"]: r for r in rs})
             bar.finished(rs)
         if time.monotonic() - last > poll or not pending:
