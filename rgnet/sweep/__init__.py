@@ -144,7 +144,8 @@ def _client(client, scheduler: str | None, workers: int | None, host: str, dashb
     with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host=host,
                       dashboard_address=dashboard if dashboard and _has_bokeh() else None) as cluster, \
             Client(cluster) as c:
-        link = c.dashboard_link if dashboard and _has_bokeh() else "none (pip install 'bokeh>=3.1' to get one)"
+        link = (c.dashboard_link if dashboard and _has_bokeh() else "off" if not dashboard
+                else "none (pip install 'bokeh>=3.1' to get one)")
         say(f"LocalCluster: {n} workers x 1 thread, scheduler {cluster.scheduler_address}, dashboard {link}")
         yield c
 

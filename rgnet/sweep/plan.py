@@ -131,17 +131,18 @@ def _key(g: list[Unit], i: int) -> str:
 
 # ------------------------------------------------------------------------------------------ progress from files
 
-def progress(units: list[Unit]) -> dict[str, tuple[int, int]]:
+def progress(units: list[Unit], cache: dict | None = None) -> dict[str, tuple[int, int]]:
     """Per unit name, ``(levels done, levels planned)`` as the run files say now (each file read once).
 
     A trunk is done when IMP has finished (all levels, or the target density); a branch unit when each of its
     branches has trained each of its levels. A trunk whose last level diverged counts as not done, so that
-    running it again reports the divergence.
+    running it again reports the divergence. ``cache`` (a dict kept by the caller) skips re-reading files that
+    have not changed since (every commit renames a new file into place).
     """
     states: dict[str, dict | None] = {}
     for u in units:
         if u.path not in states:
-            states[u.path] = _file_state(Path(u.path))
+            states[u.path] = _cached_state(Path(u.path), cache)
     out = {}
     for u in units:
         s, cfg = states[u.path], json.loads(u.config)
@@ -181,6 +182,19 @@ def branch_groups(u: Unit, cfg: dict) -> list[str]:
         else:
             names.append(kind)
     return names
+
+
+def _cached_state(path: Path, cache: dict | None) -> dict | None:
+    if cache is None:
+        return _file_state(path)
+    try:
+        st = path.stat()
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+    except FileNotFoundError:
+        return None
+    if path not in cache or cache[path][0] != stamp:
+        cache[path] = (stamp, _file_state(path))
+    return cache[path][1]
 
 
 def _file_state(path: Path) -> dict | None:

@@ -96,13 +96,14 @@ class Progress:
         self.units = units
         self.done_units: set[str] = set()
         self.failed = 0
-        self.total = sum(t for _, t in progress(units).values())
+        self.cache: dict = {}
+        self.total = sum(t for _, t in progress(units, self.cache).values())
         self.bar = tqdm(total=self.total, unit="level", dynamic_ncols=True, file=sys.stderr,
                         disable=(None if show is None else not show), desc="sweep")
         self.refresh()
 
     def refresh(self, running: int = 0) -> None:
-        done = sum(d for d, _ in progress(self.units).values())
+        done = sum(d for d, _ in progress(self.units, self.cache).values())
         self.bar.n = done
         self.bar.set_postfix_str(f"units {len(self.done_units)}/{len(self.units)}, running {running}"
                                  + (f", failed {self.failed}" if self.failed else ""), refresh=False)
