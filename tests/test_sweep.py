@@ -87,8 +87,8 @@ def reference(tmp_path_factory, tiny) -> tuple[Path, list]:
 def client():
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster, Client(cluster) as c:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+                      scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as cluster, Client(cluster) as c:
         yield c
 
 
@@ -180,7 +180,7 @@ def json_config(u):
 BAD_SPECS = [
     ("[sweep]\nseeds = [0]\nseed = 3\n", "unknown key(s) ['seed'] in [sweep]"),
     ("seed = 3\n", "give seeds as [sweep] seeds"),
-    ("[sweep]\nseeds = [-1]\n", "seeds must be a non-empty list of integers >= 0"),
+    ("[sweep]\nseeds = [-1]\n", "seeds must be a non-empty list of integers >= 0 or a range"),
     ("[tasks.x]\nname = \"nope\"\n", "unknown task 'nope'"),
     ("[tasks.x]\nname = \"teacher\"\nparams = { widht = 3 }\n", "unknown parameter(s) ['widht']"),
     ("[grid]\n\"lr\" = [1]\n", "must be the dotted path of a setting"),
@@ -217,9 +217,11 @@ def test_refusals_before_any_training(tmp_path, tiny, capsys):
     assert main(["sweep", str(tiny), "--dir", str(tmp_path / "d"), "--quiet"]) == 2
     assert main(["sweep", str(tmp_path / "none.toml"), "--dir", str(tmp_path / "e"), "--quiet"]) == 2
     assert main(["sweep", str(tiny), "--dir", str(tmp_path / "e"), "--workers", "0", "--quiet"]) == 2
+    assert main(["sweep", str(tiny), "--dir", str(tmp_path / "e"), "--workers", "2", "--sequential", "--quiet"]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 4 and "is a file" in err[0] and "not an rgnet sweep index" in err[1]
+    assert len(err) == 5 and "is a file" in err[0] and "not an rgnet sweep index" in err[1]
     assert "does not exist" in err[2] and "--workers must be a positive integer" in err[3]
+    assert "--sequential and --workers do not combine" in err[4] and not (tmp_path / "e").exists()
     assert (tmp_path / "d" / "index.nc").read_text() == "mine" and list((tmp_path / "d").iterdir()) == [
         tmp_path / "d" / "index.nc"]
 
@@ -328,6 +330,34 @@ def test_a_failed_unit_holds_back_only_the_units_that_need_it(tmp_path, capsys):
         assert status["transfer c-s0 -> b-s0"] == "done" and status["transfer b-s0 -> c-s0"] == "done"
         assert list(ix.status.values) == ["failed"] * 3
     assert "input shapes differ" in capsys.readouterr().err
+
+
+def test_an_unexpected_error_is_retried_then_reported(tmp_path, monkeypatch):
+    """An exception that is not an rgnet error (a lost file system, say) is retried; if it persists, the unit
+    is reported as an error and the units after it as skipped; the sweep still writes its index."""
+    from distributed import Client, LocalCluster
+
+    import rgnet.sweep.run as run
+
+    calls: list[str] = []
+
+    def broken(unit):
+        calls.append(unit.name)
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(run, "_train", broken)
+    spec = write_spec(tmp_path, TINY)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
+                      scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as cluster, Client(cluster) as c:
+        result = sweep(spec, tmp_path / "out", client=c, retries=1, progress_bar=False)
+    assert sorted(calls) == sorted(2 * ["trunk a-s0", "trunk b-s0", "trunk c-s0"])   # tried twice each
+    status = {k: (r["status"], r["error"]) for k, r in result.results.items()}
+    assert status["trunk a-s0"] == ("error", "OSError: disk gone")
+    assert status["baselines a-s0"][0] == "skipped" and "trunk-a-s0" in status["baselines a-s0"][1]
+    import xarray as xr
+
+    with xr.open_dataset(result.index) as ix:
+        assert list(ix.status.values) == ["failed"] * 3
 
 
 HOLD = ("import sys, time; from pathlib import Path; from rgnet.store.writer import exclusive\n"

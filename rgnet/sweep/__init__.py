@@ -74,6 +74,11 @@ def sweep(spec: str | Path | Spec, out: str | Path, *, scheduler: str | None = N
     spec_path = str(spec) if not isinstance(spec, Spec) else ""
     spec = spec if isinstance(spec, Spec) else load_spec(spec)
     _check_options(workers, retries, lock_wait, stack_size)
+    places = [name for name, on in (("--sequential", sequential), ("--scheduler", scheduler),
+                                    ("a client", client is not None), ("--workers", workers is not None)) if on]
+    if len(places) > 1:
+        raise ConfigError(f"{' and '.join(places)} do not combine; choose one place to run: --sequential, "
+                          "--scheduler ADDRESS, or the local cluster (--workers N)")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--dir {str(out)!r} is a file; pass a folder for the sweep's run files")
@@ -133,19 +138,18 @@ def _client(client, scheduler: str | None, workers: int | None, host: str, dashb
             raise ConfigError(f"cannot reach the dask scheduler at {scheduler!r} ({str(e).splitlines()[0]}); check "
                               "the address (tcp://HOST:PORT) or omit --scheduler to run on this machine") from None
         with c:
-            n = len(c.scheduler_info().get("workers", {}))
+            n = len(c.nthreads())
             say(f"scheduler {scheduler}: {n} workers now; dashboard {c.dashboard_link}")
             yield c
         return
     n = workers or os.cpu_count() or 1
-    import logging
-
-    logging.getLogger("distributed.shuffle").setLevel(logging.ERROR)
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host=host,
-                      dashboard_address=dashboard if dashboard and _has_bokeh() else None) as cluster, \
+    show = bool(dashboard) and _has_bokeh()
+    # without a dashboard the scheduler still serves a few HTTP routes (health): on the scheduler's host, any port
+    http = {"dashboard_address": dashboard} if show else {"dashboard_address": None,
+                                                           "scheduler_kwargs": {"dashboard_address": f"{host}:0"}}
+    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host=host, **http) as cluster, \
             Client(cluster) as c:
-        link = (c.dashboard_link if dashboard and _has_bokeh() else "off" if not dashboard
-                else "none (pip install 'bokeh>=3.1' to get one)")
+        link = c.dashboard_link if show else "off" if not dashboard else "none (pip install 'bokeh>=3.1' to get one)"
         say(f"LocalCluster: {n} workers x 1 thread, scheduler {cluster.scheduler_address}, dashboard {link}")
         yield c
 

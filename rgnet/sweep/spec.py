@@ -233,23 +233,26 @@ def _known(t: dict, name: str, keys: tuple[str, ...] | None = None) -> None:
         raise ConfigError(f"unknown key(s) {unknown} in [{name}]; valid keys are {', '.join(keys)}")
 
 
-def _seeds(v: Any) -> list[int]:
+def _numbers(v: Any) -> list[int] | None:
+    """Sorted integers >= 0 from a TOML list or a range like "1-12" or "0,2,4-6"; None if ``v`` is neither."""
     if isinstance(v, str):
         from rgnet.imp.branches import parse_levels
 
         try:
-            out = parse_levels(v)
-        except ConfigError:
-            out = None
-        if not out:
-            raise ConfigError(f"[sweep] seeds {v!r} must be a list of integers or look like \"0-4\"")
-        return out
-    if not isinstance(v, list) or not v or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
-                                                    for s in v):
-        raise ConfigError(f"[sweep] seeds must be a non-empty list of integers >= 0 (or \"0-4\"), got {v!r}")
-    if len(set(v)) < len(v):
-        raise ConfigError(f"[sweep] seeds {v} repeats a seed; list each once")
-    return list(v)
+            return parse_levels(v) or None
+        except RgnetError:
+            return None
+    if isinstance(v, list) and v and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v):
+        return sorted(set(v))
+    return None
+
+
+def _seeds(v: Any) -> list[int]:
+    out = _numbers(v)
+    if out is None:
+        raise ConfigError(f"[sweep] seeds must be a non-empty list of integers >= 0 or a range like \"0-4\", "
+                          f"got {v!r}")
+    return out
 
 
 def _members(d: dict, name: str) -> dict[str, dict]:
@@ -283,19 +286,9 @@ def _grid(g: Any) -> dict[str, list]:
 def _levels(v: Any, where: str, runs: list[Run]) -> tuple[int, ...] | None:
     if v is None:
         return None
-    if isinstance(v, str):
-        from rgnet.imp.branches import parse_levels
-
-        try:
-            out = parse_levels(v)
-        except RgnetError:
-            out = None
-        if not out:
-            raise ConfigError(f"[{where}] levels {v!r} must be a list of integers or look like \"1-12\"")
-    elif isinstance(v, list) and v and all(isinstance(x, int) and not isinstance(x, bool) for x in v):
-        out = sorted(set(v))
-    else:
-        raise ConfigError(f"[{where}] levels must be a non-empty list of integers or a string like \"1-12\", "
+    out = _numbers(v)
+    if out is None:
+        raise ConfigError(f"[{where}] levels must be a non-empty list of integers >= 0 or a range like \"1-12\", "
                           f"got {v!r}")
     most = min(r.config.prune.levels for r in runs)
     bad = [x for x in out if not 0 <= x <= most]
