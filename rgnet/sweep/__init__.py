@@ -76,7 +76,7 @@ def sweep(spec: str | Path | Spec, out: str | Path, *, scheduler: str | None = N
     _check_options(workers, retries, lock_wait, stack_size)
     places = [name for name, on in (("--sequential", sequential), ("--scheduler", scheduler),
                                     ("a client", client is not None), ("--workers", workers is not None)) if on]
-    if len(places) > 1:
+    if len(places) > 1:  # say so rather than pick one
         raise ConfigError(f"{' and '.join(places)} do not combine; choose one place to run: --sequential, "
                           "--scheduler ADDRESS, or the local cluster (--workers N)")
     out = Path(out)

@@ -99,15 +99,11 @@ def _all_levels(r: Run) -> tuple[int, ...]:
 
 
 def stack(units: list[Unit], size: int = 1) -> list[Group]:
-    """Group units into worker calls of at most ``size`` units of one stage, kind and model (one per call if 1).
+    """Group units into worker calls of at most ``size`` (>= 1) units of one stage, kind and model.
 
     Units of a stage never wait for each other, so the groups form a graph without cycles; a group's ``after``
     is every group holding a unit that one of its units comes after.
     """
-    if size < 1:
-        from rgnet.errors import ConfigError
-
-        raise ConfigError(f"--stack must be a positive number of units per worker call, got {size}")
     buckets: dict[tuple, list[Unit]] = {}
     for u in units:
         model = json.dumps(json.loads(u.config)["model"], sort_keys=True)
