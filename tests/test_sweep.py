@@ -127,6 +127,35 @@ def test_grid_expansion(tmp_path):
     assert spec.runs[0].file == f"default_lr=0.01_widths=-16-s0-{spec.runs[0].config.run_id}.h5"
 
 
+def test_models_and_transfer_pairs(tmp_path):
+    text = """
+        [sweep]
+        seeds = [0, 1]
+        [tasks.a]
+        name = "teacher"
+        [tasks.b]
+        name = "teacher"
+        params = { seed = 1 }
+        [models.small]
+        name = "mlp"
+        params = { widths = [16] }
+        [models.big]
+        name = "lenet_300_100"
+        [transfers]
+        levels = [1]
+    """
+    spec = load_spec(write_spec(tmp_path, text))
+    assert sorted({r.label for r in spec.runs}) == ["a_big", "a_small", "b_big", "b_small"]
+    pairs = {(s.label, t.label, s.config.seed, t.config.seed) for s, t in spec.transfer_pairs()}
+    # every ordered pair of labels whose runs share the model, same seed
+    assert pairs == {(x, y, k, k) for x, y in [("a_small", "b_small"), ("b_small", "a_small"), ("a_big", "b_big"),
+                                                ("b_big", "a_big")] for k in (0, 1)}
+    every_seed = load_spec(write_spec(tmp_path, text + 'seeds = "all"\n', "all.toml")).transfer_pairs()
+    assert len(every_seed) == 16
+    only = load_spec(write_spec(tmp_path, text + 'pairs = [["a_big", "b_big"]]\n', "one.toml")).transfer_pairs()
+    assert {(s.label, t.label) for s, t in only} == {("a_big", "b_big")} and len(only) == 2
+
+
 def test_dependency_order_and_stacks(tiny, tmp_path):
     units = plan(load_spec(tiny), tmp_path)
     by = {u.name: u for u in units}
@@ -317,7 +346,8 @@ def test_a_worker_killed_mid_unit_loses_at_most_its_level(reference, tiny, clien
 # ------------------------------------------------------------------------------------------ failures, locks, readers
 
 def test_a_failed_unit_holds_back_only_the_units_that_need_it(tmp_path, capsys):
-    spec = write_spec(tmp_path, TINY.replace("n_test = 200 }", "n_test = 200, input_dim = 20 }", 1) + TRANSFERS)
+    no_baselines = TINY.split("[baselines]")[0]
+    spec = write_spec(tmp_path, no_baselines.replace("n_test = 200 }", "n_test = 200, input_dim = 20 }", 1) + TRANSFERS)
     code = main(["sweep", str(spec), "--dir", str(tmp_path / "out"), "--sequential", "--quiet"])
     assert code == 3
     import xarray as xr
