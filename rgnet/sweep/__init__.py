@@ -94,19 +94,14 @@ def sweep(spec: str | Path | Spec, out: str | Path, *, scheduler: str | None = N
     t0 = time.perf_counter()
     from rgnet.sweep.run import Progress, run_dask, run_here
 
-    bar = Progress(units, progress_bar)
-    bar.finished([{"name": u.name, "status": "done"} for u in units if before[u.name][0] >= before[u.name][1]])
     results: dict[str, dict] = {}
-    try:
-        if not todo:
-            pass
-        elif sequential:
-            results = run_here(todo, lock_wait, bar)
-        else:
-            with _client(client, scheduler, workers, host, dashboard, say) as c:
-                results = run_dask(stack(todo, stack_size), c, lock_wait, retries, bar, log=say)
-    finally:
-        bar.close()
+    if todo:
+        where = contextlib.nullcontext() if sequential else _client(client, scheduler, workers, host, dashboard, say)
+        with where as c, Progress(units, progress_bar) as bar:
+            waiting = {u.name for u in todo}
+            bar.finished([{"name": u.name, "status": "done"} for u in units if u.name not in waiting])
+            results = (run_here(todo, lock_wait, bar) if sequential else
+                       run_dask(stack(todo, stack_size), c, lock_wait, retries, bar, log=say))
     seconds = time.perf_counter() - t0
     index = write_index(out, spec, units, results, progress(units), spec_path)
     return SweepResult(units, results, len(units) - len(todo), index, seconds)

@@ -114,7 +114,10 @@ class Progress:
             self.done_units.add(r["name"])
             self.failed += r["status"] not in OK
 
-    def close(self) -> None:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
         self.refresh()
         self.bar.close()
 
@@ -159,12 +162,13 @@ def run_dask(groups: list[Group], client, lock_wait: float, retries: int, bar: P
 
 
 def _running(client, pending) -> int:
+    """Units being trained: those assigned to workers, at most one per worker thread."""
     try:
-        processing = client.processing()
+        processing, threads = client.processing(), client.nthreads()
     except Exception:  # only for the progress bar
         return 0
     keys = {f.key for f in pending}
-    return sum(1 for tasks in processing.values() for k in tasks if k in keys)
+    return sum(min(threads.get(w, 1), sum(1 for k in tasks if k in keys)) for w, tasks in processing.items())
 
 
 def _erred(g: Group, f, futures: dict, log) -> list[dict]:
