@@ -257,13 +257,17 @@ def test_refusals_before_any_training(tmp_path, tiny, capsys):
 
 # ------------------------------------------------------------------------------------------ running
 
-def test_sequential_reruns_only_what_is_missing(reference):
+def test_sequential_reruns_only_what_is_missing(reference, tiny, capsys):
     out, (first, second) = reference
     assert not first.failed and len(first.results) == 6          # trunks and baselines
     assert second.skipped_done == 6 and sorted(second.results) == sorted(
         u.name for u in second.units if u.kind == "transfer")   # the second run adds only the transfers
     state = progress(second.units)
     assert all(d == t > 0 for d, t in state.values())
+    assert main(["sweep", str(tiny), "--dir", str(out), "--dry-run", "--quiet"]) == 0
+    plan_lines = capsys.readouterr().out.splitlines()
+    assert len(plan_lines) == 12 and all("[done]" in line for line in plan_lines)
+    assert "transfer b-s0 -> a-s0  [done]  after: baselines a-s0, trunk b-s0" in plan_lines
 
 
 def test_two_workers_equal_the_sequential_run_and_rerun_nothing(reference, tiny, client, tmp_path):
