@@ -125,6 +125,17 @@ def test_grid_expansion(tmp_path):
     assert len({r.config.run_id for r in spec.runs}) == len(spec.runs)
     assert all(r.file.endswith(f"-s{r.config.seed}-{r.config.run_id}.h5") for r in spec.runs)
     assert spec.runs[0].file == f"default_lr=0.01_widths=-16-s0-{spec.runs[0].config.run_id}.h5"
+    # without named tasks a run is labelled by its task; a grid over the task adds its values once
+    grid = load_spec(write_spec(tmp_path, """
+        [task]
+        params = { num_samples = 600 }
+        [grid]
+        "task.params.corr_noise_scale" = [0.3, 0.4]
+    """, "grid.toml"))
+    assert [r.label for r in grid.runs] == ["mnist1d_corr_noise_scale=0.3", "mnist1d_corr_noise_scale=0.4"]
+    assert [r.config.task.params["corr_noise_scale"] for r in grid.runs] == [0.3, 0.4]
+    plain = load_spec(write_spec(tmp_path, "[task]\nparams = { num_samples = 600 }\n", "plain.toml"))
+    assert [r.label for r in plain.runs] == ["mnist1d(num_samples=600)"] and plain.runs[0].config.seed == 0
 
 
 def test_models_and_transfer_pairs(tmp_path):

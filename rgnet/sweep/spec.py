@@ -209,11 +209,13 @@ def _set(d: dict, key: str, value: Any) -> None:
 def _label(cfg: RunConfig, tkey: str | None, mkey: str | None, point: dict) -> str:
     from rgnet.verdicts import task_label
 
-    parts = [tkey or task_label(cfg.to_dict())] + ([mkey] if mkey else [])
+    # the task's own key, else its label (only its name when the grid varies the task: the grid values follow)
+    task = tkey or (cfg.task.name if any(k.startswith("task.") for k in point) else task_label(cfg.to_dict()))
+    parts = [task] + ([mkey] if mkey else [])
     leaves = [k.rsplit(".", 1)[-1] for k in point]
     for (k, v), leaf in zip(point.items(), leaves):
         name = leaf if leaves.count(leaf) == 1 else k
-        parts.append(f"{name}={json.dumps(v, separators=(',', ':'))}")
+        parts.append(f"{name}={v if isinstance(v, str) else json.dumps(v, separators=(',', ':'))}")
     return "_".join(parts)
 
 
