@@ -155,8 +155,9 @@ def _sweep_parser(sub) -> None:
     s.add_argument("--dashboard", default="127.0.0.1:8787", help="address of the local dashboard "
                                                                  "(default 127.0.0.1:8787; 'none' for no dashboard)")
     s.add_argument("--sequential", action="store_true", help="run every unit here, one after another, without dask")
-    s.add_argument("--stack", type=int, default=1, help="units per worker call, grouped by stage, kind and model "
-                                                        "(default 1; today run one after another in the call)")
+    s.add_argument("--stack", type=int, default=1, help="units per worker call: trunks or baselines of one model, "
+                                                        "or the transfers into one file (default 1; today run one "
+                                                        "after another in the call)")
     s.add_argument("--retries", type=int, default=2, help="re-runs of a unit that raised an unexpected error "
                                                           "(default 2; a killed worker's unit is re-run anyway)")
     s.add_argument("--lock-wait", type=float, default=3600, help="seconds a unit waits for a run file held by "

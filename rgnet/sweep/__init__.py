@@ -58,8 +58,8 @@ def sweep(spec: str | Path | Spec, out: str | Path, *, scheduler: str | None = N
     sequential : bool
         Run every unit in this process, one after another, without dask (the reference a cluster must equal).
     stack_size : int
-        Units per worker call (:func:`rgnet.sweep.plan.stack`): grouped by stage, kind and model, run one
-        after another in that call.
+        Units per worker call (:func:`rgnet.sweep.plan.stack`): trunks or baselines of one model, or the
+        transfers into one file, run one after another in that call.
     retries : int
         Times dask re-runs a call that raised an unexpected exception (worker deaths are retried by the
         scheduler on their own, up to ``distributed.scheduler.allowed-failures``).

@@ -4,13 +4,13 @@ A :class:`Unit` is one call of today's public entry points (``rgnet.record``, ``
 ``rgnet.transfer``) writing one run file. Its ``needs`` are the trunks it trains on (a transfer: those of its
 source and its target); its ``after`` adds the previous writer of its file (trunk, baselines, then the
 transfers into it, in plan order), so that no two units ever write one file at once, while a failed writer
-keeps back only the units that need it. ``stage`` is a unit's place in its file's chain; units of one stage
-never wait for each other, which is what lets :func:`stack` group them.
+keeps back only the units that need it. ``stage`` is a unit's place in its file's chain.
 
-:func:`stack` is the pluggable step that turns units into worker calls. Today a group's units run one after
-another in one call (``size=1``, the default, gives one call per unit); an engine that trains K compatible
-runs as one stacked model replaces the loop of :func:`rgnet.sweep.run.run_group` (through
-:func:`rgnet.sweep.run._train`), and refines the grouping key here (same architecture, same stage).
+:func:`stack` is the pluggable step that turns units into worker calls: trunks of one model together, baselines
+of one model together, the transfers into one target together. Today a group's units run one after another
+in one call (``size=1``, the default, gives one call per unit); an engine that trains K runs as one stacked
+model replaces the loop of :func:`rgnet.sweep.run.run_group` (trunks: many runs at once; transfers: many
+sources into one target).
 """
 
 from __future__ import annotations
@@ -99,19 +99,22 @@ def _all_levels(r: Run) -> tuple[int, ...]:
 
 
 def stack(units: list[Unit], size: int = 1) -> list[Group]:
-    """Group units into worker calls of at most ``size`` (>= 1) units of one stage, kind and model.
+    """Group units into worker calls of at most ``size`` (>= 1) units, as a batched engine would stack them.
 
-    Units of a stage never wait for each other, so the groups form a graph without cycles; a group's ``after``
-    is every group holding a unit that one of its units comes after.
+    Trunks of one model (many runs: ``record_runs``), baselines of one model (one per file), and the
+    transfers into one target file (``transfer_many``), in plan order. No group can wait for itself: trunk
+    groups wait for nothing, baseline groups only for trunk groups, and a target's transfer groups for trunk
+    groups, its baselines and its earlier transfer groups; a group's ``after`` is every other group holding a
+    unit that one of its units comes after (units of one group that follow each other run in that order).
     """
     buckets: dict[tuple, list[Unit]] = {}
     for u in units:
         model = json.dumps(json.loads(u.config)["model"], sort_keys=True)
-        buckets.setdefault((u.stage, u.kind, model), []).append(u)
+        buckets.setdefault((u.kind, u.path if u.kind == "transfer" else model), []).append(u)
     groups: list[list[Unit]] = []
     for members in buckets.values():
         groups += [members[i:i + size] for i in range(0, len(members), size)]
-    groups.sort(key=lambda g: g[0].stage)
+    groups.sort(key=lambda g: g[0].stage)   # every group a group waits for starts at an earlier stage
     where = {u.name: i for i, g in enumerate(groups) for u in g}
     out = []
     for i, g in enumerate(groups):
