@@ -4,7 +4,8 @@ Record IMP runs (``rgnet.record``), train baselines and ticket transfers as bran
 (``rgnet.run_baselines``, ``rgnet.transfer``), open them with xarray (``rgnet.open_run``, ``rgnet.open_runs``,
 ``rgnet.open_tree``, ``rgnet.open_tensors``), judge them (``rgnet.winning_tickets``, ``rgnet.transfer_matrix``),
 analyse the sequence of theories as an RG flow (``rgnet.rg``), with universality classes and a scored
-prediction of which tickets transfer (``rgnet.universality``), and draw them (``rgnet.plot``).
+prediction of which tickets transfer (``rgnet.universality``), and draw them (``rgnet.plot``). Whole
+experiments (runs x baselines x transfers, from one TOML spec) run on dask.distributed with ``rgnet.sweep``.
 
 ``import rgnet`` is cheap: it imports neither torch nor xarray nor matplotlib. Each name below is loaded on
 first use, and the first use of any of them (or ``import rgnet.rg``) registers the ``ds.rg`` accessor.
@@ -22,7 +23,7 @@ _LAZY = {
                                    "verify")},
     **{k: "rgnet.verdicts" for k in ("matching", "transfer_matrix", "winning_tickets")},
 }
-_MODULES = ("rg", "universality", "plot")  # sub-packages loaded on first use
+_MODULES = ("rg", "universality", "plot", "sweep")  # sub-packages loaded on first use
 
 
 def __getattr__(name: str):
@@ -40,5 +41,5 @@ def __getattr__(name: str):
 __all__ = ["ConfigError", "DataError", "ModelConfig", "PruneConfig", "RgnetError", "RunConfig", "StoreConfig",
            "StoreError", "TaskConfig", "Ticket", "TrainConfig", "config_of", "load_ticket", "load_toml", "matching",
            "open_run", "open_runs", "open_tensors", "open_tree", "plot", "read_tensors", "record", "rg",
-           "run_baselines", "ticket_from_run", "transfer", "transfer_matrix", "universality", "verify",
+           "run_baselines", "sweep", "ticket_from_run", "transfer", "transfer_matrix", "universality", "verify",
            "winning_tickets", "write_ticket"]

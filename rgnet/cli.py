@@ -1,5 +1,5 @@
 """The ``rgnet`` command: ``record`` IMP runs, ``baselines`` and ``transfer`` branches, ``ticket`` export,
-``tickets`` verdicts, ``info`` on a file, ``flow`` analysis.
+``tickets`` verdicts, ``info`` on a file, ``flow`` analysis, ``sweep`` (a spec on dask.distributed).
 
 Errors caused by the user's input print one sentence and exit with code 2, never a traceback.
 """
@@ -133,7 +133,37 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--seed", type=int, default=0, help="seed of the bootstraps and random permutations")
     u.add_argument("--out", help="write the classes and scores as netCDF (a new file)")
     u.add_argument("--overwrite", action="store_true", help="replace an existing --out (never a run file or input)")
+    _sweep_parser(sub)
     return p
+
+
+def _sweep_parser(sub) -> None:
+    s = sub.add_parser("sweep", help="run a sweep spec (runs, baselines, transfers) on dask.distributed; re-running "
+                                     "does only what is missing",
+                       description="Expand a sweep spec (TOML: base run config, tasks/models/grid/seeds, baselines, "
+                                   "transfers) into runs named by run_id, plan them as a task graph (trunks, then "
+                                   "baselines, then transfers; one writer per file at a time) and run it on a "
+                                   "LocalCluster (one single-threaded worker process per core), on an existing dask "
+                                   "cluster (--scheduler), or in this process (--sequential). Writes DIR/index.nc.")
+    s.add_argument("spec", help="sweep spec (TOML); see scripts/transfer_family.toml")
+    s.add_argument("--dir", required=True, help="folder of the sweep's run files and index.nc")
+    s.add_argument("--scheduler", metavar="ADDRESS", help="use the dask cluster of this scheduler (tcp://HOST:PORT); "
+                                                          "its workers must see --dir at the same path")
+    s.add_argument("--workers", type=int, help="workers of the local cluster (default: one per CPU core)")
+    s.add_argument("--host", default="127.0.0.1", help="interface the local scheduler listens on "
+                                                       "(default 127.0.0.1: this machine only)")
+    s.add_argument("--dashboard", default="127.0.0.1:8787", help="address of the local dashboard "
+                                                                 "(default 127.0.0.1:8787; 'none' for no dashboard)")
+    s.add_argument("--sequential", action="store_true", help="run every unit here, one after another, without dask")
+    s.add_argument("--stack", type=int, default=1, help="units per worker call: trunks or baselines of one model, "
+                                                        "or the transfers into one file (default 1; today run one "
+                                                        "after another in the call)")
+    s.add_argument("--retries", type=int, default=2, help="re-runs of a unit that raised an unexpected error "
+                                                          "(default 2; a killed worker's unit is re-run anyway)")
+    s.add_argument("--lock-wait", type=float, default=3600, help="seconds a unit waits for a run file held by "
+                                                                 "another process (default 3600)")
+    s.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
+    s.add_argument("--quiet", action="store_true", help="no progress bar or messages")
 
 
 def _training_flags(p: argparse.ArgumentParser) -> None:
@@ -345,12 +375,36 @@ def _universality(a) -> int:
     return 0
 
 
+def _sweep(a) -> int:
+    from rgnet.sweep import sweep
+
+    result = sweep(a.spec, a.dir, scheduler=a.scheduler, workers=a.workers, host=a.host,
+                   dashboard=None if a.dashboard == "none" else a.dashboard, sequential=a.sequential,
+                   stack_size=a.stack, retries=a.retries, lock_wait=a.lock_wait, dry_run=a.dry_run,
+                   progress_bar=False if a.quiet else None, log=_log(a))
+    if a.dry_run:
+        from rgnet.sweep.plan import progress
+
+        state = progress(result.units)
+        for u in result.units:
+            done, total = state[u.name]
+            mark = "done" if done >= total else f"{done}/{total} levels"
+            print(f"{u.name}  [{mark}]" + (f"  after: {', '.join(u.after)}" if u.after else ""))
+        return 0
+    ran = len(result.results)
+    print(f"{ran} units run in {result.seconds:.1f} s, {result.skipped_done} already done, "
+          f"{len(result.failed)} not successful; index: {result.index}")
+    for r in result.failed:
+        print(f"  {r['name']}: {r['status']}: {r['error']}", file=sys.stderr)
+    return 3 if result.failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
     try:
         commands = {"record": _record, "baselines": _baselines, "transfer": _transfer, "ticket": _ticket,
                     "tickets": _tickets, "info": _info, "flow": _flow, "universality": _universality,
-                    "upgrade": _upgrade}
+                    "upgrade": _upgrade, "sweep": _sweep}
         return commands[a.command](a)
     except RgnetError as e:
         print(f"rgnet: error: {e}", file=sys.stderr)

@@ -22,7 +22,7 @@ import xarray as xr
 
 from rgnet.errors import ConfigError, StoreError
 from rgnet.store.cf import self_describing
-from rgnet.store.reader import _expand, branches, read_levels
+from rgnet.store.reader import _expand, branches, index_labels, read_levels
 from rgnet.store.schema import LEVEL_VARS
 
 TRUNK_ARM = "imp"
@@ -117,13 +117,15 @@ def check_tolerance(tolerance: float) -> None:
 
 def winning_tickets(paths: str | Path | Iterable[str | Path], metric: str = DEFAULT_METRIC,
                     tolerance: float = DEFAULT_TOLERANCE, labels: dict[str, str] | None = None) -> xr.Dataset:
-    """Matching verdicts and winning tickets for many run files, grouped by experiment (task label).
+    """Matching verdicts and winning tickets for many run files (or a sweep's ``index.nc``), grouped by
+    experiment (task label; a sweep index's run labels unless ``labels`` is given).
 
     Returns a Dataset with dims ``(experiment, arm, level)`` — mean and std of the accuracy over seeds,
     ``matching``, the ``winning_density`` per arm — and per run ``(run, arm)`` the same verdict on single runs
     (a run is compared with its own dense accuracy, using its experiment's dense std when there are seeds).
     """
     check_tolerance(tolerance)
+    labels = labels if labels is not None else index_labels(paths)  # a sweep index names its tasks
     runs = [arms(p, metric, labels) for p in _expand(paths)]
     all_arms = list(dict.fromkeys(a for r in runs for a in r.arm.values))
     nlev = max(r.sizes["level"] for r in runs)
@@ -177,7 +179,8 @@ def transfer_matrix(paths: str | Path | Iterable[str | Path], metric: str = DEFA
                     tolerance: float = DEFAULT_TOLERANCE, labels: dict[str, str] | None = None) -> xr.Dataset:
     """The transfer experiment as a Dataset with dims ``(source, target, level)``.
 
-    ``paths`` are target run files holding ``branches/transfer_*`` (and optionally baselines). Per pair:
+    ``paths`` are target run files holding ``branches/transfer_*`` (and optionally baselines), or a sweep's
+    ``index.nc`` (whose run labels then name the tasks unless ``labels`` is given). Per pair:
     ``transfer_acc`` (mean over every transferred ticket into that target task), ``gap`` (transferred minus the
     target's own ticket of the same level, paired within each target file, then averaged), ``transfer_matching``
     and ``transfer_winning_density``; ``transfers`` is True when the transferred ticket stays matching down to
@@ -186,6 +189,7 @@ def transfer_matrix(paths: str | Path | Iterable[str | Path], metric: str = DEFA
     transfers (``rgnet transfer --align``) are sources of their own, labelled ``<source> [aligned inputs]``.
     """
     check_tolerance(tolerance)
+    labels = labels if labels is not None else index_labels(paths)  # a sweep index names its tasks
     runs = [arms(p, metric, labels) for p in _expand(paths)]
     nlev = max(r.sizes["level"] for r in runs)
     targets = sorted({r.attrs["task"] for r in runs})

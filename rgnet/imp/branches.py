@@ -206,7 +206,7 @@ def rewind_variant(trunk: Trunk, k: int | None = None) -> Branch:
     """
     steps, trunk_k = trunk.cfg.train.steps, trunk.cfg.prune.rewind
     if k is None:
-        k = max(1, round(0.03 * steps)) if trunk_k == 0 else 0
+        k = default_rewind_to(trunk.cfg)
     if k == trunk_k or not 0 <= k < steps:
         raise ConfigError(f"--rewind-to must differ from the trunk's rewind iteration {trunk_k} and lie in "
                           f"[0, {steps}), got {k}")
@@ -221,6 +221,11 @@ def rewind_variant(trunk: Trunk, k: int | None = None) -> Branch:
                                       stream_seed(trunk.cfg.seed, "data", 0, "trunk"), capture_at=k)
         point = {n: v.cpu().numpy() for n, v in captured.items()}
     return Branch(f"rewind_{k}", {"kind": "rewind", "rewind": k}, k, point, trunk.mask)
+
+
+def default_rewind_to(cfg: RunConfig) -> int:
+    """The rewind baseline's iteration when none is given: 3 % of the budget if the trunk rewound to 0, else 0."""
+    return max(1, round(0.03 * cfg.train.steps)) if cfg.prune.rewind == 0 else 0
 
 
 def random_masks(reference: Masks, scope: str, gen: torch.Generator) -> Masks:

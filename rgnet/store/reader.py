@@ -248,7 +248,8 @@ def open_tree(path: str | Path) -> xr.DataTree:
 def open_runs(paths: str | Path | Iterable[str | Path], group: str | None = None) -> xr.Dataset:
     """Open many runs lazily (dask) as one Dataset with a leading ``run`` dim.
 
-    ``paths`` is a glob pattern, a directory (all ``*.h5`` in it) or a list of files. Runs with fewer levels
+    ``paths`` is a glob pattern, a directory (all ``*.h5`` in it), a sweep's ``index.nc`` (its runs with a
+    complete level) or a list of files. Runs with fewer levels
     are padded with NaN. Coordinates along ``run``: ``run_id``, ``path``, ``task`` (the task key of
     ``rgnet.verdicts.task_label``), ``model``, ``seed``, ``fraction``, ``scope``, ``rewind``, and every
     scalar task parameter as ``task_<name>``.
@@ -270,14 +271,50 @@ def config_of(ds: xr.Dataset) -> dict:
 
 
 def _expand(paths) -> list[str]:
+    """Run files from a glob, a directory (its ``*.h5``), a sweep's ``index.nc`` (its recorded runs) or a list
+    (of files or indexes)."""
     if isinstance(paths, (str, Path)):
         p = Path(paths)
+        if _is_index(p):
+            return _index_runs(p)
         files = sorted(_glob.glob(str(p / "*.h5"))) if p.is_dir() else sorted(_glob.glob(str(p)))
     else:
-        files = [str(x) for x in paths]
+        files = [f for x in paths for f in (_index_runs(Path(x)) if _is_index(Path(x)) else [str(x)])]
     if not files:
         raise StoreError(f"no run files match {paths!r}; pass files, a directory of .h5 files or a glob")
     return files
+
+
+def _is_index(p: Path) -> bool:
+    return p.suffix == ".nc" and p.is_file()   # run files are .h5; netCDF inputs here are sweep indexes
+
+
+def _index_runs(path: Path) -> list[str]:
+    """The runs of a sweep index with at least one complete level."""
+    from rgnet.sweep.index import read_index
+
+    cols = read_index(path)
+    files = [f for f, n in zip(cols["path"], cols["levels_complete"]) if n > 0]
+    if not files:
+        raise StoreError(f"the sweep index {str(path)!r} lists no run with a complete level yet; run the sweep "
+                         "(rgnet sweep SPEC --dir ...) first")
+    return files
+
+
+def index_labels(paths) -> dict[str, str] | None:
+    """For sweep indexes among ``paths``: task key -> run label of the spec, where that is one to one (else None)."""
+    items = [paths] if isinstance(paths, (str, Path)) else paths if isinstance(paths, (list, tuple)) else []
+    indexes = [Path(x) for x in items if isinstance(x, (str, Path)) and _is_index(Path(x))]
+    if not indexes:
+        return None
+    from rgnet.sweep.index import read_index
+
+    pairs: set[tuple[str, str]] = set()
+    for p in indexes:
+        cols = read_index(p)
+        pairs |= set(zip(cols["task"], cols["label"]))
+    tasks, labels = [t for t, _ in pairs], [lb for _, lb in pairs]
+    return dict(pairs) if len(set(tasks)) == len(tasks) == len(set(labels)) else None
 
 
 def _run_coords(parts: list[xr.Dataset], files: list[str]) -> dict[str, tuple]:

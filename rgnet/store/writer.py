@@ -15,9 +15,11 @@ and every per-level variable carries a fletcher32 checksum (``rgnet info --check
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import os
 import shutil
+import socket
 import sys
 import time
 from pathlib import Path
@@ -44,19 +46,51 @@ _SPACE = {"fs_strategy": "fsm", "fs_persist": True}
 
 # ------------------------------------------------------------------------------------------ locking
 
+#: seconds :func:`exclusive` waits for a lock held by another process (0: fail at once); see :func:`lock_wait`
+_LOCK_WAIT: contextvars.ContextVar[float] = contextvars.ContextVar("rgnet_lock_wait", default=0.0)
+
+
 @contextlib.contextmanager
-def exclusive(path: Path) -> Iterator[None]:
+def lock_wait(seconds: float) -> Iterator[None]:
+    """Inside this block, :func:`exclusive` waits up to ``seconds`` for a run file held by another process
+    instead of failing at once (a sweep's units wait for a duplicate of themselves; ``rgnet record`` does not)."""
+    token = _LOCK_WAIT.set(float(seconds))
+    try:
+        yield
+    finally:
+        _LOCK_WAIT.reset(token)
+
+
+@contextlib.contextmanager
+def exclusive(path: Path, wait: float | None = None) -> Iterator[None]:
     """Hold ``<path>.lock`` so that two processes never record into the same file at once.
+
+    A lock held by another process raises :class:`StoreError` at once, or after waiting up to ``wait``
+    seconds for it (default: the value set by :func:`lock_wait`, else 0). The lock is an ``flock`` on the
+    open file, so a holder that dies (killed, crashed) releases it with its last file descriptor: a stale lock
+    file left behind by a dead process is simply locked again. The holder writes its pid and host into the
+    file, for the message others see.
 
     The lock file is removed while still locked; a process that opened it just before (and so locks a file
     that no longer has a name) notices that the name now points elsewhere and tries again, so two writers
     can never both hold the lock.
     """
     lock = path.with_name(path.name + ".lock")
+    wait = _LOCK_WAIT.get() if wait is None else wait
+    deadline, pause = time.monotonic() + wait, 0.05
     while True:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        if lock_fd(fd, lock):
-            break
+        try:
+            if lock_fd(fd, lock):
+                break
+        except StoreError:
+            if time.monotonic() >= deadline:
+                raise StoreError(_busy_message(path, lock, wait)) from None
+            time.sleep(pause)
+            pause = min(2 * pause, 1.0)
+    with contextlib.suppress(OSError):  # only informative
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
     try:
         yield
     finally:
@@ -65,8 +99,23 @@ def exclusive(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def _busy_message(path: Path, lock: Path, waited: float) -> str:
+    try:
+        holder = lock.read_text().strip()
+    except OSError:
+        holder = ""
+    who = f" ({holder})" if holder else ""
+    if waited > 0:
+        return (f"another process is recording into {str(path)!r}{who} and did not finish within {waited:g} s; "
+                "wait for it to finish, or allow a longer wait")
+    return f"another process is recording into {str(path)!r}{who}; wait for it to finish or pass another --out"
+
+
 def lock_fd(fd: int, lock: Path) -> bool:
-    """Lock the open file ``fd`` of ``lock``: True if it is still the file named ``lock`` (else it is closed)."""
+    """Lock the open file ``fd`` of ``lock``: True if it is still the file named ``lock`` (else it is closed).
+
+    :class:`StoreError` (``fd`` closed) if another process holds the lock.
+    """
     import fcntl
 
     try:
@@ -74,8 +123,7 @@ def lock_fd(fd: int, lock: Path) -> bool:
     except BlockingIOError:
         os.close(fd)
         path = lock.with_name(lock.name[: -len(".lock")])
-        raise StoreError(f"another process is recording into {str(path)!r}; wait for it to finish or "
-                         "pass another --out") from None
+        raise StoreError(_busy_message(path, lock, 0)) from None
     try:
         named = os.stat(lock)
     except FileNotFoundError:

@@ -1,0 +1,183 @@
+"""Running units: one unit (:func:`run_unit`), one worker call (:func:`run_group`), and the two executors —
+in this process, one unit after another (:func:`run_here`), or on a dask.distributed cluster (:func:`run_dask`).
+
+A unit that fails because of what was asked (a :class:`rgnet.RgnetError`: diverged training, refused levels)
+returns its failure instead of raising, so dask does not retry it and the units needing it are skipped. Any
+other exception (a full disk, a lost file system) raises and dask retries the call ``retries`` times; a worker
+that dies mid-unit (killed, out of memory) makes the scheduler run the call again elsewhere, and the run
+resumes after its last complete level.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+import uuid
+from typing import Callable
+
+from rgnet.sweep.plan import Group, Unit, progress
+
+OK = ("ok", "done")        # a unit's statuses after which the units needing it may run
+
+
+def run_unit(unit: Unit, lock_wait: float = 3600.0) -> dict:
+    """Train ``unit`` through rgnet's public entry points; returns its result (status, error, timing, where).
+
+    ``lock_wait``: seconds to wait for a run file that another process holds (a duplicate of this unit that
+    the scheduler believed lost) before failing.
+    """
+    from rgnet.errors import DivergedError, RgnetError
+    from rgnet.store.writer import lock_wait as waiting
+
+    start, status, error = time.time(), "ok", ""
+    try:
+        with waiting(lock_wait):
+            _train(unit)
+    except DivergedError as e:
+        status, error = "diverged", str(e)
+    except RgnetError as e:
+        status, error = "failed", str(e)
+    return {"name": unit.name, "status": status, "error": error, "start": start, "end": time.time(),
+            "pid": os.getpid(), "host": socket.gethostname()}
+
+
+def _train(unit: Unit) -> None:
+    """The one place that calls the training entry points (an engine replaces this, stacking a group)."""
+    import rgnet
+
+    quiet = {"progress": False}
+    if unit.kind == "trunk":
+        rgnet.record(rgnet.RunConfig.from_json(unit.config), unit.path, **quiet)
+    elif unit.kind == "baselines":
+        rgnet.run_baselines(unit.path, list(unit.kinds), list(unit.levels), rewind_to=unit.rewind_to,
+                            tensors=unit.tensors, **quiet)
+    elif unit.kind == "transfer":
+        rgnet.transfer(unit.source, unit.path, list(unit.levels), align=unit.align, tensors=unit.tensors, **quiet)
+    else:
+        raise ValueError(f"unknown unit kind {unit.kind!r}")
+
+
+def run_group(units: tuple[Unit, ...], lock_wait: float, *upstream: dict) -> dict:
+    """Run a group's units one after another; a unit that needs a unit that did not succeed is skipped.
+
+    ``upstream``: what the groups this one waits for returned (dask passes them once they are done). Returns
+    ``{"results": [one per unit], "failed": {unit name: status}}``, the failures of this group and of every
+    group upstream, so that a failure is seen by every unit downstream of it.
+    """
+    failed = {k: v for up in upstream for k, v in up["failed"].items()}
+    results: list[dict] = []
+    for u in units:
+        bad = [d for d in u.needs if d in failed]
+        results.append(skipped(u, f"{bad[0]} {failed[bad[0]]}") if bad else run_unit(u, lock_wait))
+        if results[-1]["status"] not in OK:
+            failed[u.name] = results[-1]["status"]
+    return {"results": results, "failed": failed}
+
+
+def skipped(u: Unit, why: str) -> dict:
+    return {"name": u.name, "status": "skipped", "error": f"not run: {why}", "start": float("nan"),
+            "end": float("nan"), "pid": -1, "host": ""}
+
+
+# ------------------------------------------------------------------------------------------ executors
+
+class Progress:
+    """A tqdm bar over the planned levels of the units, with the units done, running and failed as postfix.
+
+    Levels are counted from the run files (:func:`rgnet.sweep.plan.progress`), so a long unit shows its levels
+    as they are committed, wherever it runs.
+    """
+
+    def __init__(self, units: list[Unit], show: bool | None):
+        from tqdm.auto import tqdm
+
+        self.units = units
+        self.done_units: set[str] = set()
+        self.failed = 0
+        self.cache: dict = {}
+        self.total = sum(t for _, t in progress(units, self.cache).values())
+        self.bar = tqdm(total=self.total, unit="level", dynamic_ncols=True, file=sys.stderr,
+                        disable=(None if show is None else not show), desc="sweep")
+        self.refresh()
+
+    def refresh(self, running: int = 0) -> None:
+        done = sum(d for d, _ in progress(self.units, self.cache).values())
+        self.bar.n = done
+        self.bar.set_postfix_str(f"units {len(self.done_units)}/{len(self.units)}, running {running}"
+                                 + (f", failed {self.failed}" if self.failed else ""), refresh=False)
+        self.bar.refresh()
+
+    def finished(self, results: list[dict]) -> None:
+        for r in results:
+            self.done_units.add(r["name"])
+            self.failed += r["status"] not in OK
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.refresh()
+        self.bar.close()
+
+
+def run_here(units: list[Unit], lock_wait: float, bar: Progress) -> dict[str, dict]:
+    """Every unit in this process, in plan order (the sequential reference)."""
+    results: dict[str, dict] = {}
+    upstream = {"failed": {}}
+    for u in units:
+        upstream = run_group((u,), lock_wait, upstream)
+        results[u.name] = upstream["results"][0]
+        bar.finished(upstream["results"])
+        bar.refresh()
+    return results
+
+
+def run_dask(groups: list[Group], client, lock_wait: float, retries: int, bar: Progress,
+             poll: float = 1.0, log: Callable[[str], None] | None = None) -> dict[str, dict]:
+    """Submit every group to ``client`` (dependencies as futures) and collect the units' results."""
+    token = uuid.uuid4().hex[:8]  # fresh keys: an earlier sweep's results must not be taken for this one's
+    futures, owner = {}, {}
+    for g in groups:
+        needs = [futures[k] for k in g.after]
+        f = client.submit(run_group, g.units, lock_wait, *needs, key=f"{g.key}-{token}", retries=retries,
+                          pure=False)
+        futures[g.key], owner[f.key] = f, g
+    results: dict[str, dict] = {}
+    pending, last = set(futures.values()), 0.0
+    while pending:
+        time.sleep(0.1)
+        for f in [f for f in pending if f.done()]:
+            pending.discard(f)
+            g = owner[f.key]
+            # an error no retry cured, a worker lost too often, or a needed group that erred
+            rs = f.result()["results"] if f.status == "finished" else _erred(g, f, futures, log)
+            results.update({r["name"]: r for r in rs})
+            bar.finished(rs)
+        if time.monotonic() - last > poll or not pending:
+            bar.refresh(running=_running(client, pending))
+            last = time.monotonic()
+    return results
+
+
+def _running(client, pending) -> int:
+    """Units being trained: those assigned to workers, at most one per worker thread."""
+    try:
+        processing, threads = client.processing(), client.nthreads()
+    except Exception:  # only for the progress bar
+        return 0
+    keys = {f.key for f in pending}
+    return sum(min(threads.get(w, 1), sum(1 for k in tasks if k in keys)) for w, tasks in processing.items())
+
+
+def _erred(g: Group, f, futures: dict, log) -> list[dict]:
+    upstream = [k for k in g.after if futures[k].status == "error"]
+    if upstream:
+        return [skipped(u, f"{upstream[0]} erred") for u in g.units]
+    exc = f.exception()
+    text = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    if log:
+        log(f"rgnet sweep: {g.key} erred: {text}")
+    return [{"name": u.name, "status": "error", "error": text, "start": float("nan"), "end": float("nan"),
+             "pid": -1, "host": ""} for u in g.units]
