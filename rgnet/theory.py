@@ -11,7 +11,8 @@ Used alike by the store (which computes and records it) and by ``rgnet.rg`` (whi
   equally weighted atoms (NaN-padded to ``QF_SIZE``, stored as float32 like the weights themselves), and
   :func:`w1_atoms` is the exact W1 between two of them. With 2,048 atoms one pair of data/mnist1d-mlp (fc1,
   level 0 -> 1, where the shape W1 is only 0.015) came out 1.2 % below the sample W1; 4,096 atoms keep every
-  pair within 0.5 % (measured on the 1,170 level pairs x layers of the 5 recorded seeds).
+  pair within 1 % (shape W1 worst 0.98 %, raw 0.30 %, over the 1,368 successive-level pairs x layers of the
+  38 run files in data/; errors arise only in layers with more than 4,096 survivors, and are low).
 - Quantiles at ``QUANTILES`` and moments.
 """
 

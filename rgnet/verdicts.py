@@ -153,10 +153,12 @@ def winning_tickets(paths: str | Path | Iterable[str | Path], metric: str = DEFA
         "acc_mean": mean.assign_attrs(long_name=f"{metric}, mean over seeds", units="1"),
         "acc_std": std.assign_attrs(long_name=f"{metric}, std over seeds (ddof 1)", units="1"),
         "seeds": n.assign_attrs(long_name="number of seeds"),
-        "dense_mean": dense_mean.drop_vars(["arm", "level"]),
-        "dense_std": dense_std.drop_vars(["arm", "level"]),
+        "dense_mean": dense_mean.drop_vars(["arm", "level"]).assign_attrs(
+            long_name=f"dense {metric}, mean over seeds", units="1"),
+        "dense_std": dense_std.drop_vars(["arm", "level"]).assign_attrs(
+            long_name=f"dense {metric}, std over seeds (ddof 1)", units="1"),
         "matching": is_match.assign_attrs(long_name="within one std of dense (tolerance with one seed)"),
-        "winning_level": win,
+        "winning_level": win.assign_attrs(long_name="IMP level of the winning ticket"),
         "winning_density": _density_at(density, win).assign_attrs(
             long_name="density of the winning ticket (sparsest level with all denser levels matching)", units="1"),
         "density": density.assign_attrs(long_name="mean density of the trunk", units="1"),
@@ -167,9 +169,13 @@ def winning_tickets(paths: str | Path | Iterable[str | Path], metric: str = DEFA
     run_match = matching(per_run.acc, run_dense, run_std, tolerance).where(per_run.acc.notnull(), False)
     run_win = winning_level(run_match, per_run.acc)
     out["run_acc"] = per_run.acc.assign_attrs(long_name=metric, units="1")
-    out["run_matching"] = run_match
-    out["run_winning_density"] = _density_at(per_run.run_density, run_win).assign_attrs(units="1")
+    out["run_matching"] = run_match.assign_attrs(long_name="run within one std of its own dense accuracy")
+    out["run_winning_density"] = _density_at(per_run.run_density, run_win).assign_attrs(
+        long_name="density of the run's winning ticket", units="1")
     out = out.assign_coords({k: per_run[k] for k in ("seed", "path", "run_id")})
+    out["run"].attrs.update(long_name="run (index into path)")
+    out["seed"].attrs.update(long_name="seed of the run")
+    out["level"].attrs.update(long_name="IMP level")
     out = out.assign_coords(run_experiment=("run", labels))
     out.attrs.update(metric=metric, tolerance=tolerance, rule=_rule(tolerance), protocol=_protocols(runs, metric))
     return self_describing(out, "rgnet winning tickets: matching verdicts per experiment, arm and level")

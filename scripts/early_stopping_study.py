@@ -74,8 +74,13 @@ def analyse(paths: list[str]) -> xr.Dataset:
     out["best"].attrs.update(long_name="best test accuracy along training (oracle)", units="1")
     out["final"].attrs.update(long_name="test accuracy at the end of training", units="1")
     out["stop_iteration"].attrs.update(long_name="early-stop iteration", units="1")
-    out.attrs.update(title="rgnet early-stopping study", Conventions="CF-1.8")
-    return out
+    out["density"].attrs.update(long_name="fraction of prunable weights kept", units="1")
+    for k, name in (("seed", "seed of the run"), ("level", "IMP level"),
+                    ("interval", "evaluation interval (iterations)"), ("criterion", "early-stopping criterion")):
+        out[k].attrs.update(long_name=name)
+    from rgnet.store.cf import self_describing
+
+    return self_describing(out, "rgnet early-stopping study")
 
 
 def report(ds: xr.Dataset) -> str:

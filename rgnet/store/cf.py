@@ -12,10 +12,13 @@ def self_describing(ds: xr.Dataset, title: str) -> xr.Dataset:
     """Add ``Conventions``, ``title``, ``history`` and, on booleans, CF flag attributes (in place; returned).
 
     xarray stores booleans as bytes; ``flag_values``/``flag_meanings`` say what the bytes mean to any reader.
+    64-bit integers (not among CF 1.8's types) become 32-bit where the values fit.
     """
-    for v in ds.variables.values():
+    for name, v in list(ds.variables.items()):
         if v.dtype == bool:
             v.attrs.update(flag_values=np.array([0, 1], np.int8), flag_meanings="false true")
+        elif v.dtype == np.int64 and (v.size == 0 or np.abs(v.values).max() < 2**31):
+            ds[name] = v.astype(np.int32)
     ds.attrs.update(Conventions="CF-1.8", title=title,
                     history=f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} computed by rgnet")
     return ds

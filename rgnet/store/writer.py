@@ -414,7 +414,9 @@ def root_attrs(run_id: str, config_json: str, task_summary: dict, versions: dict
 
 
 def _command() -> str:
-    return " ".join(["rgnet" if sys.argv and sys.argv[0].endswith("rgnet") else "python", *sys.argv[1:]])[:500]
+    if not sys.argv or sys.argv[0].endswith("rgnet"):
+        return " ".join(["rgnet", *sys.argv[1:]])[:500]
+    return " ".join(["python", Path(sys.argv[0]).name, *sys.argv[1:]])[:500]  # the script, e.g. record_*.py
 
 
 def _var(g, name, dims, dtype, data=None, **attrs):
