@@ -165,7 +165,7 @@ def train_stack(template: nn.Module, states: list[dict[str, np.ndarray]], masks:
                 on_eval(it, {name: c[j] for name, c in curves[k].items()}, k)
             if not (finite[k] and all(np.isfinite(curves[k][f"{s}_loss"][j]) for s in SPLITS)):
                 alive[k], diverged_at[k] = False, it
-                ended[k] = (_numpy(net.state(k)), {n: w.detach()[k].clone() for n, w in net.layers.items()})
+                ended[k] = (numpy_state_dict(net.state(k)), {n: w.detach()[k].clone() for n, w in net.layers.items()})
 
     for it in range(start, cfg.steps + 1):
         if it == capture_at:
@@ -186,7 +186,7 @@ def train_stack(template: nn.Module, states: list[dict[str, np.ndarray]], masks:
         masker.apply()
     out = []
     for k in range(k_runs):
-        state, weights = ended[k] or (_numpy(net.state(k)), {n: w.detach()[k] for n, w in net.layers.items()})
+        state, weights = ended[k] or (numpy_state_dict(net.state(k)), {n: w.detach()[k] for n, w in net.layers.items()})
         out.append(Trained(level_result(its, curves[k], cfg, start, diverged_at[k]), captured[k], state, weights))
     return out
 
@@ -198,8 +198,10 @@ def _train_alone(model: nn.Module, state, masks, data, stream, cfg, start, captu
     report = None if on_eval is None else (lambda it, m: on_eval(it, m, k))
     result, captured = train_level(model, Masker(layers, masks), data, cfg, stream, start=start,
                                    capture_at=capture_at, on_eval=report)
-    return Trained(result, captured, _numpy(model.state_dict()), {n: w.detach().clone() for n, w in layers.items()})
+    weights = {n: w.detach().clone() for n, w in layers.items()}
+    return Trained(result, captured, numpy_state_dict(model.state_dict()), weights)
 
 
-def _numpy(state: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+def numpy_state_dict(state: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """Host copies of a state dict's tensors."""
     return {n: v.detach().cpu().numpy().copy() for n, v in state.items()}

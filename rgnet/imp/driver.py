@@ -21,10 +21,12 @@ import torch
 from tqdm.auto import tqdm
 
 from rgnet.config import RunConfig, nondefault, validate
+from rgnet.engine.train import numpy_state_dict as _numpy
+from rgnet.engine.train import train_stack
 from rgnet.errors import ConfigError, DivergedError, StoreError
-from rgnet.imp.masks import Masker, density, full_masks, magnitude_prune
+from rgnet.imp.masks import density, full_masks, magnitude_prune
 from rgnet.imp.seeds import stream_seed
-from rgnet.imp.train import DeviceData, eval_iterations, train_level
+from rgnet.imp.train import DeviceData, eval_iterations
 from rgnet.models import build_model, check_params, output_layer, prunable_layers
 from rgnet.store.schema import METRIC_NAMES
 from rgnet.store.writer import check_run_file, commit_level, create_run, exclusive, read_resume_state, root_attrs
@@ -65,36 +67,130 @@ def record(cfg: RunConfig, out: str | Path | None = None, *, device: str = "cpu"
     two threads up to 10x slower), torch's default otherwise. Every check (settings, data, model) runs before
     anything is written; a file at ``out`` with another config, or that is not an rgnet file, is never
     modified (:class:`StoreError`). A level whose training diverges is recorded as such and ends the run
-    (:class:`DivergedError`).
+    (:class:`DivergedError`). The same as :func:`record_many` with one run.
     """
-    cfg = normalise(cfg)
+    return record_many([cfg], [out], device=device, data_root=data_root, progress=progress, threads=threads,
+                       log=log)[0]
+
+
+def record_many(cfgs: list[RunConfig], outs: list | None = None, *, stack: int | None = None,
+                device: str = "cpu", data_root: str | Path | None = None, progress: bool | None = None,
+                threads: int | None = None, log: Callable[[str], None] | None = None) -> list[Path]:
+    """Record several runs (e.g. seeds), each into its own resumable file, training up to ``stack`` of them
+    at once as one stacked model (:mod:`rgnet.engine`; default: all runs that share an architecture, training
+    settings and data shapes). Each file is the one :func:`record` writes for that run alone, except for the
+    wall-time variable ``train_seconds`` (a stack's time, shared equally by its runs).
+
+    ``outs``: one path per run, or None for the default paths. Every run's checks come before the first write;
+    a run that diverges ends its own IMP, the others go on, and :class:`DivergedError` names them at the end.
+    """
+    cfgs = [normalise(c) for c in cfgs]
     dev = resolve_device(device)
     check_threads(threads)
-    path = Path(out) if out is not None else default_path(cfg)
-    attrs = _check_resumable(path, cfg) if path.exists() else None
-    if attrs is not None and _complete(cfg, path, log):
-        return path
-    task = load_checked_task(cfg, path, attrs, data_root)
+    if stack is not None and (isinstance(stack, bool) or not isinstance(stack, int) or stack < 1):
+        raise ConfigError(f"--stack must be a positive number of runs trained at once, got {stack!r}")
+    outs = [None] * len(cfgs) if outs is None else list(outs)
+    if len(outs) != len(cfgs):
+        raise ConfigError(f"record_many needs one output path per run, got {len(outs)} for {len(cfgs)} runs")
+    paths = [Path(o) if o is not None else default_path(c) for c, o in zip(cfgs, outs)]
+    twice = sorted({str(p) for p in paths if paths.count(p) > 1})
+    if twice:
+        raise ConfigError(f"two runs would record into the same file {twice[0]!r}; give each run its own --out")
+    diverged: list[str] = []
+    tasks: dict[str, Task] = {}  # runs of one task share its arrays (and, in a stack, one copy on the device)
+    todo = []
+    for cfg, path in zip(cfgs, paths):  # every check before the first write
+        attrs = _check_resumable(path, cfg) if path.exists() else None
+        if attrs is not None and _complete_or_diverged(cfg, path, log, diverged):
+            continue
+        key = json.dumps(dataclasses.asdict(cfg.task), sort_keys=True)
+        if key not in tasks:
+            tasks[key] = load_checked_task(cfg, path, attrs, data_root)
+        else:
+            load_checked_task(cfg, path, attrs, data_root)  # the fingerprint check of this file
+        todo.append((cfg, path, tasks[key]))
+    for group in _stacks(todo, stack):
+        diverged += _record_stack(group, dev, data_root, progress, threads, log)
+    if diverged:
+        raise DivergedError("; ".join(diverged))
+    return paths
+
+
+def _stacks(todo: list, size: int | None) -> list[list]:
+    """Runs that can train as one stack (same architecture, training settings, data shapes), ``size`` at most."""
+    groups: dict[str, list] = {}
+    for cfg, path, task in todo:
+        key = json.dumps([dataclasses.asdict(cfg.model), dataclasses.asdict(cfg.train), list(task.in_shape),
+                          task.n_classes, len(task.y_train), len(task.y_val), len(task.y_test)], sort_keys=True)
+        groups.setdefault(key, []).append((cfg, path, task))
+    size = size or max(1, len(todo))
+    return [g[i:i + size] for g in groups.values() for i in range(0, len(g), size)]
+
+
+def _record_stack(group: list, dev: torch.device, data_root, progress, threads, log) -> list[str]:
+    """Open (create or resume) the files of ``group`` under their locks and train them level by level."""
+    diverged: list[str] = []
+    data: dict[int, DeviceData] = {}
+    with contextlib.ExitStack() as locks:
+        runs = []
+        for cfg, path, task in group:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            locks.enter_context(exclusive(path))
+            run = _open_run(cfg, path, task, dev, data_root, log, diverged)
+            if run is not None:
+                run.data = data.setdefault(id(task), DeviceData.from_task(task, dev))
+                runs.append(run)
+        if runs:
+            with torch_threads(runs[0].model, threads):
+                diverged += _run_levels(runs, progress)
+    return diverged
+
+
+@dataclasses.dataclass
+class _Run:
+    """One run being recorded: its file, model and data, and where its IMP stands."""
+
+    cfg: RunConfig
+    path: Path
+    model: torch.nn.Module
+    layers: dict
+    output: str
+    init: dict[str, np.ndarray]
+    level: int                            # the next level to train
+    masks: dict[str, torch.Tensor]        # the masks it trains with
+    rewind: dict[str, np.ndarray] | None  # the rewind point (None before level 0 is trained)
+    data: DeviceData | None = None
+    done: bool = False
+
+
+def _open_run(cfg, path, task, dev, data_root, log, diverged) -> _Run | None:
+    """Create ``path`` or read where it stands (under its lock); None if it needs no more levels."""
+    attrs = _check_resumable(path, cfg) if path.exists() else None  # another process may have made it since
+    if attrs is not None:
+        load_checked_task(cfg, path, attrs, data_root)
+        if _complete_or_diverged(cfg, path, log, diverged):
+            return None
     model, layers, output = build(cfg, task, dev)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive(path):
-        if attrs is None and path.exists():  # another process created it since we looked
-            attrs = _check_resumable(path, cfg)
-            load_checked_task(cfg, path, attrs, data_root)
-        if attrs is not None and _complete(cfg, path, log):
-            return path
-        resume = read_resume_state(path) if attrs is not None else None
-        if resume is None:
-            versions = {"rgnet": _version(), "torch": torch.__version__, "numpy": np.__version__,
-                        "python": platform.python_version()}
-            create_run(path, root_attrs(cfg.run_id, cfg.to_json(), task.summary(), versions),
-                       **layout_of(cfg, layers))
-        elif resume["levels"] and log:
-            log(f"resuming {path} after level {resume['levels'] - 1}")
-        data = DeviceData.from_task(task, dev)
-        with torch_threads(model, threads):
-            _run_levels(cfg, path, model, layers, output, data, dev, resume, progress)
-    return path
+    resume = read_resume_state(path) if attrs is not None else None
+    if resume is None:
+        versions = {"rgnet": _version(), "torch": torch.__version__, "numpy": np.__version__,
+                    "python": platform.python_version()}
+        create_run(path, root_attrs(cfg.run_id, cfg.to_json(), task.summary(), versions), **layout_of(cfg, layers))
+    elif resume["levels"] and log:
+        log(f"resuming {path} after level {resume['levels'] - 1}")
+    if not resume or not resume["levels"]:
+        return _Run(cfg, path, model, layers, output, numpy_state(model), 0, full_masks(layers), None)
+    masks = {n: torch.from_numpy(m.astype(bool)).to(dev) for n, m in resume["next_mask"].items()}
+    return _Run(cfg, path, model, layers, output, numpy_state(model), resume["levels"], masks, resume["rewind"])
+
+
+def _complete_or_diverged(cfg: RunConfig, path: Path, log, diverged: list[str]) -> bool:
+    """:func:`_complete`, with a divergence noted in ``diverged`` instead of raised."""
+    try:
+        return _complete(cfg, path, log)
+    except DivergedError as e:
+        diverged.append(str(e))
+        return True
 
 
 def _complete(cfg: RunConfig, path: Path, log) -> bool:
@@ -183,43 +279,52 @@ def _check_resumable(path: Path, cfg: RunConfig) -> dict:
     return attrs
 
 
-def _run_levels(cfg, path, model, layers, output, data, dev, resume: dict | None, progress) -> None:
-    p, k = cfg.prune, cfg.prune.rewind
-    init = numpy_state(model)
-    start_level = resume["levels"] if resume else 0
-    if start_level == 0:
-        masks, rewind = full_masks(layers), None
-    else:
-        rewind = resume["rewind"]
-        masks = {n: torch.from_numpy(m.astype(bool)).to(dev) for n, m in resume["next_mask"].items()}
-    with LevelBar((p.levels + 1 - start_level) * cfg.train.steps, progress) as bar:
-        for level in range(start_level, p.levels + 1):
-            if rewind is not None:
-                model.load_state_dict({n: torch.from_numpy(a) for n, a in rewind.items()})
-            dens, start = density(masks), (0 if level == 0 else k)
-            t0 = time.perf_counter()
-            result, captured = train_level(model, Masker(layers, masks), data, cfg.train,
-                                           stream_seed(cfg.seed, "data", level, TRUNK), start=start,
-                                           capture_at=(k if level == 0 else None),
-                                           on_eval=bar.level(level, start, dens))
-            seconds = time.perf_counter() - t0
-            trained = numpy_state(model)
-            diverged = result.diverged_at is not None
-            if level == 0:
-                # a net that diverged before the rewind iteration has no rewind point: IMP ends at level 0 anyway
-                rewind = {n: v.cpu().numpy() for n, v in captured.items()} if captured is not None else init
-            # no next level after a divergence: its masks would rank non-finite weights
-            next_masks = masks if diverged else magnitude_prune({n: w.detach() for n, w in layers.items()}, masks,
-                                                                 output, p)
-            rec = describe_level(cfg, result, seconds, masks, trained, rewind, next_masks)
-            if level == 0:
-                rec.update(init=init, rewind=rewind)
-            commit_level(path, level, rec)
-            if diverged:
-                raise DivergedError(_diverged_message(path, level, result.diverged_at))
-            masks = next_masks
-            if _finished(cfg, level + 1, dens):
-                break
+def _run_levels(runs: list[_Run], progress) -> list[str]:
+    """The level loop: train every unfinished run's next level (as one stack where they start alike), prune,
+    commit, until each run is done; returns the divergence messages."""
+    steps = runs[0].cfg.train.steps
+    diverged: list[str] = []
+    total = sum((r.cfg.prune.levels + 1 - r.level) * steps for r in runs)
+    with LevelBar(total, progress) as bar:
+        while not all(r.done for r in runs):
+            rounds: dict[tuple, list[_Run]] = {}
+            for r in runs:
+                if not r.done:  # level 0 trains from 0 and captures the rewind point; later levels start there
+                    k = r.cfg.prune.rewind
+                    rounds.setdefault((0, k) if r.level == 0 else (k, None), []).append(r)
+            for (start, capture_at), group in rounds.items():
+                diverged += _train_round(group, start, capture_at, bar)
+    return diverged
+
+
+def _train_round(group: list[_Run], start: int, capture_at: int | None, bar: "LevelBar") -> list[str]:
+    """One level of each run in ``group``, trained as one stack, then pruned and committed run by run."""
+    levels = sorted({r.level for r in group})
+    label = f"level {levels[0]}" if len(levels) == 1 else f"levels {levels[0]}-{levels[-1]}"
+    t0 = time.perf_counter()
+    trained = train_stack(group[0].model, [r.init if r.rewind is None else r.rewind for r in group],
+                          [r.masks for r in group], [r.data for r in group], group[0].cfg.train,
+                          [stream_seed(r.cfg.seed, "data", r.level, TRUNK) for r in group], start=start,
+                          capture_at=capture_at, on_eval=bar.runs(label, start, group))
+    seconds = (time.perf_counter() - t0) / len(group)
+    diverged = []
+    for r, t in zip(group, trained):
+        level, dens = r.level, density(r.masks)
+        failed = t.result.diverged_at is not None
+        if level == 0:
+            # a net that diverged before the rewind iteration has no rewind point: IMP ends at level 0 anyway
+            r.rewind = _numpy(t.captured) if t.captured is not None else r.init
+        # no next level after a divergence: its masks would rank non-finite weights
+        next_masks = r.masks if failed else magnitude_prune(t.weights, r.masks, r.output, r.cfg.prune)
+        rec = describe_level(r.cfg, t.result, seconds, r.masks, t.trained, r.rewind, next_masks)
+        if level == 0:
+            rec.update(init=r.init, rewind=r.rewind)
+        commit_level(r.path, level, rec)
+        if failed:
+            diverged.append(_diverged_message(r.path, level, t.result.diverged_at))
+        r.masks, r.level = next_masks, level + 1
+        r.done = failed or _finished(r.cfg, r.level, dens)
+    return diverged
 
 
 class LevelBar:
@@ -234,6 +339,21 @@ class LevelBar:
 
     def __exit__(self, *exc):
         self.bar.close()
+
+    def runs(self, label: str, start: int, group: list) -> Callable[[int, dict, int], None]:
+        """The ``on_eval(it, metrics, k)`` of a stack of runs: the bar counts the iterations of all of them."""
+        self.bar.set_description(f"{label}" + (f" ({len(group)} runs)" if len(group) > 1 else ""))
+        self.bar.update(start * len(group))
+        last = [start] * len(group)
+
+        def on_eval(it, m, k):
+            if k == 0:
+                self.bar.set_postfix(density=f"{density(group[0].masks):.3f}", val_acc=f"{m['val_acc']:.3f}",
+                                     test_acc=f"{m['test_acc']:.3f}")
+            self.bar.update(it - last[k])
+            last[k] = it
+
+        return on_eval
 
     def level(self, level: int, start: int, dens: float, label: str = "level"):
         self.bar.set_description(f"{label} {level}")
@@ -285,7 +405,7 @@ def describe_level(cfg: RunConfig, result, seconds: float, masks, trained: dict,
 
 
 def numpy_state(model: torch.nn.Module) -> dict[str, np.ndarray]:
-    return {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
+    return _numpy(model.state_dict())
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
