@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--rewind", type=int, help="rewind iteration k (0 = initialisation)")
     r.add_argument("--target-density", type=float, help="stop once the density is at or below this")
     r.add_argument("--seed", type=int)
+    r.add_argument("--seeds", help="record several seeds, e.g. 0-15 or 0,2,5-7: one file per seed, trained "
+                                   "together as one stacked model (--out may contain {seed})")
+    r.add_argument("--stack", type=int, help="with --seeds: at most this many runs trained at once (default all)")
     r.add_argument("--steps", type=int, help="training iterations per level")
     r.add_argument("--batch-size", type=int)
     r.add_argument("--optimizer", help="adam or sgd")
@@ -227,15 +230,31 @@ def config_from_args(a: argparse.Namespace):
 
 
 def _record(a) -> int:
-    from rgnet.imp.driver import record
+    from rgnet.errors import ConfigError
+    from rgnet.imp.branches import parse_levels
+    from rgnet.imp.driver import record_many
     from rgnet.report import level_table
 
     cfg = config_from_args(a)
-    path = record(cfg, a.out, device=a.device, data_root=a.data_root, progress=False if a.quiet else None,
-                  threads=a.threads, log=_log(a))
-    print(path)
-    if not a.quiet:
-        print(level_table(path))
+    if a.seeds is None:
+        if a.stack is not None:
+            raise ConfigError("--stack caps how many of --seeds train at once; give --seeds too (e.g. --seeds 0-15)")
+        cfgs, outs = [cfg], [a.out]
+    else:
+        if a.seed is not None:
+            raise ConfigError("give either --seed or --seeds, not both")
+        seeds = parse_levels(a.seeds, "--seeds")
+        if a.out is not None and len(seeds) > 1 and "{seed}" not in a.out:
+            raise ConfigError(f"--out {a.out!r} would hold every seed; put {{seed}} in it (e.g. runs/s{{seed}}.h5) "
+                              "or leave it out for the default names")
+        cfgs = [cfg.replace(seed=s) for s in seeds]
+        outs = [None if a.out is None else a.out.replace("{seed}", str(s)) for s in seeds]
+    paths = record_many(cfgs, outs, stack=a.stack, device=a.device, data_root=a.data_root,
+                        progress=False if a.quiet else None, threads=a.threads, log=_log(a))
+    for path in paths:
+        print(path)
+        if not a.quiet:
+            print(level_table(path))
     return 0
 
 

@@ -36,7 +36,7 @@ def record_interrupted(cfg, path, monkeypatch, stop_at: int, device: str = "cpu"
     import rgnet
     import rgnet.imp.driver as driver
 
-    calls, real = [], driver.train_level
+    calls, real = [], driver.train_stack
 
     def interrupted(*args, **kw):
         calls.append(1)
@@ -44,7 +44,7 @@ def record_interrupted(cfg, path, monkeypatch, stop_at: int, device: str = "cpu"
             raise KeyboardInterrupt
         return real(*args, **kw)
 
-    monkeypatch.setattr(driver, "train_level", interrupted)
+    monkeypatch.setattr(driver, "train_stack", interrupted)
     try:
         rgnet.record(cfg, path, progress=False, device=device)
     except KeyboardInterrupt:
@@ -52,4 +52,4 @@ def record_interrupted(cfg, path, monkeypatch, stop_at: int, device: str = "cpu"
     else:
         raise AssertionError("the run finished before it was interrupted")
     finally:
-        monkeypatch.setattr(driver, "train_level", real)
+        monkeypatch.setattr(driver, "train_stack", real)

@@ -277,8 +277,9 @@ def run_baselines(path: str | Path, kinds: list[str] | tuple[str, ...] = BASELIN
     return groups
 
 
-def parse_levels(text: str | None) -> list[int] | None:
-    """``"3"``, ``"1-5"`` or ``"1,3,5-7"`` as a sorted list of levels (``None`` stays ``None``)."""
+def parse_levels(text: str | None, flag: str = "--levels") -> list[int] | None:
+    """``"3"``, ``"1-5"`` or ``"1,3,5-7"`` as a sorted list of non-negative integers (``None`` stays ``None``);
+    ``flag`` names the option in messages (``--levels``, ``--seeds``)."""
     if text is None:
         return None
     out: set[int] = set()
@@ -287,9 +288,9 @@ def parse_levels(text: str | None) -> list[int] | None:
             a, sep, b = part.partition("-")
             out.update(range(int(a), int(b) + 1) if sep else [int(a)])
     except ValueError:
-        raise ConfigError(f"--levels {text!r} must look like 3, 1-5 or 1,3,5-7") from None
+        raise ConfigError(f"{flag} {text!r} must look like 3, 1-5 or 1,3,5-7") from None
     if not out:
-        raise ConfigError(f"--levels {text!r} names no level; use e.g. 1-5")
+        raise ConfigError(f"{flag} {text!r} names nothing; use e.g. 1-5")
     return sorted(out)
 
 

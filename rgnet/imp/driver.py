@@ -21,10 +21,11 @@ import torch
 from tqdm.auto import tqdm
 
 from rgnet.config import RunConfig, nondefault, validate
+from rgnet.engine.prune import next_masks
 from rgnet.engine.train import numpy_state_dict as _numpy
 from rgnet.engine.train import train_stack
 from rgnet.errors import ConfigError, DivergedError, StoreError
-from rgnet.imp.masks import density, full_masks, magnitude_prune
+from rgnet.imp.masks import density, full_masks
 from rgnet.imp.seeds import stream_seed
 from rgnet.imp.train import DeviceData, eval_iterations
 from rgnet.models import build_model, check_params, output_layer, prunable_layers
@@ -307,22 +308,21 @@ def _train_round(group: list[_Run], start: int, capture_at: int | None, bar: "Le
                           [stream_seed(r.cfg.seed, "data", r.level, TRUNK) for r in group], start=start,
                           capture_at=capture_at, on_eval=bar.runs(label, start, group))
     seconds = (time.perf_counter() - t0) / len(group)
+    pruned = next_masks(trained, [r.masks for r in group], [r.output for r in group], [r.cfg.prune for r in group])
     diverged = []
-    for r, t in zip(group, trained):
+    for r, t, next_mask in zip(group, trained, pruned):
         level, dens = r.level, density(r.masks)
         failed = t.result.diverged_at is not None
         if level == 0:
             # a net that diverged before the rewind iteration has no rewind point: IMP ends at level 0 anyway
             r.rewind = _numpy(t.captured) if t.captured is not None else r.init
-        # no next level after a divergence: its masks would rank non-finite weights
-        next_masks = r.masks if failed else magnitude_prune(t.weights, r.masks, r.output, r.cfg.prune)
-        rec = describe_level(r.cfg, t.result, seconds, r.masks, t.trained, r.rewind, next_masks)
+        rec = describe_level(r.cfg, t.result, seconds, r.masks, t.trained, r.rewind, next_mask)
         if level == 0:
             rec.update(init=r.init, rewind=r.rewind)
         commit_level(r.path, level, rec)
         if failed:
             diverged.append(_diverged_message(r.path, level, t.result.diverged_at))
-        r.masks, r.level = next_masks, level + 1
+        r.masks, r.level = next_mask, level + 1
         r.done = failed or _finished(r.cfg, r.level, dens)
     return diverged
 
