@@ -112,9 +112,7 @@ def evaluate_stack(net: StackedMLP, data: StackData, key: str) -> tuple[list[flo
         runs = slice(r0, min(net.k, r0 + group))
         for i in range(0, n, EVAL_CHUNK):
             x, y = data.chunk(key, runs, i, i + EVAL_CHUNK)
-            out = net(x, runs)
-            for j, k in enumerate(range(runs.start, runs.stop)):
-                add_metrics(loss[k], correct[k], out[j], y[j])
+            add_metrics(loss[runs], correct[runs], net(x, runs), y)
     return (loss / n).tolist(), (correct.double() / n).tolist()
 
 
@@ -137,7 +135,9 @@ def train_stack(template: nn.Module, states: list[dict[str, np.ndarray]], masks:
     k_runs, names = net.k, list(masks[0])
     stacked_masks = {n: torch.stack([m[n].to(dev) for m in masks]) for n in names}
     masker = Masker({n: net.layers[n] for n in names}, stacked_masks)
-    opt = FusedOptimizer(net.parameters(), cfg, per_run=True)
+    # on CPU each run's slice goes to the optimiser kernel as its own tensor (the bits of a run alone); CUDA's
+    # batched products differ from single ones anyway, so there the stacked tensors go whole (fewer launches)
+    opt = FusedOptimizer(net.parameters(), cfg, per_run=dev.type == "cpu")
     sdata = StackData(data)
     order = BatchOrder(sdata.n_train, cfg.batch_size, torch.tensor(streams, dtype=torch.int64), dev)
     its = eval_iterations(cfg)

@@ -131,9 +131,17 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
 
 
 def add_metrics(loss: torch.Tensor, correct: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
-    """Add a chunk's summed cross-entropy (float64) and number of correct predictions, in place."""
-    loss += F.cross_entropy(out, y, reduction="sum").double()
-    correct += (out.argmax(-1) == y).sum()
+    """Add a chunk's summed cross-entropy (float64) and number of correct predictions, in place.
+
+    ``out`` is ``(n, classes)`` with 0-d ``loss``/``correct``, or ``(R, n, classes)`` for R runs with ``(R,)``
+    ones; each run's loss is summed by the same call as a single run's (a batched sum rounds differently).
+    """
+    correct += (out.argmax(-1) == y).sum(-1)
+    if out.dim() == 2:
+        loss += F.cross_entropy(out, y, reduction="sum").double()
+        return
+    for r in range(out.shape[0]):
+        loss[r] += F.cross_entropy(out[r], y[r], reduction="sum").double()
 
 
 def new_curves(n_evals: int) -> dict[str, np.ndarray]:
