@@ -80,10 +80,11 @@ class StackData:
 
     def rows(self, key: str, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Examples ``idx`` (``(K, B)``, a row per run) of split ``key``: x ``(K, B, ...)``, y ``(K, B)``."""
-        if self.which is None:
-            return self.x[key][idx], self.y[key][idx]
-        d = self.which[:, None]
-        return self.x[key][d, idx], self.y[key][d, idx]
+        flat = idx.flatten() if self.which is None else (idx + self.which[:, None] * self.y[key].shape[1]).flatten()
+        x, y = self.x[key], self.y[key]
+        if self.which is not None:  # (D, n, ...) as (D * n, ...)
+            x, y = x.flatten(0, 1), y.flatten(0, 1)
+        return x.index_select(0, flat).view(*idx.shape, *x.shape[1:]), y.index_select(0, flat).view(idx.shape)
 
     def chunk(self, key: str, runs: slice, lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Examples ``lo:hi`` of split ``key`` for ``runs``: x ``(R, n, ...)``, y ``(R, n)``."""
