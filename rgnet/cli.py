@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--levels", help="levels to train, e.g. 1-12 or 2,4,6 (default: every pruned level)")
     b.add_argument("--kinds", help="comma-separated baselines (default: all of reinit, random_prune_layerwise, "
                                    "random_prune_global, rewind)")
+    b.add_argument("--stack", type=int, help="at most this many baseline levels trained at once as one stacked "
+                                             "model (default all)")
     b.add_argument("--rewind-to", type=int, help="rewind iteration of the rewind baseline (default: 0 if the run "
                                                  "rewound later, else 3%% of the training steps)")
     _training_flags(b)
@@ -82,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--task-param", action="append", default=[], metavar="KEY=VALUE",
                    help="target task parameter, repeatable; VALUE is parsed as JSON")
     t.add_argument("--levels", help="source levels to transfer, e.g. 1-12 (default: all pruned levels)")
+    t.add_argument("--stack", type=int, help="at most this many levels trained at once (default all)")
     t.add_argument("--output-layer", default="pruned", help="when the class count differs: pruned (at the "
                                                               "source's output density, default) or dense")
     t.add_argument("--align", default="none", help="transfer up to symmetry (MLPs): none (default), inputs "
@@ -269,7 +272,8 @@ def _baselines(a) -> int:
     kinds = tuple(x.strip() for x in a.kinds.split(",")) if a.kinds else None
     groups = run_baselines(a.file, **({"kinds": kinds} if kinds else {}), levels=parse_levels(a.levels),
                            rewind_to=a.rewind_to, tensors=False if a.no_tensors else None, device=a.device,
-                           data_root=a.data_root, progress=False if a.quiet else None, threads=a.threads, log=_log(a))
+                           data_root=a.data_root, progress=False if a.quiet else None, threads=a.threads, log=_log(a),
+                           stack=a.stack)
     print("\n".join(f"{a.file}:{g}" for g in groups))
     if not a.quiet:
         print(format_tickets(winning_tickets([a.file])))
@@ -301,7 +305,7 @@ def _transfer(a) -> int:
                threads=a.threads, log=_log(a))
     group = transfer(a.source, target, parse_levels(a.levels), output=a.output_layer, align=a.align,
                      tensors=False if a.no_tensors else None, device=a.device, data_root=a.data_root,
-                     progress=False if a.quiet else None, threads=a.threads, log=_log(a))
+                     progress=False if a.quiet else None, threads=a.threads, log=_log(a), stack=a.stack)
     print(f"{target}:{group}")
     if not a.quiet:
         print(format_transfer_matrix(transfer_matrix([target])))

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from rgnet.config import RunConfig, nondefault, validate
+from rgnet.config import RunConfig, TrainConfig, nondefault, validate
 from rgnet.engine.prune import next_masks
+from rgnet.engine.train import Trained, train_stack
 from rgnet.engine.train import numpy_state_dict as _numpy
-from rgnet.engine.train import train_stack
 from rgnet.errors import ConfigError, DivergedError, StoreError
 from rgnet.imp.masks import density, full_masks
 from rgnet.imp.seeds import stream_seed
@@ -88,8 +88,7 @@ def record_many(cfgs: list[RunConfig], outs: list | None = None, *, stack: int |
     cfgs = [normalise(c) for c in cfgs]
     dev = resolve_device(device)
     check_threads(threads)
-    if stack is not None and (isinstance(stack, bool) or not isinstance(stack, int) or stack < 1):
-        raise ConfigError(f"--stack must be a positive number of runs trained at once, got {stack!r}")
+    check_stack(stack)
     outs = [None] * len(cfgs) if outs is None else list(outs)
     if len(outs) != len(cfgs):
         raise ConfigError(f"record_many needs one output path per run, got {len(outs)} for {len(cfgs)} runs")
@@ -212,6 +211,11 @@ def _diverged_message(path: Path, level: int, iteration: int) -> str:
             "warmup) and record into another --out")
 
 
+def check_stack(stack: int | None) -> None:
+    if stack is not None and (isinstance(stack, bool) or not isinstance(stack, int) or stack < 1):
+        raise ConfigError(f"--stack must be a positive number of runs trained at once, got {stack!r}")
+
+
 def check_threads(threads: int | None) -> None:
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ConfigError(f"--threads must be a positive integer, got {threads!r}; omit it for the default")
@@ -280,55 +284,84 @@ def _check_resumable(path: Path, cfg: RunConfig) -> dict:
     return attrs
 
 
+@dataclasses.dataclass
+class LevelJob:
+    """One level of one run (a trunk or a branch) for :func:`train_levels`: what it trains, and ``finish``,
+    called with its :class:`~rgnet.engine.train.Trained` outcome and its share of the wall time (seconds)."""
+
+    model: torch.nn.Module            # the architecture (jobs trained together must share it)
+    train: TrainConfig
+    state: dict[str, np.ndarray]      # the weights training starts from
+    masks: dict[str, torch.Tensor]
+    data: DeviceData
+    stream: int                       # data-order stream (from seed, level, branch)
+    start: int                        # iteration training starts at
+    capture_at: int | None            # iteration whose weights are kept (the rewind point), if any
+    label: str
+    finish: Callable[[Trained, float], None]
+
+
+def train_levels(jobs: list[LevelJob], bar: "LevelBar", stack: int | None = None) -> None:
+    """The one level loop of trunks, baselines and transfers: train ``jobs`` as stacks of at most ``stack``
+    (default: all) — those with the same settings, start and capture iteration together — then finish each
+    (prune, describe, commit) in order."""
+    groups: dict[tuple, list[LevelJob]] = {}
+    for j in jobs:
+        groups.setdefault((json.dumps(dataclasses.asdict(j.train), sort_keys=True), j.start, j.capture_at),
+                          []).append(j)
+    size = stack or max(1, len(jobs))
+    for group in groups.values():
+        for i in range(0, len(group), size):
+            part = group[i:i + size]
+            t0 = time.perf_counter()
+            trained = train_stack(part[0].model, [j.state for j in part], [j.masks for j in part],
+                                  [j.data for j in part], part[0].train, [j.stream for j in part],
+                                  start=part[0].start, capture_at=part[0].capture_at,
+                                  on_eval=bar.runs(part[0].label, part[0].start, len(part), density(part[0].masks)))
+            seconds = (time.perf_counter() - t0) / len(part)
+            for j, t in zip(part, trained):
+                j.finish(t, seconds)
+
+
 def _run_levels(runs: list[_Run], progress) -> list[str]:
-    """The level loop: train every unfinished run's next level (as one stack where they start alike), prune,
-    commit, until each run is done; returns the divergence messages."""
+    """IMP of ``runs``: train every unfinished run's next level (as stacks), prune, commit, until each run is
+    done; returns the divergence messages."""
     steps = runs[0].cfg.train.steps
     diverged: list[str] = []
     total = sum((r.cfg.prune.levels + 1 - r.level) * steps for r in runs)
     with LevelBar(total, progress) as bar:
         while not all(r.done for r in runs):
-            rounds: dict[tuple, list[_Run]] = {}
-            for r in runs:
-                if not r.done:  # level 0 trains from 0 and captures the rewind point; later levels start there
-                    k = r.cfg.prune.rewind
-                    rounds.setdefault((0, k) if r.level == 0 else (k, None), []).append(r)
-            for (start, capture_at), group in rounds.items():
-                diverged += _train_round(group, start, capture_at, bar)
+            train_levels([_trunk_level(r, diverged) for r in runs if not r.done], bar)
     return diverged
 
 
-def _train_round(group: list[_Run], start: int, capture_at: int | None, bar: "LevelBar") -> list[str]:
-    """One level of each run in ``group``, trained as one stack, then pruned and committed run by run."""
-    levels = sorted({r.level for r in group})
-    label = f"level {levels[0]}" if len(levels) == 1 else f"levels {levels[0]}-{levels[-1]}"
-    t0 = time.perf_counter()
-    trained = train_stack(group[0].model, [r.init if r.rewind is None else r.rewind for r in group],
-                          [r.masks for r in group], [r.data for r in group], group[0].cfg.train,
-                          [stream_seed(r.cfg.seed, "data", r.level, TRUNK) for r in group], start=start,
-                          capture_at=capture_at, on_eval=bar.runs(label, start, group))
-    seconds = (time.perf_counter() - t0) / len(group)
-    pruned = next_masks(trained, [r.masks for r in group], [r.output for r in group], [r.cfg.prune for r in group])
-    diverged = []
-    for r, t, next_mask in zip(group, trained, pruned):
-        level, dens = r.level, density(r.masks)
-        failed = t.result.diverged_at is not None
+def _trunk_level(r: _Run, diverged: list[str]) -> LevelJob:
+    """The next level of trunk ``r``: level 0 trains from 0 and captures the rewind point; later levels start
+    there. Finishing prunes, commits and moves ``r`` to its next level."""
+    level, k = r.level, r.cfg.prune.rewind
+
+    def finish(t: Trained, seconds: float) -> None:
+        failed, dens = t.result.diverged_at is not None, density(r.masks)
         if level == 0:
             # a net that diverged before the rewind iteration has no rewind point: IMP ends at level 0 anyway
             r.rewind = _numpy(t.captured) if t.captured is not None else r.init
-        rec = describe_level(r.cfg, t.result, seconds, r.masks, t.trained, r.rewind, next_mask)
+        pruned = next_masks([t], [r.masks], [r.output], [r.cfg.prune])[0]
+        rec = describe_level(r.cfg, t.result, seconds, r.masks, t.trained, r.rewind, pruned)
         if level == 0:
             rec.update(init=r.init, rewind=r.rewind)
         commit_level(r.path, level, rec)
         if failed:
             diverged.append(_diverged_message(r.path, level, t.result.diverged_at))
-        r.masks, r.level = next_mask, level + 1
+        r.masks, r.level = pruned, level + 1
         r.done = failed or _finished(r.cfg, r.level, dens)
-    return diverged
+
+    return LevelJob(r.model, r.cfg.train, r.init if r.rewind is None else r.rewind, r.masks, r.data,
+                    stream_seed(r.cfg.seed, "data", level, TRUNK), 0 if level == 0 else k,
+                    k if level == 0 else None, f"level {level}", finish)
 
 
 class LevelBar:
-    """A tqdm bar over the iterations of several levels; ``level()`` gives the ``on_eval`` callback of one."""
+    """A tqdm bar over the iterations of several levels; ``runs()`` gives the ``on_eval`` callback of a stack."""
 
     def __init__(self, total: int, progress: bool | None):
         self.bar = tqdm(total=total, unit="it", dynamic_ncols=True, file=sys.stderr,
@@ -340,31 +373,19 @@ class LevelBar:
     def __exit__(self, *exc):
         self.bar.close()
 
-    def runs(self, label: str, start: int, group: list) -> Callable[[int, dict, int], None]:
-        """The ``on_eval(it, metrics, k)`` of a stack of runs: the bar counts the iterations of all of them."""
-        self.bar.set_description(f"{label}" + (f" ({len(group)} runs)" if len(group) > 1 else ""))
-        self.bar.update(start * len(group))
-        last = [start] * len(group)
+    def runs(self, label: str, start: int, n: int, dens: float) -> Callable[[int, dict, int], None]:
+        """The ``on_eval(it, metrics, k)`` of a stack of ``n`` runs: the bar counts the iterations of all of
+        them and shows the first run's metrics."""
+        self.bar.set_description(label + (f" (+{n - 1} more)" if n > 1 else ""))
+        self.bar.update(start * n)  # pruned levels start at the rewind iteration
+        last = [start] * n
 
         def on_eval(it, m, k):
             if k == 0:
-                self.bar.set_postfix(density=f"{density(group[0].masks):.3f}", val_acc=f"{m['val_acc']:.3f}",
+                self.bar.set_postfix(density=f"{dens:.3f}", val_acc=f"{m['val_acc']:.3f}",
                                      test_acc=f"{m['test_acc']:.3f}")
             self.bar.update(it - last[k])
             last[k] = it
-
-        return on_eval
-
-    def level(self, level: int, start: int, dens: float, label: str = "level"):
-        self.bar.set_description(f"{label} {level}")
-        self.bar.update(start)  # pruned levels start at the rewind iteration
-        last = [start]
-
-        def on_eval(it, m):
-            self.bar.set_postfix(density=f"{dens:.3f}", val_acc=f"{m['val_acc']:.3f}",
-                                 test_acc=f"{m['test_acc']:.3f}")
-            self.bar.update(it - last[0])
-            last[0] = it
 
         return on_eval
 

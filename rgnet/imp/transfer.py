@@ -29,7 +29,7 @@ import numpy as np
 from rgnet.align import align_inputs, alignment_attrs, check_align, match_units, mlp_layers, permute_mlp
 from rgnet.config import RunConfig
 from rgnet.errors import ConfigError, StoreError
-from rgnet.imp.branches import Branch, Trunk, keep_random, open_trunk, run_branch
+from rgnet.imp.branches import Branch, Trunk, keep_random, open_trunk, run_branches
 from rgnet.imp.driver import normalise
 from rgnet.imp.seeds import generator
 from rgnet.imp.tickets import Ticket, is_ticket_file, load_ticket
@@ -45,10 +45,10 @@ ALIGN_SUFFIX = {"none": "", "inputs": "_align_inputs", "inputs+units": "_align_i
 def transfer(source: str | Path, target: str | Path, levels: list[int] | None = None, *, output: str = "pruned",
              align: str = "none", tensors: bool | None = None, device: str = "cpu", data_root=None,
              progress: bool | None = None, threads: int | None = None,
-             log: Callable[[str], None] | None = None) -> str:
+             log: Callable[[str], None] | None = None, stack: int | None = None) -> str:
     """Train the tickets of ``source`` (a run file, at ``levels``, default all pruned levels both runs have;
     or a ticket file) on the run recorded in ``target``, aligned by ``align`` (none, inputs, inputs+units);
-    resumable. Returns the branch's group path."""
+    resumable; the levels train as stacks of at most ``stack`` (default all). Returns the branch's group path."""
     check_output_mode(output)
     check_align(align)
     if not Path(source).is_file():
@@ -67,7 +67,8 @@ def transfer(source: str | Path, target: str | Path, levels: list[int] | None = 
     check_compatible(first, trunk)
     check_align(align, trunk.cfg.model.name)
     branch = transfer_branch(trunk, get, first, output, align, source=source, data_root=data_root)
-    return run_branch(trunk, branch, levels, tensors=tensors, progress=progress, threads=threads, log=log)
+    return run_branches(trunk, [branch], levels, tensors=tensors, progress=progress, threads=threads, log=log,
+                        stack=stack)[0]
 
 
 def check_output_mode(output: str) -> None:
