@@ -87,9 +87,9 @@ def test_runs_of_different_family_members_in_one_stack_equal_each_alone():
     cfgs = [cfg, cfg.replace(seed=1), cfg.replace(seed=2, task={"params": {"corr_noise_scale": 0.5}})]
     runs = _runs(cfgs)
     assert runs[0][4] is runs[1][4] and runs[2][4] is not runs[0][4]
-    stacked = _stacked(runs, capture_at=0)
+    stacked = _stacked(runs, start=30, capture_at=60)  # a late-rewound level: from iteration 30
     for run, s in zip(runs, stacked):
-        _assert_same(_alone(run, capture_at=0), s)
+        _assert_same(_alone(run, start=30, capture_at=60), s)
     assert not np.array_equal(stacked[0].trained["fc1.weight"], stacked[1].trained["fc1.weight"])
 
 
@@ -177,6 +177,22 @@ def test_one_run_of_a_stack_resumes_after_a_cut_and_after_an_interrupt(tmp_path,
                         stack=3, progress=False)
     for ref, path in zip(refs, paths):
         _assert_same_files(ref, path)
+
+
+@pytest.mark.slow  # ~25 s on 2 loaded cores, most of it creating the 10 branch groups in the store
+def test_baselines_and_a_transfer_trained_as_stacks_equal_them_one_at_a_time(tmp_path):
+    from rgnet.imp.transfer import transfer
+    from rgnet.store.writer import copy_run
+
+    cfg = small_config(train={"steps": 20, "eval_every": 10}, prune={"levels": 1})
+    source = rgnet.record(cfg, tmp_path / "source.h5", progress=False)
+    target = rgnet.record(cfg.replace(seed=1), tmp_path / "target.h5", progress=False)  # another seed
+    together, alone = copy_run(target, tmp_path / "together.h5"), copy_run(target, tmp_path / "alone.h5")
+    for path, stack in ((together, None), (alone, 1)):  # 4 kinds in one stack, or one by one
+        rgnet.run_baselines(path, progress=False, stack=stack)
+        transfer(source, path, progress=False, stack=stack)
+    _assert_same_files(alone, together)
+    assert len(rgnet.open_tree(together).children["branches"].children) == 5
 
 
 @pytest.mark.parametrize("args, words", [
