@@ -51,9 +51,21 @@ def transfer(source: str | Path, target: str | Path, levels: list[int] | None = 
     resumable; the levels train as stacks of at most ``stack`` (default all). Returns the branch's group path."""
     check_output_mode(output)
     check_align(align)
-    if not Path(source).is_file():
+    trunk = open_trunk(target, device, data_root) if Path(source).is_file() else None
+    branch, levels = transfer_of(source, trunk, levels, output=output, align=align, data_root=data_root)
+    return run_branches(trunk, [branch], levels, tensors=tensors, progress=progress, threads=threads, log=log,
+                        stack=stack)[0]
+
+
+def transfer_of(source: str | Path, trunk: Trunk | None, levels: list[int] | None = None, *, output: str = "pruned",
+                align: str = "none", data_root=None) -> tuple[Branch, list[int]]:
+    """The branch that trains ``source``'s tickets in ``trunk`` (an opened target run) and the levels it trains
+    (see :func:`transfer`); nothing is written. Several of them train as one stack with
+    :func:`rgnet.imp.branches.run_branches`."""
+    check_output_mode(output)
+    check_align(align)
+    if trunk is None or not Path(source).is_file():
         raise StoreError(f"source {str(source)!r} does not exist; pass a run file or a ticket file")
-    trunk = open_trunk(target, device, data_root)
     if is_ticket_file(source):
         first = load_ticket(source)
         if levels is not None and levels != [first.level]:
@@ -66,9 +78,7 @@ def transfer(source: str | Path, target: str | Path, levels: list[int] | None = 
         first = get(levels[0]) if levels else load_ticket(source, 0)
     check_compatible(first, trunk)
     check_align(align, trunk.cfg.model.name)
-    branch = transfer_branch(trunk, get, first, output, align, source=source, data_root=data_root)
-    return run_branches(trunk, [branch], levels, tensors=tensors, progress=progress, threads=threads, log=log,
-                        stack=stack)[0]
+    return transfer_branch(trunk, get, first, output, align, source=source, data_root=data_root), levels
 
 
 def check_output_mode(output: str) -> None:
