@@ -93,7 +93,7 @@ def bench_model(name: str, ks: list[int], dev: torch.device, steps: int, gemm: f
 
     def stacked(n, k):
         train_stack(model, [state] * k, [mask] * k, [data] * k, level_cfg(n),
-                    [stream_seed(s, "bench") for s in range(k)])
+                    [stream_seed(s, "bench") for s in range(k)], batched=True)
         sync()
 
     runs = {"ref": reference, "one": single} if dev.type == "cpu" else {"one": single}

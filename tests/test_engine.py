@@ -58,7 +58,7 @@ def _alone(run, **kw):
 def _stacked(runs, **kw):
     states = [numpy_state(r[1]) for r in runs]
     return train_stack(runs[0][1], states, [r[5] for r in runs], [r[4] for r in runs], runs[0][0].train,
-                       [r[6] for r in runs], **kw)
+                       [r[6] for r in runs], batched=True, **kw)
 
 
 def _assert_same(alone, stacked):
@@ -71,6 +71,16 @@ def _assert_same(alone, stacked):
     if captured is not None:
         for name, v in captured.items():
             assert torch.equal(v, stacked.captured[name]), name
+
+
+def test_batch_order_of_a_stack_is_each_runs_own_order():
+    from rgnet.imp.train import BatchOrder, batch_indices
+
+    streams = [stream_seed(s, "data", 2, "trunk") for s in range(3)]
+    order = BatchOrder(100, 30, torch.tensor(streams))  # 3 batches per epoch: steps 0-6 span 3 epochs
+    stacked = torch.stack([order.batch(i) for i in range(7)], 1)
+    for k, stream in enumerate(streams):
+        assert torch.equal(stacked[k], batch_indices(100, 30, 0, 7, stream))
 
 
 def test_one_run_in_the_engine_is_train_level_bit_for_bit():

@@ -3,8 +3,8 @@
 Each run keeps what it would have alone: its starting weights, masks, data (``DeviceData``; runs of different
 tasks with the same shapes may share a stack), data order (its own seeded stream), optimiser state (one fused
 step updates all stacked parameters, elementwise), evaluations, early-stopping pick and divergence check. The
-pieces are those of :mod:`rgnet.imp.train`; only the model call is batched. Models that do not stack
-(:func:`~rgnet.engine.stacked.stackable`) are trained one run after another with
+pieces are those of :mod:`rgnet.imp.train`; only the model call is batched. A single run, and models that do
+not stack (:func:`~rgnet.engine.stacked.stackable`), are trained one run after another with
 :func:`rgnet.imp.train.train_level`, so every architecture goes through the same call.
 
 Nothing process-wide is touched here (no thread count, no global RNG): the caller owns those.
@@ -119,16 +119,19 @@ def evaluate_stack(net: StackedMLP, data: StackData, key: str) -> tuple[list[flo
 
 def train_stack(template: nn.Module, states: list[dict[str, np.ndarray]], masks: list[Masks],
                 data: list[DeviceData], cfg: TrainConfig, streams: list[int], start: int = 0,
-                capture_at: int | None = None, on_eval: OnEval | None = None) -> list[Trained]:
+                capture_at: int | None = None, on_eval: OnEval | None = None,
+                batched: bool | None = None) -> list[Trained]:
     """Train K runs from ``states`` (state dicts of ``template``'s architecture) with their ``masks``, ``data``
     and data-order ``streams``, from iteration ``start`` to ``cfg.steps``; one :class:`Trained` per run.
 
     Semantics per run are those of :func:`rgnet.imp.train.train_level` (pruned weights zeroed after every
     step, a run stops at the first evaluation that finds it non-finite; the others go on).
+    ``batched``: use the stacked model (default: when there are several runs; one run alone takes
+    ``train_level``, whose Python overhead is smaller, with the same bits).
     """
     if not (len(states) == len(masks) == len(data) == len(streams)) or not states:
         raise ValueError("train_stack needs one state, mask set, data set and stream per run")
-    if not stackable(template):
+    if not stackable(template) or not (len(states) > 1 if batched is None else batched):
         return [_train_alone(template, *run, cfg, start, capture_at, on_eval, k)
                 for k, run in enumerate(zip(states, masks, data, streams))]
     dev = data[0].x["train"].device
