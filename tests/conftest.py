@@ -12,6 +12,18 @@ def small_config(**sections) -> RunConfig:
 
 
 @pytest.fixture
+def one_thread():
+    """Torch on one thread for the test: tiny models run fastest so (no OpenMP spin-waits on a busy machine), and
+    bitwise comparisons hold per thread count (``rgnet.record`` uses one thread for small models)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
 def small_cfg() -> RunConfig:
     return small_config()
 

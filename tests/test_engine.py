@@ -23,13 +23,7 @@ from rgnet.tasks import load_task
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Bitwise equality holds per thread count: both sides run with the one thread record uses for small models."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # bitwise equality holds per thread count
 
 
 def _runs(cfgs, density=0.6):
