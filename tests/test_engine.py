@@ -199,6 +199,33 @@ def test_baselines_and_a_transfer_trained_as_stacks_equal_them_one_at_a_time(tmp
     assert len(rgnet.open_tree(together).children["branches"].children) == 5
 
 
+@pytest.mark.slow  # ~30 s: three runs recorded alone, a stack killed mid-level, resumed
+def test_a_stack_killed_mid_level_resumes_to_the_files_recorded_alone(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg = small_config(train={"steps": 600, "eval_every": 200})
+    cfgs, paths = [cfg.replace(seed=s) for s in range(3)], [tmp_path / f"s{s}.h5" for s in range(3)]
+    refs = [rgnet.record(c, tmp_path / f"ref{s}.h5", progress=False) for s, c in enumerate(cfgs)]
+    code = ("import sys, json, rgnet; cfgs = [rgnet.RunConfig.from_json(c) for c in json.loads(sys.argv[1])]; "
+            "rgnet.record_many(cfgs, json.loads(sys.argv[2]), progress=False)")
+    proc = subprocess.Popen([sys.executable, "-c", code, json.dumps([c.to_json() for c in cfgs]),
+                             json.dumps([str(p) for p in paths])])
+    t0 = time.time()
+    while not all(p.exists() and rgnet.open_run(p).sizes["level"] >= 1 for p in paths):
+        assert proc.poll() is None and time.time() - t0 < 120, "the stack ended or stalled before level 1"
+        time.sleep(0.05)
+    time.sleep(0.2)  # into level 1
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert all(1 <= rgnet.open_run(p).sizes["level"] < 4 for p in paths)
+    record_many(cfgs, paths, progress=False)
+    for ref, path in zip(refs, paths):
+        _assert_same_files(ref, path)
+
+
 @pytest.mark.parametrize("args, words", [
     (["--seeds", "a-b"], "--seeds 'a-b' must look like"),
     (["--seeds", "0-3", "--out", "run.h5"], "put {seed} in it"),
