@@ -196,7 +196,8 @@ def train_stack(template: nn.Module, states: list[dict[str, np.ndarray]], masks:
 
 
 def _train_alone(model: nn.Module, state, masks, data, stream, cfg, start, capture_at, on_eval, k) -> Trained:
-    """One run of an architecture that does not stack: :func:`train_level` on ``model`` loaded with ``state``."""
+    """One run alone (or of an architecture that does not stack): :func:`train_level` on ``model`` loaded with
+    ``state``."""
     model.load_state_dict({n: torch.from_numpy(v) for n, v in state.items()})
     layers = {n: model.get_submodule(n).weight for n in masks}
     report = None if on_eval is None else (lambda it, m: on_eval(it, m, k))

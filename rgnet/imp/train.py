@@ -1,8 +1,9 @@
 """Masked training of one IMP level, on tensors that already live on the device (no DataLoader).
 
-The loop is split into pure pieces — :func:`batch_indices` (the data order, from a seeded stream),
-:func:`lr_at` (the schedule), :func:`evaluate` and the fused optimiser — so that a batched engine that trains
-many runs at once can reuse each of them and only replace the per-step model call.
+The loop is split into pure pieces — :class:`BatchOrder` (the data order, from a seeded stream, one epoch at a
+time; :func:`batch_indices` materialises it), :func:`lr_at` (the schedule), :func:`add_metrics`, the early-stopping
+pick and the fused optimiser — which the batched engine (:mod:`rgnet.engine`) reuses for many runs at once,
+replacing only the per-step model call.
 """
 
 from __future__ import annotations
