@@ -73,8 +73,8 @@ class StackedMLP:
         """Logits of every run (or of ``runs`` only, with ``x`` holding their inputs)."""
         h = x.reshape(x.shape[0], x.shape[1], -1)
         for op in self.ops:
-            if op is None:
-                h = torch.relu(h)
+            if op is None:  # in place on a layer's output (one allocation less), never on the caller's input
+                h = torch.relu(h) if h.data_ptr() == x.data_ptr() else h.relu_()
             else:
                 w, b = self.params[f"{op}.weight"], self.params[f"{op}.bias"]
                 h = StackedLinear.apply(h, w, b) if runs is None else StackedLinear.apply(h, w[runs], b[runs])
