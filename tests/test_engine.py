@@ -109,20 +109,25 @@ def test_a_diverging_run_stops_alone_and_the_others_go_on():
     _assert_same(_alone(runs[0]), out[0])
 
 
-def test_global_pruning_never_mixes_runs():
-    """Run 1's weights are 1000x run 0's: pooled thresholds would prune only run 0."""
-    cfg = small_config()
+@pytest.mark.parametrize("scope", ["global", "layerwise"])
+def test_pruning_never_mixes_runs(scope):
+    """Run 1's weights are 1000x run 0's: thresholds pooled over runs would prune only run 0."""
+    from rgnet.imp.masks import magnitude_prune
+
+    cfg = small_config(prune={"scope": scope})
     runs = _runs([cfg, cfg.replace(seed=1)], density=1.0)
     states = [numpy_state(r[1]) for r in runs]
     states[1] = {k: v * np.float32(1000) for k, v in states[0].items()}
     zero = dataclasses.replace(cfg.train, steps=0, eval_every=1)  # evaluate, do not train
     out = train_stack(runs[0][1], states, [r[5] for r in runs], [r[4] for r in runs], zero, [r[6] for r in runs])
     masks = next_masks(out, [r[5] for r in runs], [r[3] for r in runs], [cfg.prune, cfg.prune])
-    total = sum(m.numel() for m in masks[0].values())
-    for m in masks:
-        assert sum(int(v.sum()) for v in m.values()) == total - round(cfg.prune.fraction * total)
-    for n in masks[0]:  # same weights up to scale: same ranks, same masks
-        assert torch.equal(masks[0][n], masks[1][n])
+    alone = magnitude_prune({n: torch.from_numpy(states[0][f"{n}.weight"]) for n in masks[0]}, runs[0][5],
+                            runs[0][3], cfg.prune)
+    total = sum(m.numel() for m in alone.values())
+    assert sum(int(m.sum()) for m in alone.values()) < total
+    for m in masks:  # same weights up to scale: the same masks as run 0 pruned alone
+        for n in alone:
+            assert torch.equal(m[n], alone[n]), n
 
 
 def test_a_model_that_does_not_stack_trains_one_run_after_another():
