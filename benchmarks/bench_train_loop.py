@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import rgnet
 from rgnet.imp.masks import Masker
-from rgnet.imp.seeds import generator
+from rgnet.imp.seeds import stream_seed
 from rgnet.imp.train import DeviceData, train_level
 from rgnet.models import build_model, prunable_layers
 from rgnet.tasks import load_task
@@ -69,7 +69,7 @@ def main():
     for _ in range(2):  # alternate, take the best of two, so that neither loop gets a warmer machine
         model, layers, masks = fresh()
         t = time.perf_counter()
-        train_level(model, Masker(layers, masks), data, tcfg, generator(0, "bench"))
+        train_level(model, Masker(layers, masks), data, tcfg, stream_seed(0, "bench"))
         times["rgnet"].append(time.perf_counter() - t)
         model, layers, masks = fresh()
         t = time.perf_counter()

@@ -17,7 +17,8 @@ from rgnet.config import ModelConfig, PruneConfig, RunConfig, StoreConfig, TaskC
 from rgnet.errors import ConfigError, DataError, RgnetError, StoreError
 
 _LAZY = {
-    "record": "rgnet.imp.driver", "run_baselines": "rgnet.imp.branches", "transfer": "rgnet.imp.transfer",
+    "record": "rgnet.imp.driver", "record_many": "rgnet.imp.driver", "run_baselines": "rgnet.imp.branches",
+    "transfer": "rgnet.imp.transfer",
     **{k: "rgnet.imp.tickets" for k in ("Ticket", "load_ticket", "ticket_from_run", "write_ticket")},
     **{k: "rgnet.store" for k in ("config_of", "open_run", "open_runs", "open_tensors", "open_tree", "read_tensors",
                                    "verify")},
@@ -40,6 +41,6 @@ def __getattr__(name: str):
 
 __all__ = ["ConfigError", "DataError", "ModelConfig", "PruneConfig", "RgnetError", "RunConfig", "StoreConfig",
            "StoreError", "TaskConfig", "Ticket", "TrainConfig", "config_of", "load_ticket", "load_toml", "matching",
-           "open_run", "open_runs", "open_tensors", "open_tree", "plot", "read_tensors", "record", "rg",
+           "open_run", "open_runs", "open_tensors", "open_tree", "plot", "read_tensors", "record", "record_many", "rg",
            "run_baselines", "sweep", "ticket_from_run", "transfer", "transfer_matrix", "universality", "verify",
            "winning_tickets", "write_ticket"]

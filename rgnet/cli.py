@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--rewind", type=int, help="rewind iteration k (0 = initialisation)")
     r.add_argument("--target-density", type=float, help="stop once the density is at or below this")
     r.add_argument("--seed", type=int)
+    r.add_argument("--seeds", help="record several seeds, e.g. 0-15 or 0,2,5-7: one file per seed, trained "
+                                   "together as one stacked model (--out may contain {seed})")
+    r.add_argument("--stack", type=int, help="with --seeds: at most this many runs trained at once (default all)")
     r.add_argument("--steps", type=int, help="training iterations per level")
     r.add_argument("--batch-size", type=int)
     r.add_argument("--optimizer", help="adam or sgd")
@@ -64,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--levels", help="levels to train, e.g. 1-12 or 2,4,6 (default: every pruned level)")
     b.add_argument("--kinds", help="comma-separated baselines (default: all of reinit, random_prune_layerwise, "
                                    "random_prune_global, rewind)")
+    b.add_argument("--stack", type=int, help="at most this many baseline levels trained at once as one stacked "
+                                             "model (default all)")
     b.add_argument("--rewind-to", type=int, help="rewind iteration of the rewind baseline (default: 0 if the run "
                                                  "rewound later, else 3%% of the training steps)")
     _training_flags(b)
@@ -79,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--task-param", action="append", default=[], metavar="KEY=VALUE",
                    help="target task parameter, repeatable; VALUE is parsed as JSON")
     t.add_argument("--levels", help="source levels to transfer, e.g. 1-12 (default: all pruned levels)")
+    t.add_argument("--stack", type=int, help="at most this many levels trained at once (default all)")
     t.add_argument("--output-layer", default="pruned", help="when the class count differs: pruned (at the "
                                                               "source's output density, default) or dense")
     t.add_argument("--align", default="none", help="transfer up to symmetry (MLPs): none (default), inputs "
@@ -227,15 +233,31 @@ def config_from_args(a: argparse.Namespace):
 
 
 def _record(a) -> int:
-    from rgnet.imp.driver import record
+    from rgnet.errors import ConfigError
+    from rgnet.imp.branches import parse_levels
+    from rgnet.imp.driver import record_many
     from rgnet.report import level_table
 
     cfg = config_from_args(a)
-    path = record(cfg, a.out, device=a.device, data_root=a.data_root, progress=False if a.quiet else None,
-                  threads=a.threads, log=_log(a))
-    print(path)
-    if not a.quiet:
-        print(level_table(path))
+    if a.seeds is None:
+        if a.stack is not None:
+            raise ConfigError("--stack caps how many of --seeds train at once; give --seeds too (e.g. --seeds 0-15)")
+        cfgs, outs = [cfg], [a.out]
+    else:
+        if a.seed is not None:
+            raise ConfigError("give either --seed or --seeds, not both")
+        seeds = parse_levels(a.seeds, "--seeds")
+        if a.out is not None and len(seeds) > 1 and "{seed}" not in a.out:
+            raise ConfigError(f"--out {a.out!r} would hold every seed; put {{seed}} in it (e.g. runs/s{{seed}}.h5) "
+                              "or leave it out for the default names")
+        cfgs = [cfg.replace(seed=s) for s in seeds]
+        outs = [None if a.out is None else a.out.replace("{seed}", str(s)) for s in seeds]
+    paths = record_many(cfgs, outs, stack=a.stack, device=a.device, data_root=a.data_root,
+                        progress=False if a.quiet else None, threads=a.threads, log=_log(a))
+    for path in paths:
+        print(path)
+        if not a.quiet:
+            print(level_table(path))
     return 0
 
 
@@ -250,7 +272,8 @@ def _baselines(a) -> int:
     kinds = tuple(x.strip() for x in a.kinds.split(",")) if a.kinds else None
     groups = run_baselines(a.file, **({"kinds": kinds} if kinds else {}), levels=parse_levels(a.levels),
                            rewind_to=a.rewind_to, tensors=False if a.no_tensors else None, device=a.device,
-                           data_root=a.data_root, progress=False if a.quiet else None, threads=a.threads, log=_log(a))
+                           data_root=a.data_root, progress=False if a.quiet else None, threads=a.threads, log=_log(a),
+                           stack=a.stack)
     print("\n".join(f"{a.file}:{g}" for g in groups))
     if not a.quiet:
         print(format_tickets(winning_tickets([a.file])))
@@ -282,7 +305,7 @@ def _transfer(a) -> int:
                threads=a.threads, log=_log(a))
     group = transfer(a.source, target, parse_levels(a.levels), output=a.output_layer, align=a.align,
                      tensors=False if a.no_tensors else None, device=a.device, data_root=a.data_root,
-                     progress=False if a.quiet else None, threads=a.threads, log=_log(a))
+                     progress=False if a.quiet else None, threads=a.threads, log=_log(a), stack=a.stack)
     print(f"{target}:{group}")
     if not a.quiet:
         print(format_transfer_matrix(transfer_matrix([target])))

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU check for the device machine (torch with CUDA preinstalled, no network): the GPU tests, the default
-# job on cuda vs. cpu, and training throughput. Wheels of the missing pure-Python packages travel in .whl/:
+# job on cuda vs. cpu, and training throughput (one run; K runs stacked by rgnet.engine). Wheels of the missing
+# pure-Python packages travel in .whl/:
 #   echo /.whl/ >> .git/info/exclude
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux2014_x86_64 -d .whl h5netcdf==1.8.2 mnist1d==0.0.2.post1
@@ -41,3 +42,5 @@ for name, params in (("mlp", {"widths": [100, 100]}), ("cnn1d", {})):
             dt = time.perf_counter() - t
         print(f"{name:6s} {dev:4s} {3000 / dt:8.0f} steps/s (batch 100, one model)")
 PY
+# the batched engine (rgnet.engine): one run vs K stacked runs of the default MLP, model-steps/s on the GPU
+python3 benchmarks/bench_engine.py --device cuda --ks 1,64,1024 --steps 300 --repeats 1

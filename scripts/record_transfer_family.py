@@ -11,6 +11,9 @@ more sheared, another generator seed, shuffled feature order, and a random teach
    per-layer counts;
 3. every ticket transferred to every other task (source seed s -> target seed s) at ``--levels``.
 
+Runs of one architecture train as stacks (``rgnet.engine``): each worker's IMP runs together, and each target's
+baselines and incoming transfers together (``--stack`` caps the stack size).
+
 Every step is resumable (re-running skips finished levels). Trunks keep their trained weights per level (for
 microscopic, Redman-style DMD); branches keep masks and summaries only. Prints the density ladders, the
 winning tickets and the transfer matrix, and writes the verdicts to ``<out>/verdicts.nc``.
@@ -45,25 +48,28 @@ def config(member: str, seed: int, steps: int):
     return rgnet.RunConfig(task=rgnet.TaskConfig(name, params), train=rgnet.TrainConfig(steps=steps), seed=seed)
 
 
-def trunk_job(args) -> str:
+def trunks_job(args) -> list[str]:
+    """IMP of several (task, seed) runs, trained as stacks by the batched engine (one file per run)."""
     import rgnet
 
-    member, seed, steps, out = args
-    return str(rgnet.record(config(member, seed, steps), Path(out) / f"{member}-s{seed}.h5", progress=False))
+    runs, steps, out, stack = args
+    return [str(p) for p in rgnet.record_many([config(m, s, steps) for m, s in runs],
+                                              [Path(out) / f"{m}-s{s}.h5" for m, s in runs], stack=stack,
+                                              progress=False)]
 
 
 def branches_job(args) -> str:
-    """Baselines of one target run, then every other task's ticket transferred into it."""
-    from rgnet.imp.branches import run_baselines
-    from rgnet.imp.transfer import transfer
+    """Baselines of one target run and every other task's ticket transferred into it, trained as one stack."""
+    from rgnet.imp.branches import baseline, open_trunk, run_branches
+    from rgnet.imp.transfer import transfer_of
 
-    member, seed, levels, out = args
-    target = Path(out) / f"{member}-s{seed}.h5"
-    run_baselines(target, ["reinit", "random_prune_layerwise"], levels, tensors=False, progress=False)
-    for source in FAMILY:
-        if source != member:
-            transfer(Path(out) / f"{source}-s{seed}.h5", target, levels, tensors=False, progress=False)
-    return str(target)
+    member, seed, levels, out, stack = args
+    target = open_trunk(Path(out) / f"{member}-s{seed}.h5")
+    branches = [baseline(target, kind) for kind in ("reinit", "random_prune_layerwise")]
+    branches += [transfer_of(Path(out) / f"{source}-s{seed}.h5", target, levels)[0]
+                 for source in FAMILY if source != member]
+    run_branches(target, branches, levels, tensors=False, progress=False, stack=stack)
+    return str(target.path)
 
 
 def main() -> None:
@@ -73,6 +79,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3000, help="training steps per level (default 3000)")
     ap.add_argument("--levels", default="1,2,4,6,8,10,12", help="levels for baselines and transfers")
     ap.add_argument("--jobs", type=int, default=2, help="parallel worker processes")
+    ap.add_argument("--stack", type=int, help="at most this many runs trained at once in a worker (default all)")
     a = ap.parse_args()
 
     from rgnet.imp.branches import parse_levels
@@ -90,9 +97,10 @@ def main() -> None:
     runs = [(m, s) for m in FAMILY for s in a.seeds]
     t0 = time.perf_counter()
     with ProcessPoolExecutor(a.jobs, mp_context=mp.get_context("spawn")) as pool:
-        files = list(pool.map(trunk_job, [(m, s, a.steps, a.out) for m, s in runs]))
+        list(pool.map(trunks_job, [(runs[i::a.jobs], a.steps, a.out, a.stack) for i in range(a.jobs)]))
+        files = [str(Path(a.out) / f"{m}-s{s}.h5") for m, s in runs]
         print(f"IMP runs done after {time.perf_counter() - t0:.0f} s", flush=True)
-        list(pool.map(branches_job, [(m, s, levels, a.out) for m, s in runs]))
+        list(pool.map(branches_job, [(m, s, levels, a.out, a.stack) for m, s in runs]))
     print(f"baselines and transfers done after {time.perf_counter() - t0:.0f} s\n", flush=True)
 
     from rgnet.imp.driver import normalise

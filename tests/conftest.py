@@ -12,6 +12,18 @@ def small_config(**sections) -> RunConfig:
 
 
 @pytest.fixture
+def one_thread():
+    """Torch on one thread for the test: tiny models run fastest so (no OpenMP spin-waits on a busy machine), and
+    bitwise comparisons hold per thread count (``rgnet.record`` uses one thread for small models)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
 def small_cfg() -> RunConfig:
     return small_config()
 
@@ -36,7 +48,7 @@ def record_interrupted(cfg, path, monkeypatch, stop_at: int, device: str = "cpu"
     import rgnet
     import rgnet.imp.driver as driver
 
-    calls, real = [], driver.train_level
+    calls, real = [], driver.train_stack
 
     def interrupted(*args, **kw):
         calls.append(1)
@@ -44,7 +56,7 @@ def record_interrupted(cfg, path, monkeypatch, stop_at: int, device: str = "cpu"
             raise KeyboardInterrupt
         return real(*args, **kw)
 
-    monkeypatch.setattr(driver, "train_level", interrupted)
+    monkeypatch.setattr(driver, "train_stack", interrupted)
     try:
         rgnet.record(cfg, path, progress=False, device=device)
     except KeyboardInterrupt:
@@ -52,4 +64,4 @@ def record_interrupted(cfg, path, monkeypatch, stop_at: int, device: str = "cpu"
     else:
         raise AssertionError("the run finished before it was interrupted")
     finally:
-        monkeypatch.setattr(driver, "train_level", real)
+        monkeypatch.setattr(driver, "train_stack", real)

@@ -10,14 +10,7 @@ from rgnet.config import ModelConfig
 from rgnet.errors import ConfigError
 from rgnet.models import MODELS, build_model, output_layer, prunable_layers
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and avoid OpenMP spin-waits on a busy machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def n_params(model: nn.Module) -> int:

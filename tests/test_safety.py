@@ -99,7 +99,7 @@ def test_flags_build_the_config():
 def test_resume_refuses_changed_data(tmp_path, small_cfg, monkeypatch):
     import rgnet.imp.driver as driver
 
-    calls, real = [], driver.train_level
+    calls, real = [], driver.train_stack
 
     def interrupted(*args, **kw):  # stop the run during its second level
         calls.append(1)
@@ -107,11 +107,11 @@ def test_resume_refuses_changed_data(tmp_path, small_cfg, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kw)
 
-    monkeypatch.setattr(driver, "train_level", interrupted)
+    monkeypatch.setattr(driver, "train_stack", interrupted)
     path = tmp_path / "r.h5"
     with pytest.raises(KeyboardInterrupt):
         rgnet.record(small_cfg, path, progress=False)
-    monkeypatch.setattr(driver, "train_level", real)
+    monkeypatch.setattr(driver, "train_stack", real)
     with h5py.File(path, "a") as f:  # pretend the file was recorded on other data
         assert f.attrs["levels_complete"] == 1
         f.attrs["task"] = '{"fingerprint": "0000"}'

@@ -10,7 +10,6 @@ levels already done, and every random stream derives from (seed, level, branch n
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -23,7 +22,9 @@ from rgnet.config import RunConfig
 from rgnet.errors import ConfigError, DivergedError, StoreError
 from rgnet.imp.driver import (
     LevelBar,
+    LevelJob,
     build,
+    check_stack,
     check_threads,
     describe_level,
     layout_of,
@@ -31,8 +32,9 @@ from rgnet.imp.driver import (
     numpy_state,
     resolve_device,
     torch_threads,
+    train_levels,
 )
-from rgnet.imp.masks import Masker, density, full_masks
+from rgnet.imp.masks import Masker, full_masks
 from rgnet.imp.seeds import generator, stream_seed
 from rgnet.imp.train import DeviceData, train_level
 from rgnet.store.reader import read_tensors
@@ -116,39 +118,60 @@ def run_branch(trunk: Trunk, branch: Branch, levels: list[int], *, tensors: bool
 
     ``tensors``: store the trained weights of each level (default: as the trunk does).
     """
+    return run_branches(trunk, [branch], levels, tensors=tensors, progress=progress, threads=threads, log=log)[0]
+
+
+def run_branches(trunk: Trunk, branches: list[Branch], levels: list[int], *, tensors: bool | None = None,
+                 progress: bool | None = None, threads: int | None = None, log: Callable[[str], None] | None = None,
+                 stack: int | None = None) -> list[str]:
+    """Train each of ``branches`` at ``levels`` of ``trunk`` (skipping the levels done), all branch levels as
+    stacks of at most ``stack`` runs (default: all) by :func:`rgnet.imp.driver.train_levels`; each level is
+    committed to its group as soon as its stack is trained. Returns the group paths; a branch level that
+    diverges is recorded as such and reported (:class:`DivergedError`) after the others are trained.
+    """
     check_levels(trunk, levels)
     check_threads(threads)
-    for level in levels:
-        if branch.check is not None:
-            branch.check(level)
-    group = f"{BRANCHES}/{branch.name}"
+    check_stack(stack)
+    for branch in branches:
+        for level in levels:
+            if branch.check is not None:
+                branch.check(level)
     cfg = trunk.cfg if tensors is None else trunk.cfg.replace(store={"tensors": tensors})
-    diverged = []
+    groups = [f"{BRANCHES}/{b.name}" for b in branches]
+    diverged: dict[str, list[str]] = {g: [] for g in groups}
     with exclusive(trunk.path):
-        done = _prepare_group(trunk, branch, cfg)
-        todo = [lv for lv in levels if lv not in done]
-        if log:
-            log(f"{trunk.path}:{group}: {len(levels) - len(todo)} of {len(levels)} levels already done"
-                if len(todo) < len(levels) else f"{trunk.path}:{group}: training levels {_span(levels)}")
-        model, layers = trunk.model, trunk.layers
-        dev = trunk.data.x["train"].device
-        with torch_threads(model, threads), LevelBar(len(todo) * cfg.train.steps, progress) as bar:
-            for level in todo:
-                model.load_state_dict({k: torch.from_numpy(v) for k, v in branch.rewind.items()})
-                masks = {n: torch.from_numpy(m).to(dev) for n, m in branch.masks(level).items()}
-                t0 = time.perf_counter()
-                order = stream_seed(cfg.seed, "data", level, branch.stream or branch.name)
-                result, _ = train_level(model, Masker(layers, masks), trunk.data, cfg.train, order, start=branch.start,
-                                        on_eval=bar.level(level, branch.start, density(masks), branch.name))
-                rec = describe_level(cfg, result, time.perf_counter() - t0, masks, numpy_state(model), branch.rewind)
-                rec["rewind"] = branch.rewind
-                commit_level(trunk.path, level, rec, group=group)
-                if result.diverged_at is not None:
-                    diverged.append(f"level {level} at iteration {result.diverged_at}")
-    if diverged:
-        raise DivergedError(f"training of {trunk.path}:{group} diverged at {', '.join(diverged)} (non-finite loss or "
-                            "weights); those levels are recorded as diverged and left out of verdicts — lower --lr")
-    return group
+        jobs = []
+        for branch, group in zip(branches, groups):
+            done = _prepare_group(trunk, branch, cfg)
+            todo = [lv for lv in levels if lv not in done]
+            if log:
+                log(f"{trunk.path}:{group}: {len(levels) - len(todo)} of {len(levels)} levels already done"
+                    if len(todo) < len(levels) else f"{trunk.path}:{group}: training levels {_span(levels)}")
+            jobs += [_branch_level(trunk, branch, cfg, level, group, diverged[group]) for level in todo]
+        with torch_threads(trunk.model, threads), LevelBar(len(jobs) * cfg.train.steps, progress) as bar:
+            train_levels(jobs, bar, stack)
+    failed = [f"training of {trunk.path}:{g} diverged at {', '.join(d)} (non-finite loss or weights); those levels "
+              "are recorded as diverged and left out of verdicts — lower --lr" for g, d in diverged.items() if d]
+    if failed:
+        raise DivergedError("; ".join(failed))
+    return groups
+
+
+def _branch_level(trunk: Trunk, branch: Branch, cfg: RunConfig, level: int, group: str,
+                  diverged: list[str]) -> LevelJob:
+    """Level ``level`` of ``branch``: its masks from its rewind weights; finishing commits it to ``group``."""
+    masks = {n: torch.from_numpy(m).to(trunk.data.x["train"].device) for n, m in branch.masks(level).items()}
+
+    def finish(t, seconds: float) -> None:
+        rec = describe_level(cfg, t.result, seconds, masks, t.trained, branch.rewind)
+        rec["rewind"] = branch.rewind
+        commit_level(trunk.path, level, rec, group=group)
+        if t.result.diverged_at is not None:
+            diverged.append(f"level {level} at iteration {t.result.diverged_at}")
+
+    stream = stream_seed(cfg.seed, "data", level, branch.stream or branch.name)
+    return LevelJob(trunk.model, cfg.train, branch.rewind, masks, trunk.data, stream, branch.start, None,
+                    f"{branch.name} {level}", finish)
 
 
 def check_levels(trunk: Trunk, levels: list[int]) -> None:
@@ -252,10 +275,11 @@ def baseline(trunk: Trunk, kind: str, rewind_to: int | None = None) -> Branch:
 def run_baselines(path: str | Path, kinds: list[str] | tuple[str, ...] = BASELINES, levels: list[int] | None = None,
                   *, rewind_to: int | None = None, tensors: bool | None = None, device: str = "cpu", data_root=None,
                   progress: bool | None = None, threads: int | None = None,
-                  log: Callable[[str], None] | None = None) -> list[str]:
+                  log: Callable[[str], None] | None = None, stack: int | None = None) -> list[str]:
     """Train baseline branches of a run file at ``levels`` (default: every pruned level); resumable.
 
-    ``kinds`` from :data:`BASELINES`. Returns the group paths written.
+    ``kinds`` from :data:`BASELINES`; all kinds x levels train as stacks of at most ``stack`` runs (default:
+    all at once). Returns the group paths written.
     """
     unknown = [k for k in kinds if k not in BASELINES]
     if unknown:
@@ -265,20 +289,13 @@ def run_baselines(path: str | Path, kinds: list[str] | tuple[str, ...] = BASELIN
     check_levels(trunk, levels)
     check_threads(threads)
     branches = [baseline(trunk, k, rewind_to) for k in kinds]  # every refusal before the first write
-    groups, diverged = [], []
-    for branch in branches:
-        try:
-            groups.append(run_branch(trunk, branch, levels, tensors=tensors, progress=progress, threads=threads,
-                                     log=log))
-        except DivergedError as e:  # train the other baselines, then report
-            diverged.append(str(e))
-    if diverged:
-        raise DivergedError("; ".join(diverged))
-    return groups
+    return run_branches(trunk, branches, levels, tensors=tensors, progress=progress, threads=threads, log=log,
+                        stack=stack)
 
 
-def parse_levels(text: str | None) -> list[int] | None:
-    """``"3"``, ``"1-5"`` or ``"1,3,5-7"`` as a sorted list of levels (``None`` stays ``None``)."""
+def parse_levels(text: str | None, flag: str = "--levels") -> list[int] | None:
+    """``"3"``, ``"1-5"`` or ``"1,3,5-7"`` as a sorted list of non-negative integers (``None`` stays ``None``);
+    ``flag`` names the option in messages (``--levels``, ``--seeds``)."""
     if text is None:
         return None
     out: set[int] = set()
@@ -287,9 +304,9 @@ def parse_levels(text: str | None) -> list[int] | None:
             a, sep, b = part.partition("-")
             out.update(range(int(a), int(b) + 1) if sep else [int(a)])
     except ValueError:
-        raise ConfigError(f"--levels {text!r} must look like 3, 1-5 or 1,3,5-7") from None
+        raise ConfigError(f"{flag} {text!r} must look like 3, 1-5 or 1,3,5-7") from None
     if not out:
-        raise ConfigError(f"--levels {text!r} names no level; use e.g. 1-5")
+        raise ConfigError(f"{flag} {text!r} names nothing; use e.g. 1-5")
     return sorted(out)
 
 

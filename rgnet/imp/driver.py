@@ -20,11 +20,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from rgnet.config import RunConfig, nondefault, validate
+from rgnet.config import RunConfig, TrainConfig, nondefault, validate
+from rgnet.engine.prune import next_masks
+from rgnet.engine.train import Trained, train_stack
+from rgnet.engine.train import numpy_state_dict as _numpy
 from rgnet.errors import ConfigError, DivergedError, StoreError
-from rgnet.imp.masks import Masker, density, full_masks, magnitude_prune
+from rgnet.imp.masks import density, full_masks
 from rgnet.imp.seeds import stream_seed
-from rgnet.imp.train import DeviceData, eval_iterations, train_level
+from rgnet.imp.train import DeviceData, eval_iterations
 from rgnet.models import build_model, check_params, output_layer, prunable_layers
 from rgnet.store.schema import METRIC_NAMES
 from rgnet.store.writer import check_run_file, commit_level, create_run, exclusive, read_resume_state, root_attrs
@@ -65,36 +68,129 @@ def record(cfg: RunConfig, out: str | Path | None = None, *, device: str = "cpu"
     two threads up to 10x slower), torch's default otherwise. Every check (settings, data, model) runs before
     anything is written; a file at ``out`` with another config, or that is not an rgnet file, is never
     modified (:class:`StoreError`). A level whose training diverges is recorded as such and ends the run
-    (:class:`DivergedError`).
+    (:class:`DivergedError`). The same as :func:`record_many` with one run.
     """
-    cfg = normalise(cfg)
+    return record_many([cfg], [out], device=device, data_root=data_root, progress=progress, threads=threads,
+                       log=log)[0]
+
+
+def record_many(cfgs: list[RunConfig], outs: list | None = None, *, stack: int | None = None,
+                device: str = "cpu", data_root: str | Path | None = None, progress: bool | None = None,
+                threads: int | None = None, log: Callable[[str], None] | None = None) -> list[Path]:
+    """Record several runs (e.g. seeds), each into its own resumable file, training up to ``stack`` of them
+    at once as one stacked model (:mod:`rgnet.engine`; default: all runs that share an architecture, training
+    settings and data shapes). Each file is the one :func:`record` writes for that run alone, except for the
+    wall-time variable ``train_seconds`` (a stack's time, shared equally by its runs).
+
+    ``outs``: one path per run, or None for the default paths. Every run's checks come before the first write;
+    a run that diverges ends its own IMP, the others go on, and :class:`DivergedError` names them at the end.
+    """
+    cfgs = [normalise(c) for c in cfgs]
     dev = resolve_device(device)
     check_threads(threads)
-    path = Path(out) if out is not None else default_path(cfg)
-    attrs = _check_resumable(path, cfg) if path.exists() else None
-    if attrs is not None and _complete(cfg, path, log):
-        return path
-    task = load_checked_task(cfg, path, attrs, data_root)
+    check_stack(stack)
+    outs = [None] * len(cfgs) if outs is None else list(outs)
+    if len(outs) != len(cfgs):
+        raise ConfigError(f"record_many needs one output path per run, got {len(outs)} for {len(cfgs)} runs")
+    paths = [Path(o) if o is not None else default_path(c) for c, o in zip(cfgs, outs)]
+    twice = sorted({str(p) for p in paths if paths.count(p) > 1})
+    if twice:
+        raise ConfigError(f"two runs would record into the same file {twice[0]!r}; give each run its own --out")
+    diverged: list[str] = []
+    tasks: dict[str, Task] = {}  # runs of one task share its arrays (and, in a stack, one copy on the device)
+    todo = []
+    for cfg, path in zip(cfgs, paths):  # every check before the first write
+        attrs = _check_resumable(path, cfg) if path.exists() else None
+        if attrs is not None and _complete_or_diverged(cfg, path, log, diverged):
+            continue
+        key = json.dumps(dataclasses.asdict(cfg.task), sort_keys=True)
+        if key not in tasks:
+            tasks[key] = load_checked_task(cfg, path, attrs, data_root)
+        else:
+            load_checked_task(cfg, path, attrs, data_root)  # the fingerprint check of this file
+        todo.append((cfg, path, tasks[key]))
+    for group in _stacks(todo, stack):
+        diverged += _record_stack(group, dev, data_root, progress, threads, log)
+    if diverged:
+        raise DivergedError("; ".join(diverged))
+    return paths
+
+
+def _stacks(todo: list, size: int | None) -> list[list]:
+    """Runs that can train as one stack (same architecture, training settings, data shapes), ``size`` at most."""
+    groups: dict[str, list] = {}
+    for cfg, path, task in todo:
+        key = json.dumps([dataclasses.asdict(cfg.model), dataclasses.asdict(cfg.train), list(task.in_shape),
+                          task.n_classes, len(task.y_train), len(task.y_val), len(task.y_test)], sort_keys=True)
+        groups.setdefault(key, []).append((cfg, path, task))
+    size = size or max(1, len(todo))
+    return [g[i:i + size] for g in groups.values() for i in range(0, len(g), size)]
+
+
+def _record_stack(group: list, dev: torch.device, data_root, progress, threads, log) -> list[str]:
+    """Open (create or resume) the files of ``group`` under their locks and train them level by level."""
+    diverged: list[str] = []
+    data: dict[int, DeviceData] = {}
+    with contextlib.ExitStack() as locks:
+        runs = []
+        for cfg, path, task in group:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            locks.enter_context(exclusive(path))
+            run = _open_run(cfg, path, task, dev, data_root, log, diverged)
+            if run is not None:
+                run.data = data.setdefault(id(task), DeviceData.from_task(task, dev))
+                runs.append(run)
+        if runs:
+            with torch_threads(runs[0].model, threads):
+                diverged += _run_levels(runs, progress)
+    return diverged
+
+
+@dataclasses.dataclass
+class _Run:
+    """One run being recorded: its file, model and data, and where its IMP stands."""
+
+    cfg: RunConfig
+    path: Path
+    model: torch.nn.Module
+    layers: dict
+    output: str
+    init: dict[str, np.ndarray]
+    level: int                            # the next level to train
+    masks: dict[str, torch.Tensor]        # the masks it trains with
+    rewind: dict[str, np.ndarray] | None  # the rewind point (None before level 0 is trained)
+    data: DeviceData | None = None
+    done: bool = False
+
+
+def _open_run(cfg, path, task, dev, data_root, log, diverged) -> _Run | None:
+    """Create ``path`` or read where it stands (under its lock); None if it needs no more levels."""
+    attrs = _check_resumable(path, cfg) if path.exists() else None  # another process may have made it since
+    if attrs is not None:
+        load_checked_task(cfg, path, attrs, data_root)
+        if _complete_or_diverged(cfg, path, log, diverged):
+            return None
     model, layers, output = build(cfg, task, dev)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive(path):
-        if attrs is None and path.exists():  # another process created it since we looked
-            attrs = _check_resumable(path, cfg)
-            load_checked_task(cfg, path, attrs, data_root)
-        if attrs is not None and _complete(cfg, path, log):
-            return path
-        resume = read_resume_state(path) if attrs is not None else None
-        if resume is None:
-            versions = {"rgnet": _version(), "torch": torch.__version__, "numpy": np.__version__,
-                        "python": platform.python_version()}
-            create_run(path, root_attrs(cfg.run_id, cfg.to_json(), task.summary(), versions),
-                       **layout_of(cfg, layers))
-        elif resume["levels"] and log:
-            log(f"resuming {path} after level {resume['levels'] - 1}")
-        data = DeviceData.from_task(task, dev)
-        with torch_threads(model, threads):
-            _run_levels(cfg, path, model, layers, output, data, dev, resume, progress)
-    return path
+    resume = read_resume_state(path) if attrs is not None else None
+    if resume is None:
+        versions = {"rgnet": _version(), "torch": torch.__version__, "numpy": np.__version__,
+                    "python": platform.python_version()}
+        create_run(path, root_attrs(cfg.run_id, cfg.to_json(), task.summary(), versions), **layout_of(cfg, layers))
+    elif resume["levels"] and log:
+        log(f"resuming {path} after level {resume['levels'] - 1}")
+    if not resume or not resume["levels"]:
+        return _Run(cfg, path, model, layers, output, numpy_state(model), 0, full_masks(layers), None)
+    masks = {n: torch.from_numpy(m.astype(bool)).to(dev) for n, m in resume["next_mask"].items()}
+    return _Run(cfg, path, model, layers, output, numpy_state(model), resume["levels"], masks, resume["rewind"])
+
+
+def _complete_or_diverged(cfg: RunConfig, path: Path, log, diverged: list[str]) -> bool:
+    """:func:`_complete`, with a divergence noted in ``diverged`` instead of raised."""
+    try:
+        return _complete(cfg, path, log)
+    except DivergedError as e:
+        diverged.append(str(e))
+        return True
 
 
 def _complete(cfg: RunConfig, path: Path, log) -> bool:
@@ -113,6 +209,11 @@ def _diverged_message(path: Path, level: int, iteration: int) -> str:
     return (f"training diverged at level {level}, iteration {iteration} (non-finite loss or weights) in "
             f"{str(path)!r}; the level is recorded as diverged and IMP stopped there — lower --lr (or use "
             "warmup) and record into another --out")
+
+
+def check_stack(stack: int | None) -> None:
+    if stack is not None and (isinstance(stack, bool) or not isinstance(stack, int) or stack < 1):
+        raise ConfigError(f"--stack must be a positive number of runs trained at once, got {stack!r}")
 
 
 def check_threads(threads: int | None) -> None:
@@ -183,47 +284,84 @@ def _check_resumable(path: Path, cfg: RunConfig) -> dict:
     return attrs
 
 
-def _run_levels(cfg, path, model, layers, output, data, dev, resume: dict | None, progress) -> None:
-    p, k = cfg.prune, cfg.prune.rewind
-    init = numpy_state(model)
-    start_level = resume["levels"] if resume else 0
-    if start_level == 0:
-        masks, rewind = full_masks(layers), None
-    else:
-        rewind = resume["rewind"]
-        masks = {n: torch.from_numpy(m.astype(bool)).to(dev) for n, m in resume["next_mask"].items()}
-    with LevelBar((p.levels + 1 - start_level) * cfg.train.steps, progress) as bar:
-        for level in range(start_level, p.levels + 1):
-            if rewind is not None:
-                model.load_state_dict({n: torch.from_numpy(a) for n, a in rewind.items()})
-            dens, start = density(masks), (0 if level == 0 else k)
+@dataclasses.dataclass
+class LevelJob:
+    """One level of one run (a trunk or a branch) for :func:`train_levels`: what it trains, and ``finish``,
+    called with its :class:`~rgnet.engine.train.Trained` outcome and its share of the wall time (seconds)."""
+
+    model: torch.nn.Module            # the architecture (jobs trained together must share it)
+    train: TrainConfig
+    state: dict[str, np.ndarray]      # the weights training starts from
+    masks: dict[str, torch.Tensor]
+    data: DeviceData
+    stream: int                       # data-order stream (from seed, level, branch)
+    start: int                        # iteration training starts at
+    capture_at: int | None            # iteration whose weights are kept (the rewind point), if any
+    label: str
+    finish: Callable[[Trained, float], None]
+
+
+def train_levels(jobs: list[LevelJob], bar: "LevelBar", stack: int | None = None) -> None:
+    """The one level loop of trunks, baselines and transfers: train ``jobs`` as stacks of at most ``stack``
+    (default: all) — those with the same settings, start and capture iteration together — then finish each
+    (prune, describe, commit) in order."""
+    groups: dict[tuple, list[LevelJob]] = {}
+    for j in jobs:
+        groups.setdefault((json.dumps(dataclasses.asdict(j.train), sort_keys=True), j.start, j.capture_at),
+                          []).append(j)
+    size = stack or max(1, len(jobs))
+    for group in groups.values():
+        for i in range(0, len(group), size):
+            part = group[i:i + size]
             t0 = time.perf_counter()
-            result, captured = train_level(model, Masker(layers, masks), data, cfg.train,
-                                           stream_seed(cfg.seed, "data", level, TRUNK), start=start,
-                                           capture_at=(k if level == 0 else None),
-                                           on_eval=bar.level(level, start, dens))
-            seconds = time.perf_counter() - t0
-            trained = numpy_state(model)
-            diverged = result.diverged_at is not None
-            if level == 0:
-                # a net that diverged before the rewind iteration has no rewind point: IMP ends at level 0 anyway
-                rewind = {n: v.cpu().numpy() for n, v in captured.items()} if captured is not None else init
-            # no next level after a divergence: its masks would rank non-finite weights
-            next_masks = masks if diverged else magnitude_prune({n: w.detach() for n, w in layers.items()}, masks,
-                                                                 output, p)
-            rec = describe_level(cfg, result, seconds, masks, trained, rewind, next_masks)
-            if level == 0:
-                rec.update(init=init, rewind=rewind)
-            commit_level(path, level, rec)
-            if diverged:
-                raise DivergedError(_diverged_message(path, level, result.diverged_at))
-            masks = next_masks
-            if _finished(cfg, level + 1, dens):
-                break
+            trained = train_stack(part[0].model, [j.state for j in part], [j.masks for j in part],
+                                  [j.data for j in part], part[0].train, [j.stream for j in part],
+                                  start=part[0].start, capture_at=part[0].capture_at,
+                                  on_eval=bar.runs(part[0].label, part[0].start, len(part), density(part[0].masks)))
+            seconds = (time.perf_counter() - t0) / len(part)
+            for j, t in zip(part, trained):
+                j.finish(t, seconds)
+
+
+def _run_levels(runs: list[_Run], progress) -> list[str]:
+    """IMP of ``runs``: train every unfinished run's next level (as stacks), prune, commit, until each run is
+    done; returns the divergence messages."""
+    steps = runs[0].cfg.train.steps
+    diverged: list[str] = []
+    total = sum((r.cfg.prune.levels + 1 - r.level) * steps for r in runs)
+    with LevelBar(total, progress) as bar:
+        while not all(r.done for r in runs):
+            train_levels([_trunk_level(r, diverged) for r in runs if not r.done], bar)
+    return diverged
+
+
+def _trunk_level(r: _Run, diverged: list[str]) -> LevelJob:
+    """The next level of trunk ``r``: level 0 trains from 0 and captures the rewind point; later levels start
+    there. Finishing prunes, commits and moves ``r`` to its next level."""
+    level, k = r.level, r.cfg.prune.rewind
+
+    def finish(t: Trained, seconds: float) -> None:
+        failed, dens = t.result.diverged_at is not None, density(r.masks)
+        if level == 0:
+            # a net that diverged before the rewind iteration has no rewind point: IMP ends at level 0 anyway
+            r.rewind = _numpy(t.captured) if t.captured is not None else r.init
+        pruned = next_masks([t], [r.masks], [r.output], [r.cfg.prune])[0]
+        rec = describe_level(r.cfg, t.result, seconds, r.masks, t.trained, r.rewind, pruned)
+        if level == 0:
+            rec.update(init=r.init, rewind=r.rewind)
+        commit_level(r.path, level, rec)
+        if failed:
+            diverged.append(_diverged_message(r.path, level, t.result.diverged_at))
+        r.masks, r.level = pruned, level + 1
+        r.done = failed or _finished(r.cfg, r.level, dens)
+
+    return LevelJob(r.model, r.cfg.train, r.init if r.rewind is None else r.rewind, r.masks, r.data,
+                    stream_seed(r.cfg.seed, "data", level, TRUNK), 0 if level == 0 else k,
+                    k if level == 0 else None, f"level {level}", finish)
 
 
 class LevelBar:
-    """A tqdm bar over the iterations of several levels; ``level()`` gives the ``on_eval`` callback of one."""
+    """A tqdm bar over the iterations of several levels; ``runs()`` gives the ``on_eval`` callback of a stack."""
 
     def __init__(self, total: int, progress: bool | None):
         self.bar = tqdm(total=total, unit="it", dynamic_ncols=True, file=sys.stderr,
@@ -235,16 +373,19 @@ class LevelBar:
     def __exit__(self, *exc):
         self.bar.close()
 
-    def level(self, level: int, start: int, dens: float, label: str = "level"):
-        self.bar.set_description(f"{label} {level}")
-        self.bar.update(start)  # pruned levels start at the rewind iteration
-        last = [start]
+    def runs(self, label: str, start: int, n: int, dens: float) -> Callable[[int, dict, int], None]:
+        """The ``on_eval(it, metrics, k)`` of a stack of ``n`` runs: the bar counts the iterations of all of
+        them and shows the first run's metrics."""
+        self.bar.set_description(label + (f" (+{n - 1} more)" if n > 1 else ""))
+        self.bar.update(start * n)  # pruned levels start at the rewind iteration
+        last = [start] * n
 
-        def on_eval(it, m):
-            self.bar.set_postfix(density=f"{dens:.3f}", val_acc=f"{m['val_acc']:.3f}",
-                                 test_acc=f"{m['test_acc']:.3f}")
-            self.bar.update(it - last[0])
-            last[0] = it
+        def on_eval(it, m, k):
+            if k == 0:
+                self.bar.set_postfix(density=f"{dens:.3f}", val_acc=f"{m['val_acc']:.3f}",
+                                     test_acc=f"{m['test_acc']:.3f}")
+            self.bar.update(it - last[k])
+            last[k] = it
 
         return on_eval
 
@@ -285,7 +426,7 @@ def describe_level(cfg: RunConfig, result, seconds: float, masks, trained: dict,
 
 
 def numpy_state(model: torch.nn.Module) -> dict[str, np.ndarray]:
-    return {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
+    return _numpy(model.state_dict())
 
 
 def _flat(d: dict, prefix: str = "") -> dict:

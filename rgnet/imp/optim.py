@@ -20,39 +20,49 @@ ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
 class FusedOptimizer:
     """``zero_grad()``, ``step(lr)``; semantics of ``torch.optim.Adam`` / ``SGD(momentum, weight_decay)``."""
 
-    def __init__(self, params, cfg: TrainConfig):
+    def __init__(self, params, cfg: TrainConfig, per_run: bool = False):
+        """``per_run``: the parameters are stacks of K runs (dim 0) and the kernel gets each run's slice as a
+        tensor of its own — one call still, but each slice takes the kernel's path (vectorised body, scalar
+        tail) it takes when the run trains alone, so a run's updates have the same bits in a stack."""
         if cfg.optimizer not in ("adam", "sgd"):
             raise ConfigError(f"unknown optimizer {cfg.optimizer!r}; valid optimizers are adam, sgd")
         self.cfg = cfg
-        self.params = [p for p in params if p.requires_grad]
-        for p in self.params:
+        self.stacked = [p for p in params if p.requires_grad]
+        for p in self.stacked:
             p.grad = torch.zeros_like(p)
-        self.grads = [p.grad for p in self.params]
+        self.grads_stacked = [p.grad for p in self.stacked]
+
+        def split(tensors):  # the lists the kernels get
+            return [t[k] for t in tensors for k in range(t.shape[0])] if per_run else list(tensors)
+
+        self.params, self.grads = split([p.detach() for p in self.stacked]), split(self.grads_stacked)
         if cfg.optimizer == "adam":
-            self.exp_avg = [torch.zeros_like(p) for p in self.params]
-            self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
-            self.steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in self.params]
+            self.exp_avg = split([torch.zeros_like(p) for p in self.stacked])
+            self.exp_avg_sq = split([torch.zeros_like(p) for p in self.stacked])
+            counts = torch.zeros(len(self.params), dtype=torch.float32, device=self.stacked[0].device)
+            self.steps = list(counts.unbind())  # views: one _foreach_add_ on ``counts`` counts them all
+            self._counts = [counts]
         else:
-            self.momentum = [torch.zeros_like(p) for p in self.params]
+            self.momentum = split([torch.zeros_like(p) for p in self.stacked])
             self.first = True
         self.fallback = None
         try:
             self.step(0.0)  # probe the kernel with lr = 0 (a no-op on the weights), then reset state
         except (RuntimeError, NotImplementedError, AttributeError):
-            self.fallback = _torch_optimizer(self.params, cfg)
+            self.fallback = _torch_optimizer(self.stacked, cfg)
         self.__init_state()
 
     def __init_state(self) -> None:
         if self.cfg.optimizer == "adam":
             torch._foreach_zero_(self.exp_avg)
             torch._foreach_zero_(self.exp_avg_sq)
-            torch._foreach_zero_(self.steps)
+            torch._foreach_zero_(self._counts)
         else:
             torch._foreach_zero_(self.momentum)
             self.first = True
 
     def zero_grad(self) -> None:
-        torch._foreach_zero_(self.grads)
+        torch._foreach_zero_(self.grads_stacked)
 
     def step(self, lr: float) -> None:
         c = self.cfg
@@ -61,7 +71,7 @@ class FusedOptimizer:
                 g["lr"] = lr
             self.fallback.step()
         elif c.optimizer == "adam":
-            torch._foreach_add_(self.steps, 1)
+            torch._foreach_add_(self._counts, 1)
             torch._fused_adam_(self.params, self.grads, self.exp_avg, self.exp_avg_sq, [], self.steps, lr=lr,
                                beta1=ADAM_BETAS[0], beta2=ADAM_BETAS[1], weight_decay=c.weight_decay,
                                eps=ADAM_EPS, amsgrad=False, maximize=False)

@@ -1,8 +1,9 @@
 """Masked training of one IMP level, on tensors that already live on the device (no DataLoader).
 
-The loop is split into pure pieces — :func:`batch_indices` (the data order, from a seeded stream),
-:func:`lr_at` (the schedule), :func:`evaluate` and the fused optimiser — so that a batched engine that trains
-many runs at once can reuse each of them and only replace the per-step model call.
+The loop is split into pure pieces — :class:`BatchOrder` (the data order, from a seeded stream, one epoch at a
+time; :func:`batch_indices` materialises it), :func:`lr_at` (the schedule), :func:`add_metrics`, the early-stopping
+pick and the fused optimiser — which the batched engine (:mod:`rgnet.engine`) reuses for many runs at once,
+replacing only the per-step model call.
 """
 
 from __future__ import annotations
@@ -87,6 +88,29 @@ def batch_indices(n: int, batch: int, start: int, stop: int, stream: int, device
     return torch.cat(perms).view(-1, batch)[:steps]
 
 
+class BatchOrder:
+    """The rows of :func:`batch_indices` one step at a time, for one stream or a ``(K,)`` tensor of streams.
+
+    Only the current epoch's permutation is held (generated on the device when the epoch begins), so a level
+    never materialises all its indices (4.8 MB per run for the default job) and the step never waits for the
+    host. ``batch(i)`` is the minibatch of step ``start + i + 1``: shape ``(batch,)`` or ``(K, batch)``.
+    """
+
+    def __init__(self, n: int, batch: int, stream: int | torch.Tensor, device=None):
+        self.per_epoch = n // batch
+        if self.per_epoch == 0:
+            raise ConfigError(f"batch_size={batch} is larger than the training set ({n} examples); lower it")
+        self.n, self.size, self.device = n, batch, device
+        self.stream = torch.as_tensor(stream, dtype=torch.int64, device=device)
+        self.epoch, self.perm = -1, None
+
+    def batch(self, i: int) -> torch.Tensor:
+        epoch, j = divmod(i, self.per_epoch)
+        if epoch != self.epoch:
+            self.epoch, self.perm = epoch, epoch_permutation(self.stream, epoch, self.n, self.device)
+        return self.perm[..., j * self.size:(j + 1) * self.size]
+
+
 def lr_at(cfg: TrainConfig, it: int) -> float:
     """Learning rate for iteration ``it`` (1-based): linear warm-up, then ×gamma at each milestone."""
     lr = cfg.lr * min(1.0, it / cfg.warmup) if cfg.warmup else cfg.lr
@@ -101,12 +125,39 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
     loss = torch.zeros((), device=x.device, dtype=torch.float64)
     correct = torch.zeros((), device=x.device, dtype=torch.int64)
     for i in range(0, len(y), EVAL_CHUNK):
-        out = model(x[i:i + EVAL_CHUNK])
-        loss += F.cross_entropy(out, y[i:i + EVAL_CHUNK], reduction="sum").double()
-        correct += (out.argmax(1) == y[i:i + EVAL_CHUNK]).sum()
+        add_metrics(loss, correct, model(x[i:i + EVAL_CHUNK]), y[i:i + EVAL_CHUNK])
     model.train(was_training)
     n = len(y)
     return float(loss) / n, float(correct) / n
+
+
+def add_metrics(loss: torch.Tensor, correct: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
+    """Add a chunk's summed cross-entropy (float64) and number of correct predictions, in place.
+
+    ``out`` is ``(n, classes)`` with 0-d ``loss``/``correct``, or ``(R, n, classes)`` for R runs with ``(R,)``
+    ones. On CPU each run's loss is summed by the same call as a single run's (a batched sum rounds
+    differently); on a GPU, where stacked products round differently anyway, by one batched call (R calls
+    would cost R kernel launches per chunk at every evaluation).
+    """
+    correct += (out.argmax(-1) == y).sum(-1)
+    if out.dim() == 2:
+        loss += F.cross_entropy(out, y, reduction="sum").double()
+    elif out.device.type != "cpu":
+        loss += F.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none").view(y.shape).sum(1).double()
+    else:
+        for r in range(out.shape[0]):
+            loss[r] += F.cross_entropy(out[r], y[r], reduction="sum").double()
+
+
+def new_curves(n_evals: int) -> dict[str, np.ndarray]:
+    """NaN learning curves ``{split}_{loss|acc}`` for ``n_evals`` evaluation points."""
+    return {f"{s}_{m}": np.full(n_evals, np.nan) for s in SPLITS for m in ("loss", "acc")}
+
+
+def level_result(its: np.ndarray, curves: dict, cfg: TrainConfig, start: int, diverged_at: int | None) -> LevelResult:
+    """The learning curves of a level with its early-stop pick (the start evaluation if none is finite)."""
+    stop = stop_index(curves, cfg.early_stop, default=int(np.searchsorted(its, start)))
+    return LevelResult(its, curves, stop, diverged_at)
 
 
 def train_level(model: nn.Module, masker: Masker, data: DeviceData, cfg: TrainConfig, stream: int,
@@ -121,9 +172,9 @@ def train_level(model: nn.Module, masker: Masker, data: DeviceData, cfg: TrainCo
     """
     device = data.x["train"].device
     its = eval_iterations(cfg)
-    curves = {f"{s}_{m}": np.full(len(its), np.nan) for s in SPLITS for m in ("loss", "acc")}
+    curves = new_curves(len(its))
     opt = FusedOptimizer(model.parameters(), cfg)
-    idx = batch_indices(len(data.y["train"]), cfg.batch_size, start, cfg.steps, stream, device)
+    order = BatchOrder(len(data.y["train"]), cfg.batch_size, stream, device)
     x, y = data.x["train"], data.y["train"]
     captured = None
     eval_at = set(its.tolist())
@@ -149,14 +200,13 @@ def train_level(model: nn.Module, masker: Masker, data: DeviceData, cfg: TrainCo
             break
         if it == cfg.steps:
             break
-        batch = idx[it - start]
+        batch = order.batch(it - start)
         loss = F.cross_entropy(model(x[batch]), y[batch])
         opt.zero_grad()
         loss.backward()
         opt.step(lrs[it])
         masker.apply()
-    stop = stop_index(curves, cfg.early_stop, default=int(np.searchsorted(its, start)))
-    return LevelResult(its, curves, stop, diverged_at), captured
+    return level_result(its, curves, cfg, start, diverged_at), captured
 
 
 def stop_index(curves: dict[str, np.ndarray], criterion: str, default: int = 0) -> int:

@@ -29,7 +29,7 @@ import numpy as np
 from rgnet.align import align_inputs, alignment_attrs, check_align, match_units, mlp_layers, permute_mlp
 from rgnet.config import RunConfig
 from rgnet.errors import ConfigError, StoreError
-from rgnet.imp.branches import Branch, Trunk, keep_random, open_trunk, run_branch
+from rgnet.imp.branches import Branch, Trunk, keep_random, open_trunk, run_branches
 from rgnet.imp.driver import normalise
 from rgnet.imp.seeds import generator
 from rgnet.imp.tickets import Ticket, is_ticket_file, load_ticket
@@ -45,15 +45,27 @@ ALIGN_SUFFIX = {"none": "", "inputs": "_align_inputs", "inputs+units": "_align_i
 def transfer(source: str | Path, target: str | Path, levels: list[int] | None = None, *, output: str = "pruned",
              align: str = "none", tensors: bool | None = None, device: str = "cpu", data_root=None,
              progress: bool | None = None, threads: int | None = None,
-             log: Callable[[str], None] | None = None) -> str:
+             log: Callable[[str], None] | None = None, stack: int | None = None) -> str:
     """Train the tickets of ``source`` (a run file, at ``levels``, default all pruned levels both runs have;
     or a ticket file) on the run recorded in ``target``, aligned by ``align`` (none, inputs, inputs+units);
-    resumable. Returns the branch's group path."""
+    resumable; the levels train as stacks of at most ``stack`` (default all). Returns the branch's group path."""
     check_output_mode(output)
     check_align(align)
-    if not Path(source).is_file():
+    trunk = open_trunk(target, device, data_root) if Path(source).is_file() else None
+    branch, levels = transfer_of(source, trunk, levels, output=output, align=align, data_root=data_root)
+    return run_branches(trunk, [branch], levels, tensors=tensors, progress=progress, threads=threads, log=log,
+                        stack=stack)[0]
+
+
+def transfer_of(source: str | Path, trunk: Trunk | None, levels: list[int] | None = None, *, output: str = "pruned",
+                align: str = "none", data_root=None) -> tuple[Branch, list[int]]:
+    """The branch that trains ``source``'s tickets in ``trunk`` (an opened target run) and the levels it trains
+    (see :func:`transfer`); nothing is written. Several of them train as one stack with
+    :func:`rgnet.imp.branches.run_branches`."""
+    check_output_mode(output)
+    check_align(align)
+    if trunk is None or not Path(source).is_file():
         raise StoreError(f"source {str(source)!r} does not exist; pass a run file or a ticket file")
-    trunk = open_trunk(target, device, data_root)
     if is_ticket_file(source):
         first = load_ticket(source)
         if levels is not None and levels != [first.level]:
@@ -66,8 +78,7 @@ def transfer(source: str | Path, target: str | Path, levels: list[int] | None = 
         first = get(levels[0]) if levels else load_ticket(source, 0)
     check_compatible(first, trunk)
     check_align(align, trunk.cfg.model.name)
-    branch = transfer_branch(trunk, get, first, output, align, source=source, data_root=data_root)
-    return run_branch(trunk, branch, levels, tensors=tensors, progress=progress, threads=threads, log=log)
+    return transfer_branch(trunk, get, first, output, align, source=source, data_root=data_root), levels
 
 
 def check_output_mode(output: str) -> None:
