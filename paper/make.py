@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.metadata
 import json
 import re
 import sys
@@ -37,6 +38,7 @@ import rgnet  # noqa: E402
 from rgnet import plot, rg  # noqa: E402
 from rgnet.errors import ConfigError, DataError, StoreError  # noqa: E402
 
+RGNET_VERSION = importlib.metadata.version("rgnet")
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = Path(__file__).resolve().parent / "paper.md.in"
 #: Run files named ``<label>-s<seed>.h5`` (record scripts) or ``<label>-s<seed>-<run_id>.h5`` (sweeps).
@@ -118,7 +120,7 @@ class Paper:
 
     @cached_property
     def main_runs(self) -> xr.Dataset:
-        return rgnet.open_runs(self.main_files).drop_dims("eval", errors="ignore").load()
+        return rgnet.open_runs(self.main_files).load()
 
     @cached_property
     def family_files(self) -> list[Path]:
@@ -238,6 +240,12 @@ def make_ladder(p: Paper) -> None:
         for arm in ("imp", "reinit", "random_prune_layerwise", "random_prune_global"):
             key = (metric, arm)
             p.number(**{f"win_{tag}_{arm}": pct(w.loc[key]["winning_density"], 1) if key in w.index else "n/a"})
+    cfg = json.loads(rgnet.open_run(p.main_files[0]).attrs["config"])
+    shapes = [v.shape for k, v in rgnet.open_tensors(p.main_files[0], "init").data_vars.items()
+              if k.endswith(".weight")]
+    p.number(arch=" → ".join(str(s[1]) for s in shapes[:1]) + "".join(f" → {s[0]}" for s in shapes),
+             steps_main=cfg["train"]["steps"], optimizer=f"{cfg['train']['optimizer']}, lr {cfg['train']['lr']:g}",
+             fraction=f"{100 * cfg['prune']['fraction']:g}", scope=cfg["prune"]["scope"], rewind=cfg["prune"]["rewind"])
     rewind = [a for a in win["arm"].unique() if str(a).startswith("rewind_")]
     p.number(rewind_arm=rewind[0].replace("rewind_", "step ") if rewind else "n/a",
              win_es_rewind=pct(w.loc[("test_acc", rewind[0])]["winning_density"], 1) if rewind else "n/a")
@@ -261,7 +269,8 @@ def make_early_stop(p: Paper) -> None:
     runs = p.main_runs
     p.save(plot.early_stop(runs, rule=early_stop_rule(p.main_files)).figure, "early_stop")
     s = runs["stop_iteration"].astype(float)
-    df = pd.DataFrame({"level": runs["level"].values, "density": runs["density"].mean("run").values,
+    density = runs["density"].mean("run") if "run" in runs["density"].dims else runs["density"]
+    df = pd.DataFrame({"level": runs["level"].values, "density": density.values,
                        "stop_mean": s.mean("run").values, "stop_std": s.std("run", ddof=1).values,
                        "runs": int(runs.sizes["run"])})
     p.table(df, "early_stop")
@@ -274,8 +283,9 @@ def make_early_stop(p: Paper) -> None:
 def make_weight_flow(p: Paper) -> None:
     p.save(plot.weight_flow(p.main_runs, run=0), "weight_flow")
     std = p.main_runs["w_std"].isel(run=0)
-    df = pd.DataFrame([{"layer": str(ly), "level": int(lv), "density": float(p.main_runs["density"].isel(run=0)
-                                                                              .sel(level=lv)),
+    density = p.main_runs["density"]
+    density = density.isel(run=0) if "run" in density.dims else density
+    df = pd.DataFrame([{"layer": str(ly), "level": int(lv), "density": float(density.sel(level=lv)),
                         "w_std": float(std.sel(layer=ly, level=lv)),
                         "w_kurtosis": float(p.main_runs["w_kurtosis"].isel(run=0).sel(layer=ly, level=lv))}
                        for ly in std["layer"].values for lv in std["level"].values])
@@ -453,7 +463,7 @@ def universality_dataset(p: Paper) -> xr.Dataset:
     from rgnet.universality import universality
 
     files = p.family_files
-    key = content_hash(files, {**UNIVERSALITY, "rgnet": rgnet.__version__})
+    key = content_hash(files, {**UNIVERSALITY, "rgnet": RGNET_VERSION})
     path = p.tables / "universality.nc"
     if p.cache and path.is_file():
         cached = xr.open_dataset(path, engine="h5netcdf").load()
@@ -586,7 +596,7 @@ def make_protocol(p: Paper) -> None:
         for crit in ds["criterion"].values:
             for iv in ds["interval"].values:
                 s = ds.sel(model=model, criterion=crit, interval=iv)
-                lost = (s["best"] - s["picked"]).where(np.isfinite(s["picked"]))
+                lost = s["best"] - s["picked"]
                 rows.append({"model": str(model), "criterion": str(crit), "interval": int(iv),
                              "levels": int(np.isfinite(s["picked"]).any("seed").sum()),
                              "loss_mean": float(lost.mean()), "loss_max_level_mean": float(lost.mean("seed").max()),
@@ -652,7 +662,7 @@ def main(argv=None) -> int:
             continue
         p.sections[name] = None
         print(f"{name:16s} {time.perf_counter() - t0:6.1f} s")
-    p.number(data_dir=args.data.name + "/", rgnet_version=rgnet.__version__)
+    p.number(data_dir=args.data.name + "/", rgnet_version=RGNET_VERSION)
     paper = write_paper(p)
     wall = time.perf_counter() - start
     print(f"wrote {len(p.made)} figures and tables under {args.out} and {paper} in {wall:.1f} s")

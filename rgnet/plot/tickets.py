@@ -234,9 +234,11 @@ def stopping_rules(study: xr.Dataset, interval: int | None = None):
     for ax, model in zip(axes[0], models):
         m = s.sel(model=model)
         density = np.asarray(m["density"].values, dtype=float)
-        curves = [(STOP_RULES.get(str(c), str(c)), m["best"] - m["picked"].sel(criterion=c))
+        per = {v: m[v] if "criterion" in m[v].dims else m[v].expand_dims(criterion=m["criterion"].values)
+               for v in ("best", "picked", "final")}
+        curves = [(STOP_RULES.get(str(c), str(c)), (per["best"] - per["picked"]).sel(criterion=c))
                   for c in m["criterion"].values]
-        curves.append(("end of training", m["best"] - m["final"].isel(criterion=0)))
+        curves.append(("end of training", (per["best"] - per["final"]).isel(criterion=0)))
         for k, (label, lost) in enumerate(curves):
             values = 100 * np.asarray(lost.transpose("seed", "level").values, dtype=float)
             ok = np.isfinite(values).any(0) & np.isfinite(density)
