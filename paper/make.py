@@ -133,8 +133,9 @@ class Paper:
     @cached_property
     def family_runs(self) -> xr.Dataset:
         runs = rgnet.open_runs(self.family_files).drop_dims("eval", errors="ignore").load()
-        return runs.assign_coords(member=("run", [self.family_labels.get(str(t), str(t))
-                                                  for t in runs["task"].values]))
+        names = [MEMBER.match(Path(str(f)).name) for f in runs["path"].values]
+        return runs.assign_coords(member=("run", [m["label"] if m else str(t)
+                                                  for m, t in zip(names, runs["task"].values)]))
 
     @cached_property
     def matrix(self) -> xr.Dataset:
@@ -328,6 +329,8 @@ def make_coupling_flow(p: Paper) -> None:
         fig, axes = plt.subplots(1, 2, figsize=(plot._style.PAGE, 2.8), layout="constrained")
     for ax, (x, y) in zip(axes, [(0, 1), (1, 2)] if len(names) > 2 else [(0, 1)]):
         plot.coupling_flow(g, lin, x=x, y=y, ax=ax)
+        if ax is not axes[0] and ax.get_legend():
+            ax.get_legend().remove()  # the same entries as the first panel's
     if len(names) <= 2:
         axes[1].set_visible(False)
     p.save(fig, "coupling_flow")
@@ -368,7 +371,7 @@ def make_exponents(p: Paper) -> None:
             print(f"  exponents: {task} left out ({err})")
             continue
         rows += lin_table(lins[task], task)
-    p.save(plot.exponents(lins).figure, "exponents")
+    p.save(plot.exponents(lins, modes=2).figure, "exponents")  # all modes are in the table
     df = p.table(pd.DataFrame(rows), "exponents")
     lead = df[df["mode"] == 0]
     p.number(n_tasks_exp=len(lead), y_lead_range=f"{lead.exponent.min():+.2f} to {lead.exponent.max():+.2f}",
@@ -379,32 +382,31 @@ def make_exponents(p: Paper) -> None:
 def make_spectra(p: Paper) -> None:
     from rgnet.universality import signatures
 
-    sets, rows, used = {}, [], set()
-    for task, runs in task_groups(p).items():
-        files = [Path(str(f)) for f in runs["path"].values]
-        sig = None
-        for name in ("dmd_micro", "dmd_ticket"):  # trained weights (Redman et al.) where the files hold them
-            skipped: dict[str, str] = {}
-            sig = signatures(files, names=[name], skipped=skipped).get(name)
-            if sig is not None:
-                used.add(name)
-                break
-        if sig is None:
-            continue
+    groups = task_groups(p)
+    files = {task: [Path(str(f)) for f in runs["path"].values] for task, runs in groups.items()}
+    # trained weights (Redman et al.) where every file holds them, else the rewound tickets every file holds:
+    # one observable for all tasks, so their spectra can be compared
+    for name in ("dmd_micro", "dmd_ticket"):
+        skipped: dict[str, str] = {}
+        sigs = {task: signatures(f, names=[name], skipped=skipped).get(name) for task, f in files.items()}
+        if not skipped:
+            break
+    else:
+        raise Missing(f"no DMD spectrum could be computed: {next(iter(skipped.values()))}")
+    sets, rows = {}, []
+    for task, sig in sigs.items():
         lam = np.asarray(sig["eigenvalues"].values, complex)
         for r, row in enumerate(lam):
-            rows += [{"task": task, "run": r, "mode": k, "signature": name, "re": v.real, "im": v.imag,
+            rows += [{"task": task, "run": r, "mode": k, "observable": name, "re": v.real, "im": v.imag,
                       "abs": abs(v)} for k, v in enumerate(row) if np.isfinite(v)]
         sets[task] = lam[np.isfinite(lam)]
-    if not sets:
-        raise Missing("no run has trained or ticket tensors for a DMD spectrum")
-    what = {"dmd_micro": "trained weights", "dmd_ticket": "rewound tickets"}
-    ax = plot.spectrum(sets, title="DMD spectra of the IMP flow (" + " / ".join(what[u] for u in sorted(used)) + ")")
+    what = {"dmd_micro": "trained weights", "dmd_ticket": "rewound tickets"}[name]
+    ax = plot.spectrum(sets, title=f"DMD spectra: {what}, every run")
     p.save(ax.figure, "dmd_spectra")
     df = p.table(pd.DataFrame(rows), "dmd_eigenvalues")
-    p.number(dmd_observable=" and ".join(what[u] for u in sorted(used)),
-             dmd_max_abs=f"{df['abs'].max():.3f}", dmd_outside=int((df["abs"] > 1).sum()), dmd_total=len(df),
-             dmd_rank=f"{df.groupby(['task', 'run']).size().min()}–{df.groupby(['task', 'run']).size().max()}")
+    ranks = df.groupby(["task", "run"]).size()
+    p.number(dmd_observable=what, dmd_max_abs=f"{df['abs'].max():.3f}", dmd_outside=int((df["abs"] > 1).sum()),
+             dmd_total=len(df), dmd_rank=f"{ranks.min()}" + (f"–{ranks.max()}" if ranks.max() > ranks.min() else ""))
 
 
 @step("family_ladders")
@@ -505,7 +507,8 @@ def make_universality(p: Paper) -> None:
     g = class_graph(test, alpha=float(ds.attrs["alpha"]))
     nx.set_node_attributes(g, {str(t): int(test["class_id"].sel(task=t)) for t in ds["task"].values}, "class")
     ax = plot.class_graph(g)
-    ax.set_title(f"universality classes: {best} (p > {ds.attrs['alpha']:g})")
+    with plot.style():  # the title is made now, in the figures' font size
+        ax.set_title(f"universality classes of {best} (edge: p > {ds.attrs['alpha']:g})")
     p.save(ax.figure, "class_graph")
 
     # ROC: the RG signatures in one panel, the baselines in the other
@@ -520,7 +523,8 @@ def make_universality(p: Paper) -> None:
         off = xr.DataArray(np.asarray(lab["source"].values)[:, None] != np.asarray(lab["target"].values)[None, :],
                            dims=("source", "target"), coords={"source": lab["source"], "target": lab["target"]})
         plot.roc({n: s.where(off) for n, s in scores.items()}, lab.where(off), ax=ax)
-        ax.set_title(f"predicted vs measured transfer: {title}")
+        with plot.style():
+            ax.set_title(f"predicted vs measured transfer: {title}")
     p.save(fig, "roc")
 
     by = table.set_index("predictor")
