@@ -622,13 +622,13 @@ SECTION = re.compile(r"<!-- begin (?P<name>\w+) -->\n(?P<body>.*?)<!-- end (?P=n
 def write_paper(p: Paper, template: Path = TEMPLATE) -> Path:
     """Fill the template: sections whose steps were left out become one line saying why; every ``{name}`` must
     be a number made by a step, so the text never holds a number the tables do not."""
-    def section(m):
-        reason = p.sections.get(m["name"])
-        if reason is None and m["name"] in p.sections:
-            return m["body"].format_map(p.numbers)
-        return f"*This part is left out: {reason or 'its step was not run'}.*\n\n"
-
-    text = SECTION.sub(section, template.read_text())
+    template_text, parts, end = template.read_text(), [], 0
+    for m in SECTION.finditer(template_text):
+        parts.append(template_text[end:m.start()].format_map(p.numbers))
+        reason = p.sections.get(m["name"], "its step was not run")
+        parts.append(m["body"].format_map(p.numbers) if reason is None else f"*This part is left out: {reason}.*\n")
+        end = m.end()
+    text = "".join(parts) + template_text[end:].format_map(p.numbers)
     left = "\n".join(f"- {n}" for n in p.notes) or "- nothing"
     text = text.replace("<!-- left out -->", left)
     out = p.out / "paper.md"

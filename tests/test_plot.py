@@ -362,7 +362,7 @@ def test_aligned_transfer_compares_alignment_modes_per_pair():
     lines = {line.get_label(): line for line in labelled_lines(ax)}
     np.testing.assert_allclose(lines["unaligned"].get_ydata(), [-1, -5, -8])
     np.testing.assert_allclose(lines["aligned inputs"].get_ydata(), [0, 1, -1])
-    assert lines["unaligned"].get_linestyle() == "--"
+    assert lines["unaligned"].get_linestyle() == "--" and lines["aligned inputs"].get_linestyle() == "-"
     # matching levels filled, the others open
     scatters = [c for c in ax.collections if isinstance(c, PathCollection)]
     assert sum(len(c.get_offsets()) for c in scatters) == 6

@@ -252,7 +252,7 @@ def aligned_transfer(matrix: xr.Dataset, labels: Mapping[str, str] | None = None
         density = np.asarray(matrix["density"].sel(target=target).values, dtype=float)
         ax.axhline(0, color="0.5", lw=0.8, zorder=0)
         for k, (mode, label) in enumerate(modes.items()):
-            ls, name = ALIGN_STYLES.get(f"aligned {mode}" if mode != "none" else mode, ("-.", mode))
+            ls, name = ALIGN_STYLES.get(mode, ("-.", mode))
             gap = 100 * np.asarray(matrix["gap"].sel(source=label, target=target).values, dtype=float)
             std = 100 * np.nan_to_num(np.asarray(matrix["gap_std"].sel(source=label, target=target).values, float))
             match = np.asarray(matrix["transfer_matching"].sel(source=label, target=target).values, dtype=bool)
