@@ -112,6 +112,7 @@ class Paper:
         self.sections: dict[str, str | None] = {}  # step -> None (made) or the reason it was left out
         self.notes: list[str] = []
         self.made: list[str] = []
+        self.universality: xr.Dataset | None = None
 
     # inputs
     @cached_property
@@ -464,6 +465,8 @@ def universality_dataset(p: Paper) -> xr.Dataset:
     """The universality analysis of the family, from the cache when its inputs have not changed."""
     from rgnet.universality import universality
 
+    if p.universality is not None:
+        return p.universality
     files = p.family_files
     key = content_hash(files, {**UNIVERSALITY, "rgnet": RGNET_VERSION})
     path = p.tables / "universality.nc"
@@ -472,37 +475,43 @@ def universality_dataset(p: Paper) -> xr.Dataset:
         cached.close()
         if cached.attrs.get("input_sha256") == key:
             print("  universality: cached (inputs unchanged)")
+            p.universality = cached
             return cached
-    ds = universality(files, transfer=p.matrix, labels=p.family_labels, **UNIVERSALITY)
+    try:
+        matrix = p.matrix
+    except Missing:
+        matrix = None  # classes need no transfer; the scoring is then left out
+    ds = universality(files, transfer=matrix, labels=p.family_labels, **UNIVERSALITY)
     ds.attrs["input_sha256"] = key
     tmp = path.with_suffix(".tmp")
     ds.to_netcdf(tmp, engine="h5netcdf", invalid_netcdf=True)
     tmp.replace(path)
+    p.universality = ds
     return ds
 
 
-@step("universality")
-def make_universality(p: Paper) -> None:
+def score_table(ds: xr.Dataset) -> pd.DataFrame:
+    return pd.DataFrame({"predictor": [str(x) for x in ds["predictor"].values], "auroc": ds["auroc"].values,
+                         "auroc_lo": ds["auroc_ci"].isel(bound=0).values,
+                         "auroc_hi": ds["auroc_ci"].isel(bound=1).values,
+                         "p_auroc": ds["p_auroc"].values, "tau_w": ds["tau_w"].values, "p_tau": ds["p_tau"].values,
+                         "loto_balanced_accuracy": ds["loto_balanced_accuracy"].values}
+                        ).sort_values("auroc", ascending=False)
+
+
+@step("classes")
+def make_classes(p: Paper) -> None:
     import networkx as nx
 
     from rgnet.universality import class_graph
 
     ds = universality_dataset(p)
-    if "auroc" not in ds:
-        raise Missing("the universality analysis has no measured transfer to score against")
-    preds = [str(x) for x in ds["predictor"].values]
     sigs = [str(s) for s in ds["signature"].values]
-    table = pd.DataFrame({"predictor": preds, "auroc": ds["auroc"].values,
-                          "auroc_lo": ds["auroc_ci"].isel(bound=0).values,
-                          "auroc_hi": ds["auroc_ci"].isel(bound=1).values,
-                          "p_auroc": ds["p_auroc"].values, "tau_w": ds["tau_w"].values, "p_tau": ds["p_tau"].values,
-                          "loto_balanced_accuracy": ds["loto_balanced_accuracy"].values})
-    table = p.table(table.sort_values("auroc", ascending=False), "universality_scores", digits=3)
     p.table(pd.DataFrame([{"signature": s, "task": str(t), "class": int(ds["class_id"].sel(signature=s, task=t))}
                           for s in sigs for t in ds["task"].values]), "classes")
-
-    # the class graph of the best-scoring RG signature (its continuous score)
-    best = table[table.predictor.isin(sigs)].iloc[0]["predictor"]
+    # the graph of the RG signature that predicts transfer best, when it was scored
+    scored = score_table(ds) if "auroc" in ds else None
+    best = scored[scored.predictor.isin(sigs)].iloc[0]["predictor"] if scored is not None else sigs[0]
     test = ds.sel(signature=best)
     g = class_graph(test, alpha=float(ds.attrs["alpha"]))
     nx.set_node_attributes(g, {str(t): int(test["class_id"].sel(task=t)) for t in ds["task"].values}, "class")
@@ -510,36 +519,46 @@ def make_universality(p: Paper) -> None:
     with plot.style():  # the title is made now, in the figures' font size
         ax.set_title(f"universality classes of {best} (edge: p > {ds.attrs['alpha']:g})")
     p.save(ax.figure, "class_graph")
+    ids = [int(c) for c in test["class_id"].values]
+    p.number(class_signature=best, n_classes=len(set(ids)), n_univ_tasks=int(ds.sizes["task"]),
+             univ_alpha=f"{ds.attrs['alpha']:g}", univ_signatures=", ".join(sigs),
+             class_members="; ".join(", ".join(str(t) for t, i in zip(test["task"].values, ids) if i == c)
+                                     for c in sorted(set(ids))))
 
-    # ROC: the RG signatures in one panel, the baselines in the other
-    score = ds["score"]
+
+@step("universality")
+def make_universality(p: Paper) -> None:
+    ds = universality_dataset(p)
+    if "auroc" not in ds:
+        why = json.loads(ds.attrs.get("unavailable", "{}")).get("scoring", "no measured transfer to score against")
+        raise Missing(f"the predictors were not scored: {why}")
+    sigs = [str(s) for s in ds["signature"].values]
+    table = p.table(score_table(ds), "universality_scores", digits=3)
+    preds = list(table.predictor)
+
+    # ROC: the RG signatures in one panel, the baselines in the other; pairs of different tasks only
     groups = {"RG signatures": [s for s in sigs if s in preds],
               "baselines": [x for x in preds if x not in sigs and "(class)" not in x]}
+    lab = ds["transfers"]
+    off = xr.DataArray(np.asarray(lab["source"].values)[:, None] != np.asarray(lab["target"].values)[None, :],
+                       dims=("source", "target"), coords={"source": lab["source"], "target": lab["target"]})
     with plot.style():
         fig, axes = plt.subplots(1, 2, figsize=(plot._style.PAGE, 3.6), layout="constrained")
     for ax, (title, names) in zip(axes, groups.items()):
-        scores = {n: score.sel(predictor=n).drop_vars("predictor") for n in names}
-        lab = ds["transfers"]
-        off = xr.DataArray(np.asarray(lab["source"].values)[:, None] != np.asarray(lab["target"].values)[None, :],
-                           dims=("source", "target"), coords={"source": lab["source"], "target": lab["target"]})
-        plot.roc({n: s.where(off) for n, s in scores.items()}, lab.where(off), ax=ax)
+        plot.roc({n: ds["score"].sel(predictor=n).drop_vars("predictor").where(off) for n in names},
+                 lab.where(off), ax=ax)
         with plot.style():
             ax.set_title(f"predicted vs measured transfer: {title}")
     p.save(fig, "roc")
 
     by = table.set_index("predictor")
+    best = table[table.predictor.isin(sigs)].iloc[0]["predictor"]
     base = table[~table.predictor.isin(sigs) & ~table.predictor.str.contains("class")]
     p.number(best_signature=best, best_signature_auroc=f"{by.loc[best, 'auroc']:.2f}",
              best_signature_ci=f"[{by.loc[best, 'auroc_lo']:.2f}, {by.loc[best, 'auroc_hi']:.2f}]",
              best_signature_p=f"{by.loc[best, 'p_auroc']:.3f}",
              best_baseline=base.iloc[0]["predictor"] if len(base) else "n/a",
-             best_baseline_auroc=f"{base.iloc[0]['auroc']:.2f}" if len(base) else "n/a",
-             n_classes=len(set(int(c) for c in test["class_id"].values)), n_univ_tasks=int(ds.sizes["task"]),
-             univ_alpha=f"{ds.attrs['alpha']:g}",
-             class_members="; ".join(", ".join(str(t) for t in test["task"].values
-                                               if int(test["class_id"].sel(task=t)) == c)
-                                     for c in sorted(set(int(c) for c in test["class_id"].values))),
-             univ_signatures=", ".join(sigs))
+             best_baseline_auroc=f"{base.iloc[0]['auroc']:.2f}" if len(base) else "n/a")
 
 
 @step("aligned")
@@ -565,10 +584,10 @@ def make_aligned(p: Paper) -> None:
     df = p.table(pd.DataFrame(rows), "aligned_transfer")
     df = df[df.source != df.target]
     p.number(aligned_pairs=", ".join(sorted({f"{s} → {t}" for s, t in zip(df.source, df.target)})),
-             aligned_gap_none=f"{100 * df[df.align == 'none'].gap.mean():+.1f}",
-             aligned_gap_inputs=f"{100 * df[df.align != 'none'].gap.mean():+.1f}",
-             aligned_matching=f"{df[df.align != 'none'].matching.mean():.0%}",
-             unaligned_matching=f"{df[df.align == 'none'].matching.mean():.0%}")
+             aligned_gap_none=f"{100 * df[df['align'] == 'none'].gap.mean():+.1f}",
+             aligned_gap_inputs=f"{100 * df[df['align'] != 'none'].gap.mean():+.1f}",
+             aligned_matching=f"{df[df['align'] != 'none'].matching.mean():.0%}",
+             unaligned_matching=f"{df[df['align'] == 'none'].matching.mean():.0%}")
 
 
 @step("ising")
