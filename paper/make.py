@@ -276,7 +276,11 @@ def make_early_stop(p: Paper) -> None:
                        "stop_mean": s.mean("run").values, "stop_std": s.std("run", ddof=1).values,
                        "runs": int(runs.sizes["run"])})
     p.table(df, "early_stop")
-    p.number(stop_dense=f"{df.stop_mean.iloc[0]:.0f} ± {df.stop_std.iloc[0]:.0f}",
+    later = df.stop_mean.iloc[-1] - df.stop_mean.iloc[0]
+    spread = np.nanmax([df.stop_std.iloc[0], df.stop_std.iloc[-1], 0])
+    p.number(stop_trend="later than" if later > spread else "earlier than" if later < -spread else
+             "within one standard deviation of",
+             stop_dense=f"{df.stop_mean.iloc[0]:.0f} ± {df.stop_std.iloc[0]:.0f}",
              stop_last=f"{df.stop_mean.iloc[-1]:.0f} ± {df.stop_std.iloc[-1]:.0f}",
              steps=json.loads(rgnet.open_run(p.main_files[0]).attrs["config"])["train"]["steps"])
 
@@ -293,7 +297,10 @@ def make_weight_flow(p: Paper) -> None:
                        for ly in std["layer"].values for lv in std["level"].values])
     p.table(df, "weight_moments")
     first, last = df[df.level == df.level.min()], df[df.level == df.level.max()]
-    p.number(std_ratio=", ".join(f"{ly} ×{b / a:.2f}" for ly, a, b in zip(first.layer, first.w_std, last.w_std)))
+    ratio = last.w_std.to_numpy() / first.w_std.to_numpy()
+    p.number(std_ratio=", ".join(f"{ly} ×{r:.2f}" for ly, r in zip(first.layer, ratio)),
+             std_trend="grows in every layer" if (ratio > 1).all() else "shrinks in every layer" if (ratio < 1).all()
+             else "grows in some layers and shrinks in others")
 
 
 @step("flow_speed")
@@ -517,7 +524,7 @@ def make_classes(p: Paper) -> None:
     nx.set_node_attributes(g, {str(t): int(test["class_id"].sel(task=t)) for t in ds["task"].values}, "class")
     ax = plot.class_graph(g)
     with plot.style():  # the title is made now, in the figures' font size
-        ax.set_title(f"universality classes of {best} (edge: p > {ds.attrs['alpha']:g})")
+        ax.set_title(f"universality classes: {best}\n(edge: same-class test p > {ds.attrs['alpha']:g})")
     p.save(ax.figure, "class_graph")
     ids = [int(c) for c in test["class_id"].values]
     p.number(class_signature=best, n_classes=len(set(ids)), n_univ_tasks=int(ds.sizes["task"]),
