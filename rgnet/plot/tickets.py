@@ -15,6 +15,7 @@ from rgnet.plot._style import (
     colour,
     density_axis,
     finish,
+    finish_density_panel,
     marker,
     new_axes,
     new_figure,
@@ -249,9 +250,7 @@ def stopping_rules(study: xr.Dataset, interval: int | None = None):
                     ls="--" if label == "end of training" else "-")
             ax.fill_between(density[ok], mean - std, mean + std, color=c, alpha=0.15, lw=0, zorder=2)
         ax.axhline(0, color="0.5", lw=0.8, zorder=0)
-        density_axis(ax, density[np.isfinite(density)])
-        finish(ax, ylabel="best − selected test accuracy (points)" if ax is axes[0, 0] else None,
-               title=f"{model} ({s.sizes['seed']} seeds, evaluated every {interval} steps)")
-        ax.tick_params(labelleft=True)
+        finish_density_panel(ax, axes[0, 0], density, "best − selected test accuracy (points)",
+                             f"{model} ({s.sizes['seed']} seeds, evaluated every {interval} steps)")
     axes[0, 0].legend(loc="upper left", title="network selected by")
     return fig

@@ -9,7 +9,17 @@ import numpy as np
 import xarray as xr
 
 from rgnet.errors import ConfigError
-from rgnet.plot._style import COLUMN, DIVERGING, colour, finish, new_axes, styled
+from rgnet.plot._style import (
+    COLUMN,
+    DIVERGING,
+    PAGE,
+    colour,
+    finish,
+    finish_density_panel,
+    new_axes,
+    new_figure,
+    styled,
+)
 
 YES, NO = "✓", "✗"
 VALUE_LABELS = {"gap_at_winning": "transferred − own ticket", "vs_random_at_winning": "transferred − random mask"}
@@ -241,8 +251,6 @@ def aligned_transfer(matrix: xr.Dataset, labels: Mapping[str, str] | None = None
         Per alignment mode a line (mean gap over seeds) with a ± std band; filled markers: the transferred ticket
         is matching, open: it is not; the dotted line is the target's own winning-ticket density.
     """
-    from rgnet.plot._style import PAGE, density_axis, new_figure
-
     pairs = aligned_pairs(matrix)
     if not pairs:
         raise ConfigError("The transfer matrix holds no aligned transfer; record one with rgnet transfer --align.")
@@ -266,9 +274,7 @@ def aligned_transfer(matrix: xr.Dataset, labels: Mapping[str, str] | None = None
             w = float(matrix["winning_density"].sel(target=target))
             if np.isfinite(w):
                 ax.axvline(w, color="0.3", ls=":", lw=0.9, label=f"{_label(target, labels)}'s own ticket")
-        density_axis(ax, density[np.isfinite(density)])
-        finish(ax, ylabel="transferred − own ticket (points)" if ax is axes[0, 0] else None,
-               title=f"{_label(source, labels)} → {_label(target, labels)}")
-        ax.tick_params(labelleft=True)
+        finish_density_panel(ax, axes[0, 0], density, "transferred − own ticket (points)",
+                             f"{_label(source, labels)} → {_label(target, labels)}")
     axes[0, 0].legend(loc="lower left", title="filled: matching")
     return fig
