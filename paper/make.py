@@ -570,31 +570,30 @@ def make_universality(p: Paper) -> None:
 
 @step("aligned")
 def make_aligned(p: Paper) -> None:
+    from rgnet.plot.transfer import aligned_pairs
+
     m = p.matrix
-    aligned = [str(s) for s in m["source"].values if "[" in str(s)]
-    if not aligned:
+    pairs = aligned_pairs(m)
+    if not pairs:
         raise Missing(f"the runs in {p.data / FAMILY} hold no aligned transfer (rgnet transfer --align)")
-    ax = plot.aligned_transfer(m)
-    p.save(ax.figure, "aligned_transfer")
+    p.save(plot.aligned_transfer(m), "aligned_transfer")
     rows = []
-    for src in aligned:
-        plain = src.split(" [")[0]
-        for tgt in m["target"].values:
-            for s, mode in ((plain, "none"), (src, src.split(" [")[1].rstrip("]"))):
-                g = m["gap"].sel(source=s, target=tgt)
-                for lv in g["level"].values[np.isfinite(g.values)]:
-                    rows.append({"source": plain, "target": str(tgt), "align": mode, "level": int(lv),
-                                 "density": float(m["density"].sel(target=tgt, level=lv)),
-                                 "gap": float(g.sel(level=lv)), "gap_std": float(m["gap_std"].sel(source=s, target=tgt,
-                                                                                                     level=lv)),
-                                 "matching": bool(m["transfer_matching"].sel(source=s, target=tgt, level=lv))})
+    for (source, target), modes in pairs.items():
+        for mode, label in modes.items():
+            sel = {"source": label, "target": target}
+            gap = m["gap"].sel(sel)
+            for lv in gap["level"].values[np.isfinite(gap.values)]:
+                rows.append({"source": source, "target": target, "align": mode, "level": int(lv),
+                             "density": float(m["density"].sel(target=target, level=lv)),
+                             "gap": float(gap.sel(level=lv)), "gap_std": float(m["gap_std"].sel(sel).sel(level=lv)),
+                             "matching": bool(m["transfer_matching"].sel(sel).sel(level=lv))})
     df = p.table(pd.DataFrame(rows), "aligned_transfer")
-    df = df[df.source != df.target]
-    p.number(aligned_pairs=", ".join(sorted({f"{s} → {t}" for s, t in zip(df.source, df.target)})),
-             aligned_gap_none=f"{100 * df[df['align'] == 'none'].gap.mean():+.1f}",
-             aligned_gap_inputs=f"{100 * df[df['align'] != 'none'].gap.mean():+.1f}",
-             aligned_matching=f"{df[df['align'] != 'none'].matching.mean():.0%}",
-             unaligned_matching=f"{df[df['align'] == 'none'].matching.mean():.0%}")
+    none, aligned = df[df["align"] == "none"], df[df["align"] != "none"]
+    p.number(aligned_pairs=", ".join(f"{s} → {t}" for s, t in pairs),
+             aligned_gap_none=f"{100 * none.gap.mean():+.1f}" if len(none) else "n/a",
+             aligned_gap_inputs=f"{100 * aligned.gap.mean():+.1f}",
+             aligned_matching=f"{aligned.matching.mean():.0%}",
+             unaligned_matching=f"{none.matching.mean():.0%}" if len(none) else "n/a")
 
 
 @step("ising")
