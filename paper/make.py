@@ -103,11 +103,14 @@ def content_hash(files: list[Path], extra: dict) -> str:
 class Paper:
     """The inputs (read lazily, once) and the outputs (figures, tables, numbers for the text, notes)."""
 
-    def __init__(self, data: Path, out: Path, cache: bool = True):
+    def __init__(self, data: Path, out: Path, cache: bool = True, clear: bool = True):
         self.data, self.out, self.cache = data, out, cache
         self.figures, self.tables = out / "figures", out / "tables"
         self.figures.mkdir(parents=True, exist_ok=True)
         self.tables.mkdir(parents=True, exist_ok=True)
+        if clear:  # a figure left out this time must not survive from an earlier run (the cache stays)
+            for old in [*self.figures.glob("*.p[dn][fg]"), *self.tables.glob("*.csv"), *self.tables.glob("*.md")]:
+                old.unlink()
         self.numbers: dict[str, str] = {}
         self.sections: dict[str, str | None] = {}  # step -> None (made) or the reason it was left out
         self.notes: list[str] = []
@@ -144,9 +147,6 @@ class Paper:
         if not m.sizes.get("source") or not np.isfinite(m["gap_at_winning"].values).any():
             raise Missing(f"the runs in {self.data / FAMILY} hold no transfer branch")
         return m
-
-    def tickets(self, files, metric: str, labels=None) -> xr.Dataset:
-        return rgnet.winning_tickets(files, metric=metric, labels=labels)
 
     # outputs
     def save(self, fig, name: str) -> None:
@@ -228,7 +228,7 @@ def winning_table(t: xr.Dataset, metric: str) -> pd.DataFrame:
 
 @step("ladder")
 def make_ladder(p: Paper) -> None:
-    early, final = (p.tickets(p.main_files, m) for m in ("test_acc", "test_acc_final"))
+    early, final = (rgnet.winning_tickets(p.main_files, metric=m) for m in ("test_acc", "test_acc_final"))
     p.save(plot.ladder_panels(early, final), "ladder")
     p.table(pd.concat([ladder_table(early, "test_acc"), ladder_table(final, "test_acc_final")]), "ladder")
     win = p.table(pd.concat([winning_table(early, "test_acc"), winning_table(final, "test_acc_final")]), "winning")
@@ -419,7 +419,7 @@ def make_spectra(p: Paper) -> None:
 
 @step("family_ladders")
 def make_family_ladders(p: Paper) -> None:
-    t = p.tickets(p.family_files, "test_acc", p.family_labels)
+    t = rgnet.winning_tickets(p.family_files, labels=p.family_labels)
     exps = [str(e) for e in t["experiment"].values]
     base = [a for a in ("imp", "reinit", "random_prune_layerwise", "random_prune_global") if a in t["arm"].values]
     ncol = 3 if len(exps) > 4 else len(exps)
@@ -672,7 +672,7 @@ def main(argv=None) -> int:
         print(f"make.py: the data directory {args.data} does not exist; pass --data DIR", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    p = Paper(args.data, args.out, cache=not args.no_cache)
+    p = Paper(args.data, args.out, cache=not args.no_cache, clear=not args.only)
     for name, fn in STEPS.items():
         if args.only and name not in args.only:
             p.sections[name] = "not run (--only)"

@@ -43,6 +43,8 @@ def placeholders(text: str) -> list[str]:
 
 
 def test_make_writes_the_figures_tables_and_paper_it_has_data_for(make, small_data, tmp_path, capsys):
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "transfer_matrix.png").write_bytes(b"from an earlier run")
     assert make.main(["--data", str(small_data), "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     for name in ("ladder", "early_stop", "weight_flow", "flow_speed", "coupling_flow", "exponents", "dmd_spectra",
