@@ -460,11 +460,11 @@ def make_transfer_matrix(p: Paper) -> None:
             for s in m["source"].values for t in m["target"].values]
     df = p.table(pd.DataFrame(rows), "transfer_matrix")
     off = df[(df.source != df.target) & df.source.isin(plain) & df.transfers.notna()]
-    yes = off[off.transfers > 0.5]
+    yes, gaps = off[off.transfers > 0.5], off.dropna(subset=["gap_at_winning"])
     p.number(n_pairs=len(off), n_transfer=len(yes),
              transfer_pairs=", ".join(f"{s} → {t}" for s, t in zip(yes.source, yes.target)) or "none",
              worst_pair=(lambda r: f"{r.source} → {r.target} ({100 * r.gap_at_winning:+.1f} points)")(
-                 off.loc[off.gap_at_winning.idxmin()]) if len(off) else "n/a",
+                 gaps.loc[gaps.gap_at_winning.idxmin()]) if len(gaps) else "n/a",
              transfer_metric=m.attrs.get("metric", "test_acc"))
 
 
