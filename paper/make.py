@@ -409,8 +409,19 @@ def make_spectra(p: Paper) -> None:
                       "abs": abs(v)} for k, v in enumerate(row) if np.isfinite(v)]
         sets[task] = lam[np.isfinite(lam)]
     what = {"dmd_micro": "trained weights", "dmd_ticket": "rewound tickets"}[name]
-    ax = plot.spectrum(sets, title=f"DMD spectra: {what}, every run")
-    p.save(ax.figure, "dmd_spectra")
+    with plot.style():
+        fig, (ax, zoom) = plt.subplots(1, 2, figsize=(plot._style.PAGE, 3.9), layout="constrained")
+    plot.spectrum(sets, ax=ax, title=f"DMD spectra: {what}, every run")
+    plot.spectrum(sets, ax=zoom, title="the leading eigenvalues, enlarged")
+    zoom.get_legend().remove()
+    ax.xaxis.set_major_locator(matplotlib.ticker.MultipleLocator(0.5))  # labels of 0.25 steps collide at this size
+    every = np.concatenate(list(sets.values()))
+    lead = every[np.abs(every) >= 0.5 * np.abs(every).max()]  # the slow modes crowd near |λ| = 1
+    half = 0.55 * max(np.ptp(lead.real), 2 * np.abs(lead.imag).max(), 0.05)
+    centre = (lead.real.max() + lead.real.min()) / 2
+    zoom.set_xlim(centre - half, centre + half)
+    zoom.set_ylim(-half, half)
+    p.save(fig, "dmd_spectra")
     df = p.table(pd.DataFrame(rows), "dmd_eigenvalues")
     ranks = df.groupby(["task", "run"]).size()
     p.number(dmd_observable=what, dmd_max_abs=f"{df['abs'].max():.3f}", dmd_outside=int((df["abs"] > 1).sum()),
