@@ -533,9 +533,9 @@ def make_classes(p: Paper) -> None:
     test = ds.sel(signature=best)
     g = class_graph(test, alpha=float(ds.attrs["alpha"]))
     nx.set_node_attributes(g, {str(t): int(test["class_id"].sel(task=t)) for t in ds["task"].values}, "class")
-    ax = plot.class_graph(g)
+    ax = plot.class_graph(g, weight_attr="p_value")  # thicker: the harder to tell apart
     with plot.style():  # the title is made now, in the figures' font size
-        ax.set_title(f"universality classes: {best}\n(edge: same-class test p > {ds.attrs['alpha']:g})")
+        ax.set_title(f"universality classes: {best}\nedge: p > {ds.attrs['alpha']:g} (thicker: larger p)")
     p.save(ax.figure, "class_graph")
     ids = [int(c) for c in test["class_id"].values]
     p.number(class_signature=best, n_classes=len(set(ids)), n_univ_tasks=int(ds.sizes["task"]),
