@@ -83,10 +83,10 @@ def test_make_refuses_a_missing_data_directory(make, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_member_labels_come_from_file_names(make, tmp_path):
-    cfg = small_config(task={"name": "mnist1d", "params": {"shuffle_seq": True}}, prune={"levels": 1})
-    path = rgnet.record(cfg, tmp_path / "shuffled-s3.h5", progress=False)
-    assert make.member_labels([path]) == {"mnist1d(shuffle_seq=true)": "shuffled"}
+def test_member_labels_come_from_file_names(make, small_data, tmp_path):
+    path = shutil.copy(small_data / "mnist1d-mlp" / "seed0.h5", tmp_path / "noise-s3.h5")
+    assert make.member_labels([Path(path)]) == {"mnist1d": "noise"}  # task key -> the name in the file name
+    assert make.member_labels([small_data / "mnist1d-mlp" / "seed0.h5"]) == {}  # named otherwise: the task key stays
     assert make.MEMBER.match("noise-s0-0123456789abcdef.h5")["label"] == "noise"  # a sweep's file name
 
 
