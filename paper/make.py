@@ -247,7 +247,8 @@ def make_ladder(p: Paper) -> None:
               if k.endswith(".weight")]
     p.number(arch=" → ".join(str(s[1]) for s in shapes[:1]) + "".join(f" → {s[0]}" for s in shapes),
              steps_main=cfg["train"]["steps"], optimizer=f"{cfg['train']['optimizer']}, lr {cfg['train']['lr']:g}",
-             fraction=f"{100 * cfg['prune']['fraction']:g}", scope=cfg["prune"]["scope"], rewind=cfg["prune"]["rewind"])
+             fraction=f"{100 * cfg['prune']['fraction']:g}", scope=cfg["prune"]["scope"], rewind=cfg["prune"]["rewind"],
+             stop_rule=early_stop_rule(p.main_files).replace("max.", "maximum").replace("min.", "minimum"))
     rewind = [a for a in win["arm"].unique() if str(a).startswith("rewind_")]
     p.number(rewind_arm=rewind[0].replace("rewind_", "step ") if rewind else "n/a",
              win_es_rewind=pct(w.loc[("test_acc", rewind[0])]["winning_density"], 1) if rewind else "n/a")
