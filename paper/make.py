@@ -335,7 +335,7 @@ def make_coupling_flow(p: Paper) -> None:
     lin = rg.linearise(g, n_boot=N_BOOT)
     names = [str(c) for c in g["coupling"].values]
     with plot.style():
-        fig, axes = plt.subplots(1, 2, figsize=(plot._style.PAGE, 2.8), layout="constrained")
+        fig, axes = plt.subplots(1, 2, figsize=(plot.PAGE, 2.8), layout="constrained")
     for ax, (x, y) in zip(axes, [(0, 1), (1, 2)] if len(names) > 2 else [(0, 1)]):
         plot.coupling_flow(g, lin, x=x, y=y, ax=ax)
         if ax is not axes[0] and ax.get_legend():
@@ -411,7 +411,7 @@ def make_spectra(p: Paper) -> None:
         sets[task] = lam[np.isfinite(lam)]
     what = {"dmd_micro": "trained weights", "dmd_ticket": "rewound tickets"}[name]
     with plot.style():
-        fig, (ax, zoom) = plt.subplots(1, 2, figsize=(plot._style.PAGE, 3.9), layout="constrained")
+        fig, (ax, zoom) = plt.subplots(1, 2, figsize=(plot.PAGE, 3.9), layout="constrained")
     plot.spectrum(sets, ax=ax, title=f"DMD spectra: {what}, every run")
     plot.spectrum(sets, ax=zoom, title="the leading eigenvalues, enlarged")
     zoom.get_legend().remove()
@@ -437,7 +437,7 @@ def make_family_ladders(p: Paper) -> None:
     ncol = 3 if len(exps) > 4 else len(exps)
     nrow = int(np.ceil(len(exps) / ncol))
     with plot.style():
-        fig, axes = plt.subplots(nrow, ncol, figsize=(plot._style.PAGE, 2.2 * nrow), layout="constrained",
+        fig, axes = plt.subplots(nrow, ncol, figsize=(plot.PAGE, 2.2 * nrow), layout="constrained",
                                  squeeze=False, sharey=True)
     for ax, exp in zip(axes.flat, exps):
         arms = [a for a in base if int(t["seeds"].sel(experiment=exp, arm=a).max())]
@@ -562,7 +562,7 @@ def make_universality(p: Paper) -> None:
     off = xr.DataArray(np.asarray(lab["source"].values)[:, None] != np.asarray(lab["target"].values)[None, :],
                        dims=("source", "target"), coords={"source": lab["source"], "target": lab["target"]})
     with plot.style():
-        fig, axes = plt.subplots(1, 2, figsize=(plot._style.PAGE, 3.6), layout="constrained")
+        fig, axes = plt.subplots(1, 2, figsize=(plot.PAGE, 3.6), layout="constrained")
     for ax, (title, names) in zip(axes, groups.items()):
         plot.roc({n: ds["score"].sel(predictor=n).drop_vars("predictor").where(off) for n in names},
                  lab.where(off), ax=ax)

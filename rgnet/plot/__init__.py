@@ -25,7 +25,7 @@ function                       input                                         sho
 =============================  ============================================  ==========================================
 """
 
-from rgnet.plot._style import OKABE_ITO, STYLE, style
+from rgnet.plot._style import COLUMN, OKABE_ITO, PAGE, STYLE, style
 from rgnet.plot.flow import coupling_flow, flow_speed, layer_densities, weight_distributions, weight_flow
 from rgnet.plot.ising import ising_validation
 from rgnet.plot.spectra import eigenvalue_sets, exponents, spectrum
@@ -33,8 +33,10 @@ from rgnet.plot.tickets import early_stop, ladder, ladder_panels, stopping_rules
 from rgnet.plot.transfer import aligned_transfer, class_graph, roc, roc_curve, transfer_matrix
 
 __all__ = [
+    "COLUMN",
     "aligned_transfer",
     "OKABE_ITO",
+    "PAGE",
     "STYLE",
     "class_graph",
     "coupling_flow",
