@@ -138,6 +138,39 @@ def test_early_stop_draws_each_run_and_the_mean():
     assert [line.get_label() for line in labelled_lines(grouped)] == ["a (2)", "b (1)"]
     with pytest.raises(ConfigError, match="run coordinate"):
         plot.early_stop(ds, by="nope")
+    titled = plot.early_stop(ds, rule="max. validation accuracy")
+    assert titled.get_title() == "early stopping (max. validation accuracy)"
+
+
+def stopping_study() -> xr.Dataset:
+    """A hand-made early-stopping study: 2 models x 3 seeds x 4 levels; val_loss loses 5 points, val_acc 1."""
+    shape = (2, 3, 4, 2, 2)
+    best = np.full(shape, 0.70)
+    picked = best - np.array([0.01, 0.05])[None, None, None, :, None]
+    picked[1, :, 3] = np.nan  # the second model has only 3 levels
+    return xr.Dataset(
+        {"best": (("model", "seed", "level", "criterion", "interval"), best),
+         "picked": (("model", "seed", "level", "criterion", "interval"), picked),
+         "final": (("model", "seed", "level", "criterion", "interval"), best - 0.02),
+         "density": (("model", "level"), np.tile(0.8 ** np.arange(4), (2, 1)))},
+        coords={"model": ["cnn", "mlp"], "seed": [0, 1, 2], "level": np.arange(4),
+                "criterion": ["val_acc", "val_loss"], "interval": [50, 100]})
+
+
+def test_stopping_rules_one_panel_per_model_with_the_accuracy_each_rule_gives_up():
+    fig = plot.stopping_rules(stopping_study())
+    axes = fig.axes
+    assert len(axes) == 2 and axes[0].get_xscale() == "log"
+    lines = {line.get_label(): line for line in labelled_lines(axes[0])}
+    assert set(lines) == {"max. validation accuracy", "min. validation loss", "end of training"}
+    np.testing.assert_allclose(lines["min. validation loss"].get_ydata(), 5.0)
+    np.testing.assert_allclose(lines["max. validation accuracy"].get_ydata(), 1.0)
+    np.testing.assert_allclose(lines["end of training"].get_ydata(), 2.0)
+    assert len(labelled_lines(axes[1])[0].get_xdata()) == 3  # the missing level is left out
+    assert "every 100 steps" in axes[0].get_title()
+    assert "every 50 steps" in plot.stopping_rules(stopping_study(), interval=50).axes[0].get_title()
+    with pytest.raises(ConfigError, match="choose one of"):
+        plot.stopping_rules(stopping_study(), interval=7)
 
 
 # --- the flow --------------------------------------------------------------------------------------------------------
@@ -303,6 +336,39 @@ def test_transfer_matrix_colours_the_gap_and_marks_the_verdicts():
     assert ax.get_xticklabels()[0].get_text() == "first"
     with pytest.raises(ConfigError, match="gap_at_winning"):
         plot.transfer_matrix(tm, value="nope")
+
+
+def aligned_matrix() -> xr.Dataset:
+    """A transfer matrix with an unaligned and an aligned source into one target, 4 levels."""
+    sources, targets = ["a", "a [aligned inputs]", "b"], ["a", "b"]
+    gap = np.full((3, 2, 4), np.nan)
+    gap[0, 1] = [np.nan, -0.01, -0.05, -0.08]  # a -> b unaligned
+    gap[1, 1] = [np.nan, 0.00, 0.01, -0.01]  # a -> b aligned
+    gap[0, 0] = gap[2, 1] = 0.0  # own tickets
+    match = np.nan_to_num(gap) > -0.03
+    return xr.Dataset(
+        {"gap": (("source", "target", "level"), gap),
+         "gap_std": (("source", "target", "level"), np.full(gap.shape, 0.01)),
+         "transfer_matching": (("source", "target", "level"), match),
+         "density": (("target", "level"), np.tile(0.8 ** np.arange(4), (2, 1))),
+         "winning_density": (("target",), [0.512, 0.64])},
+        coords={"source": sources, "target": targets, "level": np.arange(4)})
+
+
+def test_aligned_transfer_compares_alignment_modes_per_pair():
+    fig = plot.aligned_transfer(aligned_matrix())
+    (ax,) = fig.axes
+    assert ax.get_title() == "a → b" and ax.get_xscale() == "log"
+    lines = {line.get_label(): line for line in labelled_lines(ax)}
+    np.testing.assert_allclose(lines["unaligned"].get_ydata(), [-1, -5, -8])
+    np.testing.assert_allclose(lines["aligned inputs"].get_ydata(), [0, 1, -1])
+    assert lines["unaligned"].get_linestyle() == "--" and lines["aligned inputs"].get_linestyle() == "-"
+    # matching levels filled, the others open
+    scatters = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert sum(len(c.get_offsets()) for c in scatters) == 6
+    assert "b's own ticket" in lines
+    with pytest.raises(ConfigError, match="no aligned transfer"):
+        plot.aligned_transfer(aligned_matrix().sel(source=["a", "b"]))
 
 
 def test_class_graph_colours_classes_and_scales_edges():

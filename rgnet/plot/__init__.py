@@ -10,6 +10,7 @@ function                       input                                         sho
 =============================  ============================================  ==========================================
 ``ladder``, ``ladder_panels``  ``rgnet.winning_tickets(...)``                accuracy vs density per arm, mean ± std
 ``early_stop``                 ``rgnet.open_runs(...)``                      early-stop iteration vs density
+``stopping_rules``             ``data/protocol/early_stopping.nc``           accuracy each stopping rule gives up
 ``weight_flow``                run Dataset                                   weight distributions per layer and level
 ``weight_distributions``       run Dataset, layer                            one panel of ``weight_flow``
 ``flow_speed``                 ``rgnet.rg.wasserstein_flow(...)``            W1 between successive levels
@@ -17,21 +18,25 @@ function                       input                                         sho
 ``spectrum``                   eigenvalues per task                          Koopman/DMD eigenvalues, unit circle
 ``exponents``                  ``rg.linearise(...)`` per task                exponents y with intervals
 ``transfer_matrix``            ``rgnet.transfer_matrix(...)``                gap at the winning level and verdicts
+``aligned_transfer``           ``rgnet.transfer_matrix(...)``                aligned vs unaligned transfer gaps
 ``class_graph``                networkx graph                                universality classes
 ``roc``                        scores per predictor, binary labels           ROC curves with AUC
 ``ising_validation``           ``rg.migdal_kadanoff_2d(...)``                MK flow, recovered λ and y vs exact
 =============================  ============================================  ==========================================
 """
 
-from rgnet.plot._style import OKABE_ITO, STYLE, style
+from rgnet.plot._style import COLUMN, OKABE_ITO, PAGE, STYLE, style
 from rgnet.plot.flow import coupling_flow, flow_speed, layer_densities, weight_distributions, weight_flow
 from rgnet.plot.ising import ising_validation
 from rgnet.plot.spectra import eigenvalue_sets, exponents, spectrum
-from rgnet.plot.tickets import early_stop, ladder, ladder_panels
-from rgnet.plot.transfer import class_graph, roc, roc_curve, transfer_matrix
+from rgnet.plot.tickets import early_stop, ladder, ladder_panels, stopping_rules
+from rgnet.plot.transfer import aligned_transfer, class_graph, roc, roc_curve, transfer_matrix
 
 __all__ = [
+    "COLUMN",
+    "aligned_transfer",
     "OKABE_ITO",
+    "PAGE",
     "STYLE",
     "class_graph",
     "coupling_flow",
@@ -46,6 +51,7 @@ __all__ = [
     "roc",
     "roc_curve",
     "spectrum",
+    "stopping_rules",
     "style",
     "transfer_matrix",
     "weight_distributions",

@@ -117,6 +117,15 @@ def density_axis(ax, densities: Sequence[float], label: str = "weights remaining
     ax.set_xlabel(label)
 
 
+def finish_density_panel(ax, first, density, ylabel: str, title: str) -> None:
+    """One panel of a row sharing y: log density axis, ``ylabel`` only on the ``first`` panel, y tick labels on
+    every panel."""
+    d = np.asarray(density, dtype=float)
+    density_axis(ax, d[np.isfinite(d)])
+    finish(ax, ylabel=ylabel if ax is first else None, title=title)
+    ax.tick_params(labelleft=True)
+
+
 def interval(ax, at, lower, upper, colour: str, vertical: bool = True, zorder: float = 2) -> list:
     """Capped segments from ``lower`` to ``upper`` at positions ``at`` (a bootstrap interval need not contain the
     estimate, so it is drawn as it is, not as ± errors); non-finite bounds draw nothing. Lines carry gid

@@ -15,6 +15,7 @@ from rgnet.plot._style import (
     colour,
     density_axis,
     finish,
+    finish_density_panel,
     marker,
     new_axes,
     new_figure,
@@ -144,8 +145,8 @@ def ladder_panels(*tickets: xr.Dataset, experiment: str | None = None, arms: Seq
 
 
 @styled
-def early_stop(runs: xr.Dataset, by: str | None = None, ax=None):
-    """Early-stop iteration (minimum validation loss) vs density: each run thin, mean ± std bold.
+def early_stop(runs: xr.Dataset, by: str | None = None, rule: str | None = None, ax=None):
+    """Early-stop iteration vs density: each run thin, mean ± std bold.
 
     Parameters
     ----------
@@ -154,6 +155,9 @@ def early_stop(runs: xr.Dataset, by: str | None = None, ax=None):
         ``stop_iteration`` and the coordinate ``density``.
     by : str, optional
         A ``run`` coordinate (``"task"``, ``"task_seed"`` ...): one colour and one mean per value.
+    rule : str, optional
+        The early-stopping rule of the recording, for the title (e.g. ``"max. validation accuracy"``; the
+        run config's ``train.early_stop``).
     ax : matplotlib Axes, optional
 
     Returns
@@ -185,7 +189,8 @@ def early_stop(runs: xr.Dataset, by: str | None = None, ax=None):
         ax.fill_between(density, mean - std, mean + std, color=c, alpha=0.2, lw=0, zorder=2)
     density_axis(ax, density)
     ax.set_ylim(bottom=0)
-    finish(ax, ylabel="early-stop iteration (training steps)", title="early stopping (min. validation loss)")
+    finish(ax, ylabel="early-stop iteration (training steps)",
+           title=f"early stopping ({rule})" if rule else "early stopping")
     if "iteration" in runs.coords and runs["iteration"].size > 1:
         every = int(np.diff(np.asarray(runs["iteration"].values)).min())
         ax.text(0.99, 0.01, f"evaluated every {every} steps", transform=ax.transAxes, ha="right", va="bottom",
@@ -193,3 +198,59 @@ def early_stop(runs: xr.Dataset, by: str | None = None, ax=None):
     ax.legend(title=f"{by} (runs): mean ± std" if by else "mean ± std", loc="upper left", ncols=2 if len(groups) > 3
               else 1)
     return ax
+
+
+STOP_RULES = {"val_acc": "max. validation accuracy", "val_loss": "min. validation loss"}
+
+
+@styled
+def stopping_rules(study: xr.Dataset, interval: int | None = None):
+    """The early-stopping study: test accuracy an early-stopping rule gives up against the best along training.
+
+    Parameters
+    ----------
+    study : xr.Dataset
+        ``scripts/early_stopping_study.py`` output (``data/protocol/early_stopping.nc``): ``picked``, ``best``,
+        ``final`` (test accuracy at the rule's iteration, the best along training, the end of training) with dims
+        ``(model, seed, level, criterion, interval)`` and ``density (model, level)``.
+    interval : int, optional
+        Evaluation interval (steps) to draw (default: 100 if present, else the first).
+
+    Returns
+    -------
+    matplotlib Figure
+        One panel per model: ``best − picked`` per rule and ``best − final`` (end of training), mean ± std over
+        seeds, in points vs density. Lower is better; 0 is the oracle.
+    """
+    missing = [v for v in ("picked", "best", "final", "density") if v not in study]
+    if missing:
+        raise ConfigError(f"The study Dataset lacks {missing}; pass data/protocol/early_stopping.nc.")
+    intervals = [int(v) for v in study["interval"].values]
+    interval = interval if interval is not None else (100 if 100 in intervals else intervals[0])
+    if interval not in intervals:
+        raise ConfigError(f"interval={interval} was not studied; choose one of {intervals}.")
+    s = study.sel(interval=interval)
+    models = [str(m) for m in s["model"].values]
+    fig, axes = new_figure(1, len(models), (PAGE if len(models) > 1 else COLUMN, 2.6), sharey=True)
+    for ax, model in zip(axes[0], models):
+        m = s.sel(model=model)
+        density = np.asarray(m["density"].values, dtype=float)
+        per = {v: m[v] if "criterion" in m[v].dims else m[v].expand_dims(criterion=m["criterion"].values)
+               for v in ("best", "picked", "final")}
+        curves = [(STOP_RULES.get(str(c), str(c)), (per["best"] - per["picked"]).sel(criterion=c))
+                  for c in m["criterion"].values]
+        curves.append(("end of training", (per["best"] - per["final"]).isel(criterion=0)))
+        for k, (label, lost) in enumerate(curves):
+            values = 100 * np.asarray(lost.transpose("seed", "level").values, dtype=float)
+            ok = np.isfinite(values).any(0) & np.isfinite(density)
+            mean = np.nanmean(values[:, ok], 0)
+            std = np.nanstd(values[:, ok], 0, ddof=1) if values.shape[0] > 1 else np.zeros_like(mean)
+            c = OKABE_ITO["black"] if label == "end of training" else colour(k)
+            ax.plot(density[ok], mean, color=c, marker=marker(k), label=label, zorder=3,
+                    ls="--" if label == "end of training" else "-")
+            ax.fill_between(density[ok], mean - std, mean + std, color=c, alpha=0.15, lw=0, zorder=2)
+        ax.axhline(0, color="0.5", lw=0.8, zorder=0)
+        finish_density_panel(ax, axes[0, 0], density, "best − selected test accuracy (points)",
+                             f"{model} ({s.sizes['seed']} seeds, evaluated every {interval} steps)")
+    axes[0, 0].legend(loc="upper left", title="network selected by")
+    return fig

@@ -9,7 +9,17 @@ import numpy as np
 import xarray as xr
 
 from rgnet.errors import ConfigError
-from rgnet.plot._style import COLUMN, DIVERGING, colour, finish, new_axes, styled
+from rgnet.plot._style import (
+    COLUMN,
+    DIVERGING,
+    PAGE,
+    colour,
+    finish,
+    finish_density_panel,
+    new_axes,
+    new_figure,
+    styled,
+)
 
 YES, NO = "✓", "✗"
 VALUE_LABELS = {"gap_at_winning": "transferred − own ticket", "vs_random_at_winning": "transferred − random mask"}
@@ -196,3 +206,75 @@ def roc(scores: Mapping, labels, ax=None):
     finish(ax, "false-positive rate", "true-positive rate", title="predicted vs measured transfer")
     ax.legend(loc="lower right")
     return ax
+
+
+#: Line style and label of each alignment mode of a transfer (``rgnet transfer --align``).
+ALIGN_STYLES = {"none": ("--", "unaligned"), "aligned inputs": ("-", "aligned inputs"),
+                "aligned inputs+units": (":", "aligned inputs + units")}
+
+
+def aligned_pairs(matrix: xr.Dataset) -> dict[tuple[str, str], dict[str, str]]:
+    """``(source, target) -> {mode: source label}`` for every pair with an aligned transfer measured
+    (``mode`` ``"none"`` is the unaligned transfer, if measured too)."""
+    out: dict[tuple[str, str], dict[str, str]] = {}
+    gap = matrix["gap"]
+    for label in (str(s) for s in matrix["source"].values):
+        if " [" not in label:
+            continue
+        plain, mode = label.split(" [", 1)
+        for target in (str(t) for t in matrix["target"].values):
+            if plain == target or not np.isfinite(gap.sel(source=label, target=target).values).any():
+                continue
+            modes = out.setdefault((plain, target), {})
+            if plain in matrix["source"].values and np.isfinite(gap.sel(source=plain, target=target).values).any():
+                modes["none"] = plain
+            modes[mode.rstrip("]")] = label
+    return out
+
+
+@styled
+def aligned_transfer(matrix: xr.Dataset, labels: Mapping[str, str] | None = None):
+    """Aligned vs unaligned transfer: gap to the target's own ticket vs density, one panel per pair.
+
+    Parameters
+    ----------
+    matrix : xr.Dataset
+        Output of :func:`rgnet.transfer_matrix` over files holding aligned transfers (sources labelled
+        ``<source> [aligned inputs]``): ``gap``, ``gap_std``, ``transfer_matching (source, target, level)``,
+        ``density (target, level)``, ``winning_density (target)``.
+    labels : mapping, optional
+        Short names for task labels.
+
+    Returns
+    -------
+    matplotlib Figure
+        Per alignment mode a line (mean gap over seeds) with a ± std band; filled markers: the transferred ticket
+        is matching, open: it is not; the dotted line is the target's own winning-ticket density.
+    """
+    pairs = aligned_pairs(matrix)
+    if not pairs:
+        raise ConfigError("The transfer matrix holds no aligned transfer; record one with rgnet transfer --align.")
+    n = len(pairs)
+    fig, axes = new_figure(1, n, (min(PAGE, COLUMN * n) if n > 1 else COLUMN, 2.6), sharey=True)
+    for ax, ((source, target), modes) in zip(axes[0], pairs.items()):
+        density = np.asarray(matrix["density"].sel(target=target).values, dtype=float)
+        ax.axhline(0, color="0.5", lw=0.8, zorder=0)
+        for k, (mode, label) in enumerate(modes.items()):
+            ls, name = ALIGN_STYLES.get(mode, ("-.", mode))
+            gap = 100 * np.asarray(matrix["gap"].sel(source=label, target=target).values, dtype=float)
+            std = 100 * np.nan_to_num(np.asarray(matrix["gap_std"].sel(source=label, target=target).values, float))
+            match = np.asarray(matrix["transfer_matching"].sel(source=label, target=target).values, dtype=bool)
+            ok = np.isfinite(gap) & np.isfinite(density)
+            c = colour(k)
+            ax.plot(density[ok], gap[ok], ls=ls, color=c, label=name, zorder=3)
+            ax.fill_between(density[ok], (gap - std)[ok], (gap + std)[ok], color=c, alpha=0.15, lw=0, zorder=2)
+            ax.scatter(density[ok & match], gap[ok & match], color=c, s=16, zorder=4)
+            ax.scatter(density[ok & ~match], gap[ok & ~match], facecolors="white", edgecolors=c, s=16, zorder=4)
+        if "winning_density" in matrix:
+            w = float(matrix["winning_density"].sel(target=target))
+            if np.isfinite(w):
+                ax.axvline(w, color="0.3", ls=":", lw=0.9, label=f"{_label(target, labels)}'s own ticket")
+        finish_density_panel(ax, axes[0, 0], density, "transferred − own ticket (points)",
+                             f"{_label(source, labels)} → {_label(target, labels)}")
+    axes[0, 0].legend(loc="lower left", title="filled: matching")
+    return fig

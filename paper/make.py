@@ -1,0 +1,714 @@
+"""Regenerate every figure and table of the paper, and the write-up, from the run files in data/ alone.
+
+    python paper/make.py [--data DIR] [--out DIR] [--only NAME ...] [--no-cache]
+
+Reads ``DIR/mnist1d-mlp/*.h5`` (the default job, several seeds, baselines), ``DIR/transfer-family/*.h5`` (a task
+family with transfer and aligned-transfer branches) and ``DIR/protocol/early_stopping.nc``; writes
+``OUT/figures/NAME.{pdf,png}``, ``OUT/tables/NAME.{csv,md}`` (and ``.nc`` where a table is an xarray object) and
+``OUT/paper.md`` from the template ``paper/paper.md.in``, whose numbers all come from the tables written here.
+A figure whose input is missing is left out with a printed note (and a line in paper.md), never faked. The
+universality analysis (the slow part) is cached in ``OUT/tables/universality.nc`` under the SHA-256 of its input
+files' content, so it reruns only when the data change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.metadata
+import json
+import re
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from functools import cached_property
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import xarray as xr  # noqa: E402
+
+import rgnet  # noqa: E402
+from rgnet import plot, rg  # noqa: E402
+from rgnet.errors import ConfigError, DataError, StoreError  # noqa: E402
+
+RGNET_VERSION = importlib.metadata.version("rgnet")
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = Path(__file__).resolve().parent / "paper.md.in"
+#: Run files named ``<label>-s<seed>.h5`` (record scripts) or ``<label>-s<seed>-<run_id>.h5`` (sweeps).
+MEMBER = re.compile(r"^(?P<label>.+)-s(?P<seed>\d+)(-[0-9a-f]{16})?\.h5$")
+MAIN, FAMILY, PROTOCOL = "mnist1d-mlp", "transfer-family", "protocol/early_stopping.nc"
+#: Options of the universality analysis; part of the cache key.
+UNIVERSALITY = {"alpha": 0.1, "n_boot": 200, "seed": 0}
+N_BOOT = 200  # bootstrap replicates of the linearised RG maps
+
+
+class Missing(Exception):
+    """An input of a figure or table is not in the data directory (the step is left out, with this reason)."""
+
+
+# ---- inputs ---------------------------------------------------------------------------------------------
+
+
+def run_files(folder: Path) -> list[Path]:
+    """Run files of an experiment folder: every ``*.h5`` with at least one complete level."""
+    if not folder.is_dir():
+        raise Missing(f"{folder} does not exist")
+    files = []
+    for p in sorted(folder.glob("*.h5")):
+        try:
+            if rgnet.open_run(p).sizes.get("level", 0):
+                files.append(p)
+        except (StoreError, DataError, OSError, KeyError, ValueError):
+            continue  # not a run file (e.g. verdicts.nc renamed), or one still being created
+    if not files:
+        raise Missing(f"{folder} holds no run file with a complete level")
+    return files
+
+
+def member_labels(files: list[Path]) -> dict[str, str]:
+    """Task key -> short name taken from the file names (``noise-s0.h5`` -> ``noise``); files named otherwise
+    keep their task key."""
+    from rgnet.store.writer import check_run_file
+    from rgnet.verdicts import task_label
+
+    labels = {}
+    for p in files:
+        m = MEMBER.match(p.name)
+        if m:
+            labels[task_label(check_run_file(p)["config"])] = m["label"]
+    return labels
+
+
+def content_hash(files: list[Path], extra: dict) -> str:
+    """SHA-256 of the files' names and bytes (and of their ``.tensors`` folders), and of ``extra``."""
+    h = hashlib.sha256(json.dumps(extra, sort_keys=True).encode())
+    for p in files:
+        parts = [p] + (sorted(q for q in Path(f"{p}.tensors").rglob("*") if q.is_file())
+                       if Path(f"{p}.tensors").is_dir() else [])
+        for q in parts:
+            h.update(q.name.encode())
+            with open(q, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+    return h.hexdigest()
+
+
+class Paper:
+    """The inputs (read lazily, once) and the outputs (figures, tables, numbers for the text, notes)."""
+
+    def __init__(self, data: Path, out: Path, cache: bool = True, clear: bool = True):
+        self.data, self.out, self.cache = data, out, cache
+        self.figures, self.tables = out / "figures", out / "tables"
+        self.figures.mkdir(parents=True, exist_ok=True)
+        self.tables.mkdir(parents=True, exist_ok=True)
+        if clear:  # a figure left out this time must not survive from an earlier run (the cache stays)
+            for old in [*self.figures.glob("*.p[dn][fg]"), *self.tables.glob("*.csv"), *self.tables.glob("*.md")]:
+                old.unlink()
+        self.numbers: dict[str, str] = {}
+        self.sections: dict[str, str | None] = {}  # step -> None (made) or the reason it was left out
+        self.notes: list[str] = []
+        self.made: list[str] = []
+        self.universality: xr.Dataset | None = None
+
+    # inputs
+    @cached_property
+    def main_files(self) -> list[Path]:
+        return run_files(self.data / MAIN)
+
+    @cached_property
+    def main_runs(self) -> xr.Dataset:
+        return rgnet.open_runs(self.main_files).load()
+
+    @cached_property
+    def family_files(self) -> list[Path]:
+        return run_files(self.data / FAMILY)
+
+    @cached_property
+    def family_labels(self) -> dict[str, str]:
+        return member_labels(self.family_files)
+
+    @cached_property
+    def family_runs(self) -> xr.Dataset:
+        runs = rgnet.open_runs(self.family_files).drop_dims("eval", errors="ignore").load()
+        names = [MEMBER.match(Path(str(f)).name) for f in runs["path"].values]
+        return runs.assign_coords(member=("run", [m["label"] if m else str(t)
+                                                  for m, t in zip(names, runs["task"].values)]))
+
+    @cached_property
+    def matrix(self) -> xr.Dataset:
+        m = rgnet.transfer_matrix(self.family_files, labels=self.family_labels)
+        if not m.sizes.get("source") or not np.isfinite(m["gap_at_winning"].values).any():
+            raise Missing(f"the runs in {self.data / FAMILY} hold no transfer branch")
+        return m
+
+    # outputs
+    def save(self, fig, name: str) -> None:
+        for ext in ("pdf", "png"):
+            fig.savefig(self.figures / f"{name}.{ext}")
+        plt.close(fig)
+        self.made.append(f"figures/{name}.png")
+
+    def table(self, df: pd.DataFrame, name: str, digits: int = 4) -> pd.DataFrame:
+        df.to_csv(self.tables / f"{name}.csv", index=False, float_format=f"%.{digits + 2}g")
+        (self.tables / f"{name}.md").write_text(markdown(df, digits) + "\n")
+        self.made.append(f"tables/{name}.csv")
+        return df
+
+    def number(self, **values) -> None:
+        self.numbers.update({k: str(v) for k, v in values.items()})
+
+
+def markdown(df: pd.DataFrame, digits: int = 4) -> str:
+    """A pipe table (no extra dependency): floats to ``digits`` significant figures, NaN as a dash."""
+    def cell(v):
+        if isinstance(v, (float, np.floating)):
+            return "–" if not np.isfinite(v) else f"{v:.{digits}g}"
+        return str(v)
+
+    rows = [list(map(str, df.columns)), ["---"] * len(df.columns)]
+    rows += [[cell(v) for v in r] for r in df.itertuples(index=False)]
+    return "\n".join("| " + " | ".join(r) + " |" for r in rows)
+
+
+def pct(v: float, digits: int = 1) -> str:
+    return "n/a" if v is None or not np.isfinite(v) else f"{100 * v:.{digits}f}"
+
+
+def pm(mean: float, std: float, digits: int = 1) -> str:
+    """``mean ± std`` in percent points."""
+    return f"{pct(mean, digits)} ± {pct(std, digits)}"
+
+
+# ---- the steps: each makes figures and tables and fills numbers for the text ------------------------------
+
+STEPS: dict[str, Callable] = {}
+
+
+def step(name: str):
+    """Register a step; paper.md.in's ``<!-- begin NAME -->`` block holds the text that needs its numbers."""
+    def register(fn):
+        STEPS[name] = fn
+        return fn
+    return register
+
+
+def ladder_table(t: xr.Dataset, metric: str) -> pd.DataFrame:
+    rows = []
+    for exp in t["experiment"].values:
+        for arm in t["arm"].values:
+            s = t.sel(experiment=exp, arm=arm)
+            for lv in t["level"].values:
+                n = int(s["seeds"].sel(level=lv))
+                if n:
+                    rows.append({"experiment": str(exp), "metric": metric, "arm": str(arm), "level": int(lv),
+                                 "density": float(s["density"].sel(level=lv)),
+                                 "acc_mean": float(s["acc_mean"].sel(level=lv)),
+                                 "acc_std": float(s["acc_std"].sel(level=lv)), "seeds": n,
+                                 "matching": bool(s["matching"].sel(level=lv))})
+    return pd.DataFrame(rows)
+
+
+def winning_table(t: xr.Dataset, metric: str) -> pd.DataFrame:
+    rows = [{"experiment": str(e), "metric": metric, "arm": str(a),
+             "winning_level": int(t["winning_level"].sel(experiment=e, arm=a)),
+             "winning_density": float(t["winning_density"].sel(experiment=e, arm=a)),
+             "dense_mean": float(t["dense_mean"].sel(experiment=e)),
+             "dense_std": float(t["dense_std"].sel(experiment=e)),
+             "seeds": int(t["seeds"].sel(experiment=e, arm=a).max())}
+            for e in t["experiment"].values for a in t["arm"].values if int(t["seeds"].sel(experiment=e, arm=a).max())]
+    return pd.DataFrame(rows)
+
+
+@step("ladder")
+def make_ladder(p: Paper) -> None:
+    early, final = (rgnet.winning_tickets(p.main_files, metric=m) for m in ("test_acc", "test_acc_final"))
+    p.save(plot.ladder_panels(early, final), "ladder")
+    p.table(pd.concat([ladder_table(early, "test_acc"), ladder_table(final, "test_acc_final")]), "ladder")
+    win = p.table(pd.concat([winning_table(early, "test_acc"), winning_table(final, "test_acc_final")]), "winning")
+    w = win.set_index(["metric", "arm"])
+    imp = w.loc[("test_acc", "imp")]
+    p.number(main_seeds=int(imp["seeds"]), main_dense=pm(imp["dense_mean"], imp["dense_std"]),
+             main_dense_final=pm(w.loc[("test_acc_final", "imp")]["dense_mean"],
+                                 w.loc[("test_acc_final", "imp")]["dense_std"]),
+             main_levels=int(early.sizes["level"] - 1), main_min_density=pct(float(early["density"].min()), 1))
+    for metric, tag in (("test_acc", "es"), ("test_acc_final", "final")):
+        for arm in ("imp", "reinit", "random_prune_layerwise", "random_prune_global"):
+            key = (metric, arm)
+            p.number(**{f"win_{tag}_{arm}": pct(w.loc[key]["winning_density"], 1) if key in w.index else "n/a"})
+    cfg = json.loads(rgnet.open_run(p.main_files[0]).attrs["config"])
+    shapes = [v.shape for k, v in rgnet.open_tensors(p.main_files[0], "init").data_vars.items()
+              if k.endswith(".weight")]
+    p.number(arch=" → ".join(str(s[1]) for s in shapes[:1]) + "".join(f" → {s[0]}" for s in shapes),
+             steps_main=cfg["train"]["steps"], optimizer=f"{cfg['train']['optimizer']}, lr {cfg['train']['lr']:g}",
+             fraction=f"{100 * cfg['prune']['fraction']:g}", scope=cfg["prune"]["scope"], rewind=cfg["prune"]["rewind"],
+             stop_rule=early_stop_rule(p.main_files).replace("max.", "maximum").replace("min.", "minimum"))
+    rewind = [a for a in win["arm"].unique() if str(a).startswith("rewind_")]
+    p.number(rewind_arm=rewind[0].replace("rewind_", "step ") if rewind else "n/a",
+             win_es_rewind=pct(w.loc[("test_acc", rewind[0])]["winning_density"], 1) if rewind else "n/a")
+    lad = ladder_table(early, "test_acc").set_index(["arm", "level"])
+    last = int(early["level"].max())
+    for arm in ("imp", "reinit", "random_prune_layerwise"):
+        ok = (arm, last) in lad.index
+        p.number(**{f"last_{arm}": pm(lad.loc[(arm, last)]["acc_mean"], lad.loc[(arm, last)]["acc_std"])
+                    if ok else "n/a"})
+    p.number(last_density=pct(float(early["density"].sel(level=last).max()), 1))
+
+
+def early_stop_rule(files) -> str:
+    cfg = json.loads(rgnet.open_run(files[0]).attrs["config"])
+    return {"val_acc": "max. validation accuracy", "val_loss": "min. validation loss"}.get(
+        cfg["train"].get("early_stop", ""), str(cfg["train"].get("early_stop", "")))
+
+
+@step("early_stop")
+def make_early_stop(p: Paper) -> None:
+    runs = p.main_runs
+    p.save(plot.early_stop(runs, rule=early_stop_rule(p.main_files)).figure, "early_stop")
+    s = runs["stop_iteration"].astype(float)
+    density = runs["density"].mean("run") if "run" in runs["density"].dims else runs["density"]
+    df = pd.DataFrame({"level": runs["level"].values, "density": density.values,
+                       "stop_mean": s.mean("run").values, "stop_std": s.std("run", ddof=1).values,
+                       "runs": int(runs.sizes["run"])})
+    p.table(df, "early_stop")
+    later = df.stop_mean.iloc[-1] - df.stop_mean.iloc[0]
+    spread = np.nanmax([df.stop_std.iloc[0], df.stop_std.iloc[-1], 0])
+    p.number(stop_trend="later than" if later > spread else "earlier than" if later < -spread else
+             "within one standard deviation of",
+             stop_dense=f"{df.stop_mean.iloc[0]:.0f} ± {df.stop_std.iloc[0]:.0f}",
+             stop_last=f"{df.stop_mean.iloc[-1]:.0f} ± {df.stop_std.iloc[-1]:.0f}",
+             steps=json.loads(rgnet.open_run(p.main_files[0]).attrs["config"])["train"]["steps"])
+
+
+@step("weight_flow")
+def make_weight_flow(p: Paper) -> None:
+    p.save(plot.weight_flow(p.main_runs, run=0), "weight_flow")
+    std = p.main_runs["w_std"].isel(run=0)
+    density = p.main_runs["density"]
+    density = density.isel(run=0) if "run" in density.dims else density
+    df = pd.DataFrame([{"layer": str(ly), "level": int(lv), "density": float(density.sel(level=lv)),
+                        "w_std": float(std.sel(layer=ly, level=lv)),
+                        "w_kurtosis": float(p.main_runs["w_kurtosis"].isel(run=0).sel(layer=ly, level=lv))}
+                       for ly in std["layer"].values for lv in std["level"].values])
+    p.table(df, "weight_moments")
+    first, last = df[df.level == df.level.min()], df[df.level == df.level.max()]
+    ratio = last.w_std.to_numpy() / first.w_std.to_numpy()
+    p.number(std_ratio=", ".join(f"{ly} ×{r:.2f}" for ly, r in zip(first.layer, ratio)),
+             std_trend="grows in every layer" if (ratio > 1).all() else "shrinks in every layer" if (ratio < 1).all()
+             else "grows in some layers and shrinks in others")
+
+
+@step("flow_speed")
+def make_flow_speed(p: Paper) -> None:
+    flow = rg.wasserstein_flow(p.main_runs)
+    p.save(plot.flow_speed(flow).figure, "flow_speed")
+    rows = []
+    for lv in flow["level"].values:
+        for ly in flow["layer"].values:
+            f = flow.sel(level=lv, layer=ly)
+            rows.append({"step": f"{lv}->{lv + 1}", "layer": str(ly), "w1_shape_mean": float(f["w1_shape"].mean()),
+                         "w1_shape_std": float(f["w1_shape"].std(ddof=1)), "w1_mean": float(f["w1"].mean()),
+                         "d_log_scale_mean": float(f["d_log_scale"].mean())})
+    p.table(pd.DataFrame(rows).dropna(subset=["w1_shape_mean"]), "flow_speed")
+    speed = flow["speed"].mean("run").dropna("level")
+    p.number(speed_first=f"{float(speed.isel(level=0)):.3f}", speed_last=f"{float(speed.isel(level=-1)):.3f}",
+             speed_min_step=f"{int(speed.idxmin('level'))} → {int(speed.idxmin('level')) + 1}")
+
+
+def lin_table(lin: xr.Dataset, task: str) -> list[dict]:
+    lam = np.asarray(lin["eigenvalues"].values, complex)
+    ci = np.asarray(lin["exponents_ci"].transpose("mode", "bound").values, float)
+    return [{"task": task, "mode": k, "eigenvalue_re": lam[k].real, "eigenvalue_im": lam[k].imag,
+             "abs_eigenvalue": abs(lam[k]), "exponent": float(lin["exponents"].values[k]), "exponent_lo": ci[k, 0],
+             "exponent_hi": ci[k, 1], "kind": str(lin["kind"].values[k])} for k in range(len(lam))]
+
+
+@step("coupling_flow")
+def make_coupling_flow(p: Paper) -> None:
+    g = rg.couplings(p.main_runs, "scale")
+    lin = rg.linearise(g, n_boot=N_BOOT)
+    names = [str(c) for c in g["coupling"].values]
+    with plot.style():
+        fig, axes = plt.subplots(1, 2, figsize=(plot.PAGE, 2.8), layout="constrained")
+    for ax, (x, y) in zip(axes, [(0, 1), (1, 2)] if len(names) > 2 else [(0, 1)]):
+        plot.coupling_flow(g, lin, x=x, y=y, ax=ax)
+        if ax is not axes[0] and ax.get_legend():
+            ax.get_legend().remove()  # the same entries as the first panel's
+    if len(names) <= 2:
+        axes[1].set_visible(False)
+    p.save(fig, "coupling_flow")
+    df = pd.DataFrame(lin_table(lin, MAIN))
+    df["fixed_point"] = ", ".join(f"{n}={v:.3f}" for n, v in zip(names, np.real(lin["fixed_point"].values)))
+    p.table(df, "linearised_map")
+    p.number(lam_main=", ".join(f"{a:.3f}" for a in df.abs_eigenvalue),
+             y_main=", ".join(f"{y:+.2f} [{lo:+.2f}, {hi:+.2f}]" for y, lo, hi in
+                              zip(df.exponent, df.exponent_lo, df.exponent_hi)),
+             kinds_main=", ".join(df.kind), b_main=f"{float(lin.attrs['scale_factor']):.3f}")
+
+
+def task_groups(p: Paper) -> dict[str, xr.Dataset]:
+    """Runs per task: the family members (when present) and the main experiment."""
+    groups = {}
+    try:
+        fam = p.family_runs
+        for member in dict.fromkeys(fam["member"].values):
+            groups[str(member)] = fam.isel(run=np.flatnonzero(fam["member"].values == member))
+    except Missing:
+        pass
+    try:
+        groups[MAIN] = p.main_runs
+    except Missing:
+        pass
+    if not groups:
+        raise Missing(f"no runs in {p.data / MAIN} or {p.data / FAMILY}")
+    return groups
+
+
+@step("exponents")
+def make_exponents(p: Paper) -> None:
+    lins, rows = {}, []
+    for task, runs in task_groups(p).items():
+        try:
+            lins[task] = rg.linearise(rg.couplings(runs, "scale"), n_boot=N_BOOT)
+        except ConfigError as err:  # too few levels for a fit: that task is left out
+            print(f"  exponents: {task} left out ({err})")
+            continue
+        rows += lin_table(lins[task], task)
+    p.save(plot.exponents(lins, modes=2).figure, "exponents")  # all modes are in the table
+    df = p.table(pd.DataFrame(rows), "exponents")
+    lead = df[df["mode"] == 0]
+    p.number(n_tasks_exp=len(lead), y_lead_range=f"{lead.exponent.min():+.2f} to {lead.exponent.max():+.2f}",
+             n_relevant_tasks=int((lead.exponent_lo > 0).sum()))
+
+
+@step("spectra")
+def make_spectra(p: Paper) -> None:
+    from rgnet.universality import signatures
+
+    groups = task_groups(p)
+    files = {task: [Path(str(f)) for f in runs["path"].values] for task, runs in groups.items()}
+    # trained weights (Redman et al.) where every file holds them, else the rewound tickets every file holds:
+    # one observable for all tasks, so their spectra can be compared
+    for name in ("dmd_micro", "dmd_ticket"):
+        skipped: dict[str, str] = {}
+        sigs = {task: signatures(f, names=[name], skipped=skipped).get(name) for task, f in files.items()}
+        if not skipped:
+            break
+    else:
+        raise Missing(f"no DMD spectrum could be computed: {next(iter(skipped.values()))}")
+    sets, rows = {}, []
+    for task, sig in sigs.items():
+        lam = np.asarray(sig["eigenvalues"].values, complex)
+        for r, row in enumerate(lam):
+            rows += [{"task": task, "run": r, "mode": k, "observable": name, "re": v.real, "im": v.imag,
+                      "abs": abs(v)} for k, v in enumerate(row) if np.isfinite(v)]
+        sets[task] = lam[np.isfinite(lam)]
+    what = {"dmd_micro": "trained weights", "dmd_ticket": "rewound tickets"}[name]
+    with plot.style():
+        fig, (ax, zoom) = plt.subplots(1, 2, figsize=(plot.PAGE, 3.9), layout="constrained")
+    plot.spectrum(sets, ax=ax, title=f"DMD spectra: {what}, every run")
+    plot.spectrum(sets, ax=zoom, title="the leading eigenvalues, enlarged")
+    zoom.get_legend().remove()
+    ax.xaxis.set_major_locator(matplotlib.ticker.MultipleLocator(0.5))  # labels of 0.25 steps collide at this size
+    every = np.concatenate(list(sets.values()))
+    lead = every[np.abs(every) >= 0.5 * np.abs(every).max()]  # the slow modes crowd near |λ| = 1
+    half = 0.55 * max(np.ptp(lead.real), 2 * np.abs(lead.imag).max(), 0.05)
+    centre = (lead.real.max() + lead.real.min()) / 2
+    zoom.set_xlim(centre - half, centre + half)
+    zoom.set_ylim(-half, half)
+    p.save(fig, "dmd_spectra")
+    df = p.table(pd.DataFrame(rows), "dmd_eigenvalues")
+    ranks = df.groupby(["task", "run"]).size()
+    p.number(dmd_observable=what, dmd_max_abs=f"{df['abs'].max():.3f}", dmd_outside=int((df["abs"] > 1).sum()),
+             dmd_total=len(df), dmd_rank=f"{ranks.min()}" + (f"–{ranks.max()}" if ranks.max() > ranks.min() else ""))
+
+
+@step("family_ladders")
+def make_family_ladders(p: Paper) -> None:
+    t = rgnet.winning_tickets(p.family_files, labels=p.family_labels)
+    exps = [str(e) for e in t["experiment"].values]
+    base = [a for a in ("imp", "reinit", "random_prune_layerwise", "random_prune_global") if a in t["arm"].values]
+    ncol = 3 if len(exps) > 4 else len(exps)
+    nrow = int(np.ceil(len(exps) / ncol))
+    with plot.style():
+        fig, axes = plt.subplots(nrow, ncol, figsize=(plot.PAGE, 2.2 * nrow), layout="constrained",
+                                 squeeze=False, sharey=True)
+    for ax, exp in zip(axes.flat, exps):
+        arms = [a for a in base if int(t["seeds"].sel(experiment=exp, arm=a).max())]
+        plot.ladder(t, experiment=exp, arms=arms, ax=ax)
+        if ax is not axes.flat[0]:
+            ax.get_legend().remove()
+        ax.tick_params(labelleft=True)
+    for ax in list(axes.flat)[len(exps):]:
+        ax.set_visible(False)
+    p.save(fig, "family_ladders")
+    win = p.table(winning_table(t, "test_acc").query("arm in @base"), "family_winning")
+    imp = win[win.arm == "imp"]
+    p.number(family_tasks=", ".join(exps), n_family_tasks=len(exps),
+             family_seeds=f"{imp.seeds.min()}" + (f"–{imp.seeds.max()}" if imp.seeds.max() > imp.seeds.min() else ""),
+             family_win=", ".join(f"{e} {pct(d)} %" for e, d in zip(imp.experiment, imp.winning_density)))
+
+
+def plain_sources(m: xr.Dataset) -> list[str]:
+    return [str(s) for s in m["source"].values if "[" not in str(s)]
+
+
+@step("transfer_matrix")
+def make_transfer_matrix(p: Paper) -> None:
+    m = p.matrix
+    plain = plain_sources(m)
+    mm = m.sel(source=plain)
+    p.save(plot.transfer_matrix(mm).figure, "transfer_matrix")
+    rows = [{"source": s, "target": t, "gap_at_winning": float(m["gap_at_winning"].sel(source=s, target=t)),
+             "vs_random_at_winning": float(m["vs_random_at_winning"].sel(source=s, target=t)),
+             "compare_level": int(m["compare_level"].sel(source=s, target=t)),
+             "transfers": float(m["transfers"].sel(source=s, target=t))}
+            for s in m["source"].values for t in m["target"].values]
+    df = p.table(pd.DataFrame(rows), "transfer_matrix")
+    off = df[(df.source != df.target) & df.source.isin(plain) & df.transfers.notna()]
+    yes, gaps = off[off.transfers > 0.5], off.dropna(subset=["gap_at_winning"])
+    p.number(n_pairs=len(off), n_transfer=len(yes),
+             transfer_pairs=", ".join(f"{s} → {t}" for s, t in zip(yes.source, yes.target)) or "none",
+             worst_pair=(lambda r: f"{r.source} → {r.target} ({100 * r.gap_at_winning:+.1f} points)")(
+                 gaps.loc[gaps.gap_at_winning.idxmin()]) if len(gaps) else "n/a",
+             transfer_metric=m.attrs.get("metric", "test_acc"))
+
+
+def universality_dataset(p: Paper) -> xr.Dataset:
+    """The universality analysis of the family, from the cache when its inputs have not changed."""
+    from rgnet.universality import universality
+
+    if p.universality is not None:
+        return p.universality
+    files = p.family_files
+    key = content_hash(files, {**UNIVERSALITY, "rgnet": RGNET_VERSION})
+    path = p.tables / "universality.nc"
+    if p.cache and path.is_file():
+        cached = xr.open_dataset(path, engine="h5netcdf").load()
+        cached.close()
+        if cached.attrs.get("input_sha256") == key:
+            print("  universality: cached (inputs unchanged)")
+            p.universality = cached
+            return cached
+    try:
+        matrix = p.matrix
+    except Missing:
+        matrix = None  # classes need no transfer; the scoring is then left out
+    ds = universality(files, transfer=matrix, labels=p.family_labels, **UNIVERSALITY)
+    ds.attrs["input_sha256"] = key
+    tmp = path.with_suffix(".tmp")
+    ds.to_netcdf(tmp, engine="h5netcdf", invalid_netcdf=True)
+    tmp.replace(path)
+    p.universality = ds
+    return ds
+
+
+def score_table(ds: xr.Dataset) -> pd.DataFrame:
+    return pd.DataFrame({"predictor": [str(x) for x in ds["predictor"].values], "auroc": ds["auroc"].values,
+                         "auroc_lo": ds["auroc_ci"].isel(bound=0).values,
+                         "auroc_hi": ds["auroc_ci"].isel(bound=1).values,
+                         "p_auroc": ds["p_auroc"].values, "tau_w": ds["tau_w"].values, "p_tau": ds["p_tau"].values,
+                         "loto_balanced_accuracy": ds["loto_balanced_accuracy"].values}
+                        ).sort_values("auroc", ascending=False)
+
+
+@step("classes")
+def make_classes(p: Paper) -> None:
+    import networkx as nx
+
+    from rgnet.universality import class_graph
+
+    ds = universality_dataset(p)
+    sigs = [str(s) for s in ds["signature"].values]
+    p.table(pd.DataFrame([{"signature": s, "task": str(t), "class": int(ds["class_id"].sel(signature=s, task=t))}
+                          for s in sigs for t in ds["task"].values]), "classes")
+    # the graph of the RG signature that predicts transfer best, when it was scored
+    scored = score_table(ds) if "auroc" in ds else None
+    best = scored[scored.predictor.isin(sigs)].iloc[0]["predictor"] if scored is not None else sigs[0]
+    test = ds.sel(signature=best)
+    g = class_graph(test, alpha=float(ds.attrs["alpha"]))
+    nx.set_node_attributes(g, {str(t): int(test["class_id"].sel(task=t)) for t in ds["task"].values}, "class")
+    ax = plot.class_graph(g, weight_attr="p_value")  # thicker: the harder to tell apart
+    with plot.style():  # the title is made now, in the figures' font size
+        ax.set_title(f"universality classes: {best}\nedge: p > {ds.attrs['alpha']:g} (thicker: larger p)")
+    p.save(ax.figure, "class_graph")
+    ids = [int(c) for c in test["class_id"].values]
+    p.number(class_signature=best, n_classes=len(set(ids)), n_univ_tasks=int(ds.sizes["task"]),
+             univ_alpha=f"{ds.attrs['alpha']:g}", univ_signatures=", ".join(sigs),
+             class_members="; ".join(", ".join(str(t) for t, i in zip(test["task"].values, ids) if i == c)
+                                     for c in sorted(set(ids))))
+
+
+@step("universality")
+def make_universality(p: Paper) -> None:
+    ds = universality_dataset(p)
+    if "auroc" not in ds:
+        why = json.loads(ds.attrs.get("unavailable", "{}")).get("scoring", "no measured transfer to score against")
+        raise Missing(f"the predictors were not scored: {why}")
+    sigs = [str(s) for s in ds["signature"].values]
+    table = p.table(score_table(ds), "universality_scores", digits=3)
+    preds = list(table.predictor)
+
+    # ROC: the RG signatures in one panel, the baselines in the other; pairs of different tasks only
+    groups = {"RG signatures": [s for s in sigs if s in preds],
+              "baselines": [x for x in preds if x not in sigs and "(class)" not in x]}
+    lab = ds["transfers"]
+    off = xr.DataArray(np.asarray(lab["source"].values)[:, None] != np.asarray(lab["target"].values)[None, :],
+                       dims=("source", "target"), coords={"source": lab["source"], "target": lab["target"]})
+    with plot.style():
+        fig, axes = plt.subplots(1, 2, figsize=(plot.PAGE, 3.6), layout="constrained")
+    for ax, (title, names) in zip(axes, groups.items()):
+        plot.roc({n: ds["score"].sel(predictor=n).drop_vars("predictor").where(off) for n in names},
+                 lab.where(off), ax=ax)
+        with plot.style():
+            ax.set_title(f"predicted vs measured transfer: {title}")
+    p.save(fig, "roc")
+
+    by = table.set_index("predictor")
+    best = table[table.predictor.isin(sigs)].iloc[0]["predictor"]
+    base = table[~table.predictor.isin(sigs) & ~table.predictor.str.contains("class")]
+    p.number(best_signature=best, best_signature_auroc=f"{by.loc[best, 'auroc']:.2f}",
+             best_signature_ci=f"[{by.loc[best, 'auroc_lo']:.2f}, {by.loc[best, 'auroc_hi']:.2f}]",
+             best_signature_p=f"{by.loc[best, 'p_auroc']:.3f}",
+             best_baseline=base.iloc[0]["predictor"] if len(base) else "n/a",
+             best_baseline_auroc=f"{base.iloc[0]['auroc']:.2f}" if len(base) else "n/a")
+
+
+@step("aligned")
+def make_aligned(p: Paper) -> None:
+    from rgnet.plot.transfer import aligned_pairs
+
+    m = p.matrix
+    pairs = aligned_pairs(m)
+    if not pairs:
+        raise Missing(f"the runs in {p.data / FAMILY} hold no aligned transfer (rgnet transfer --align)")
+    p.save(plot.aligned_transfer(m), "aligned_transfer")
+    rows = []
+    for (source, target), modes in pairs.items():
+        for mode, label in modes.items():
+            sel = {"source": label, "target": target}
+            gap = m["gap"].sel(sel)
+            for lv in gap["level"].values[np.isfinite(gap.values)]:
+                rows.append({"source": source, "target": target, "align": mode, "level": int(lv),
+                             "density": float(m["density"].sel(target=target, level=lv)),
+                             "gap": float(gap.sel(level=lv)), "gap_std": float(m["gap_std"].sel(sel).sel(level=lv)),
+                             "matching": bool(m["transfer_matching"].sel(sel).sel(level=lv))})
+    df = p.table(pd.DataFrame(rows), "aligned_transfer")
+    none, aligned = df[df["align"] == "none"], df[df["align"] != "none"]
+    p.number(aligned_pairs=", ".join(f"{s} → {t}" for s, t in pairs),
+             aligned_gap_none=f"{100 * none.gap.mean():+.1f}" if len(none) else "n/a",
+             aligned_gap_inputs=f"{100 * aligned.gap.mean():+.1f}",
+             aligned_matching=f"{aligned.matching.mean():.0%}",
+             unaligned_matching=f"{none.matching.mean():.0%}" if len(none) else "n/a")
+
+
+@step("ising")
+def make_ising(p: Paper) -> None:
+    from rgnet.plot.ising import mk_exact, mk_recovered
+
+    traj = rg.migdal_kadanoff_2d(rg.toy.MK_FIXED_POINT + np.linspace(-0.03, 0.03, 9), levels=6)
+    lin = rg.linearise(traj, model="quadratic", window=0.02, n_boot=N_BOOT)
+    p.save(plot.ising_validation(traj, lin), "ising_validation")
+    exact, found = mk_exact(), mk_recovered(lin)
+    df = p.table(pd.DataFrame([{"quantity": k, "recovered": found[k][0], "lower": found[k][1], "upper": found[k][2],
+                                "exact": exact[k], "relative_error": found[k][0] / exact[k] - 1} for k in exact]),
+                 "ising_validation", digits=7)
+    d = df.set_index("quantity")
+    p.number(**{f"ising_{k}": f"{d.loc[q, 'recovered']:.6f}" for k, q in (("k", "K*"), ("lam", "λ"), ("y", "y"))},
+             **{f"ising_{k}_exact": f"{d.loc[q, 'exact']:.6f}" for k, q in (("k", "K*"), ("lam", "λ"), ("y", "y"))},
+             ising_max_err=f"{np.abs(df.relative_error).max():.1e}")
+
+
+@step("protocol")
+def make_protocol(p: Paper) -> None:
+    path = p.data / PROTOCOL
+    if not path.is_file():
+        raise Missing(f"{path} does not exist")
+    ds = xr.open_dataset(path, engine="h5netcdf").load()
+    p.save(plot.stopping_rules(ds), "early_stopping_protocol")
+    rows = []
+    for model in ds["model"].values:
+        for crit in ds["criterion"].values:
+            for iv in ds["interval"].values:
+                s = ds.sel(model=model, criterion=crit, interval=iv)
+                lost = s["best"] - s["picked"]
+                rows.append({"model": str(model), "criterion": str(crit), "interval": int(iv),
+                             "levels": int(np.isfinite(s["picked"]).any("seed").sum()),
+                             "loss_mean": float(lost.mean()), "loss_max_level_mean": float(lost.mean("seed").max()),
+                             "stop_iteration_dense": float(s["stop_iteration"].sel(level=0).mean()),
+                             "final_loss_mean": float((s["best"] - s["final"]).mean())})
+    df = p.table(pd.DataFrame(rows), "early_stopping_protocol")
+    d = df[df.interval == 100].set_index(["model", "criterion"])
+    p.number(proto_seeds=int(ds.sizes["seed"]), proto_models=", ".join(map(str, ds["model"].values)),
+             **{f"proto_{m}_{c}": pct(d.loc[(m, c), "loss_mean"], 1) for m, c in d.index},
+             **{f"proto_{m}_{c}_worst": pct(d.loc[(m, c), "loss_max_level_mean"], 1) for m, c in d.index},
+             **{f"proto_{m}_{c}_stop": f"{d.loc[(m, c), 'stop_iteration_dense']:.0f}" for m, c in d.index})
+
+
+# ---- the text ---------------------------------------------------------------------------------------------
+
+SECTION = re.compile(r"<!-- begin (?P<name>\w+) -->\n(?P<body>.*?)<!-- end (?P=name) -->\n", re.S)
+
+
+def write_paper(p: Paper, template: Path = TEMPLATE) -> Path:
+    """Fill the template: sections whose steps were left out become one line saying why; every ``{name}`` must
+    be a number made by a step, so the text never holds a number the tables do not."""
+    template_text, parts, end = template.read_text(), [], 0
+    for m in SECTION.finditer(template_text):
+        parts.append(template_text[end:m.start()].format_map(p.numbers))
+        reason = p.sections.get(m["name"], "its step was not run")
+        parts.append(m["body"].format_map(p.numbers) if reason is None else f"*This part is left out: {reason}.*\n")
+        end = m.end()
+    text = "".join(parts) + template_text[end:].format_map(p.numbers)
+    left = "\n".join(f"- {n}" for n in p.notes) or "- nothing"
+    text = text.replace("<!-- left out -->", left)
+    out = p.out / "paper.md"
+    out.write_text(text)
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=ROOT / "data", help="data directory (default: data/)")
+    ap.add_argument("--out", type=Path, default=ROOT / "paper", help="output directory (default: paper/)")
+    ap.add_argument("--only", nargs="+", choices=list(STEPS), help="run only these steps (paper.md notes the rest)")
+    ap.add_argument("--no-cache", action="store_true", help="recompute the universality analysis")
+    args = ap.parse_args(argv)
+    if not args.data.is_dir():
+        print(f"make.py: the data directory {args.data} does not exist; pass --data DIR", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    p = Paper(args.data, args.out, cache=not args.no_cache, clear=not args.only)
+    for name, fn in STEPS.items():
+        if args.only and name not in args.only:
+            p.sections[name] = "not run (--only)"
+            continue
+        t0 = time.perf_counter()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # nan-means over absent levels
+                fn(p)
+        except (Missing, DataError, StoreError, ConfigError) as err:
+            reason = str(err).rstrip(".")
+            p.notes.append(f"{name}: {reason}")
+            p.sections[name] = reason
+            print(f"{name:16s} left out: {reason}")
+            plt.close("all")
+            continue
+        p.sections[name] = None
+        print(f"{name:16s} {time.perf_counter() - t0:6.1f} s")
+    p.number(data_dir=args.data.name + "/", rgnet_version=RGNET_VERSION)
+    paper = write_paper(p)
+    wall = time.perf_counter() - start
+    print(f"wrote {len(p.made)} figures and tables under {args.out} and {paper} in {wall:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

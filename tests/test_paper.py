@@ -1,0 +1,156 @@
+"""paper/: make.py builds figures, tables and paper.md from a data directory; the notebook runs on data/."""
+
+import importlib.util
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from conftest import small_config
+
+import rgnet
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK = ROOT / "paper" / "analysis.ipynb"
+
+
+def load_make():
+    spec = importlib.util.spec_from_file_location("paper_make", ROOT / "paper" / "make.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def make():
+    return load_make()
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory) -> Path:
+    """A data directory with the default job's layout: two seeds of a tiny run with a re-init baseline."""
+    data = tmp_path_factory.mktemp("data")
+    for seed in (0, 1):
+        path = rgnet.record(small_config(seed=seed), data / "mnist1d-mlp" / f"seed{seed}.h5", progress=False)
+        rgnet.run_baselines(path, ["reinit"], progress=False)
+    return data
+
+
+def placeholders(text: str) -> list[str]:
+    return re.findall(r"\{[a-z_]+\}", text)
+
+
+def test_make_writes_the_figures_tables_and_paper_it_has_data_for(make, small_data, tmp_path, capsys):
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "transfer_matrix.png").write_bytes(b"from an earlier run")
+    assert make.main(["--data", str(small_data), "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for name in ("ladder", "early_stop", "weight_flow", "flow_speed", "coupling_flow", "exponents", "dmd_spectra",
+                 "ising_validation"):
+        for ext in ("png", "pdf"):
+            assert (tmp_path / "figures" / f"{name}.{ext}").stat().st_size > 1000, name
+    for name in ("ladder", "winning", "early_stop", "flow_speed", "linearised_map", "ising_validation"):
+        assert (tmp_path / "tables" / f"{name}.csv").is_file() and (tmp_path / "tables" / f"{name}.md").is_file()
+    # what has no input is left out, said so, and not drawn
+    for name in ("transfer_matrix", "roc", "class_graph", "aligned_transfer", "early_stopping_protocol"):
+        assert not (tmp_path / "figures" / f"{name}.png").exists()
+    assert re.search(r"protocol\s+left out: .*early_stopping\.nc does not exist", out)
+    assert re.search(r"transfer_matrix\s+left out: .*transfer-family does not exist", out)
+    assert re.search(r"wrote \d+ figures and tables .* in \d+\.\d s", out)
+    paper = (tmp_path / "paper.md").read_text()
+    assert not placeholders(paper) and "<!--" not in paper
+    assert "*This part is left out:" in paper and "- protocol:" in paper
+
+
+def test_paper_numbers_come_from_the_tables(make, small_data, tmp_path):
+    import pandas as pd
+
+    make.main(["--data", str(small_data), "--out", str(tmp_path), "--only", "ladder", "ising"])
+    paper = (tmp_path / "paper.md").read_text()
+    win = pd.read_csv(tmp_path / "tables" / "winning.csv").set_index(["metric", "arm"])
+    w = win.loc[("test_acc", "imp")]
+    assert f"IMP tickets stay matching down to **{100 * w.winning_density:.1f} %**" in paper
+    assert f"{100 * w.dense_mean:.1f} ± {100 * w.dense_std:.1f} % test accuracy" in paper
+    ising = pd.read_csv(tmp_path / "tables" / "ising_validation.csv").set_index("quantity")
+    assert f"K* = {ising.loc['K*', 'recovered']:.6f} (exact 0.304689)" in paper
+    assert "*This part is left out: not run (--only).*" in paper  # the steps not asked for
+
+
+def test_make_refuses_a_missing_data_directory(make, tmp_path, capsys):
+    assert make.main(["--data", str(tmp_path / "nope"), "--out", str(tmp_path)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_member_labels_come_from_file_names(make, small_data, tmp_path):
+    path = shutil.copy(small_data / "mnist1d-mlp" / "seed0.h5", tmp_path / "noise-s3.h5")
+    assert make.member_labels([Path(path)]) == {"mnist1d": "noise"}  # task key -> the name in the file name
+    assert make.member_labels([small_data / "mnist1d-mlp" / "seed0.h5"]) == {}  # named otherwise: the task key stays
+    assert make.MEMBER.match("noise-s0-0123456789abcdef.h5")["label"] == "noise"  # a sweep's file name
+
+
+@pytest.mark.slow
+def test_make_on_a_tiny_family_with_transfers_and_a_cached_universality(make, small_data, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(small_data, data)
+    family = data / "transfer-family"
+    tasks = {"default": {"name": "mnist1d"}, "shuffled": {"name": "mnist1d", "params": {"shuffle_seq": True}}}
+    files = {(t, s): rgnet.record(small_config(task=task, seed=s), family / f"{t}-s{s}.h5", progress=False)
+             for t, task in tasks.items() for s in (0, 1)}
+    for s in (0, 1):
+        rgnet.run_baselines(files[("default", s)], ["random_prune_layerwise"], progress=False)
+        rgnet.transfer(files[("default", s)], files[("shuffled", s)], progress=False)
+        rgnet.transfer(files[("shuffled", s)], files[("default", s)], progress=False)
+        rgnet.transfer(files[("default", s)], files[("shuffled", s)], align="inputs", progress=False)
+    out = tmp_path / "out"
+    t0 = time.perf_counter()
+    assert make.main(["--data", str(data), "--out", str(out)]) == 0
+    first = time.perf_counter() - t0
+    for name in ("family_ladders", "transfer_matrix", "aligned_transfer", "class_graph"):
+        assert (out / "figures" / f"{name}.png").is_file(), name
+    printed = capsys.readouterr().out
+    assert "universality: cached" not in printed
+    assert re.search(r"universality\s+left out: the predictors were not scored: .*scoring needs 3", printed)
+    paper = (out / "paper.md").read_text()
+    assert not placeholders(paper) and "default → shuffled" in paper
+    assert make.main(["--data", str(data), "--out", str(out), "--only", "classes"]) == 0
+    assert "universality: cached (inputs unchanged)" in capsys.readouterr().out
+    print(f"make.py on the tiny family: {first:.1f} s")
+
+
+# ---- the notebook ----------------------------------------------------------------------------------------------
+
+
+def test_notebook_is_stored_without_outputs():
+    import nbformat
+
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code and all(not c.outputs and c.execution_count is None for c in code)
+    assert sum("plot." in c.source for c in code) >= 2  # reproduces paper figures through rgnet.plot
+
+
+def test_notebook_runs_on_the_data_directory(tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    data = Path(os.environ.get("RGNET_PAPER_DATA", ROOT / "data"))
+    if not any(next((data / d).glob("*.h5"), None) for d in ("mnist1d-mlp", "transfer-family")):
+        pytest.skip(f"{data} holds no recorded runs (mnist1d-mlp/*.h5, transfer-family/*.h5) for the notebook")
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    env = {"RGNET_PAPER_DATA": str(data)}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # the kernel inherits the environment
+    try:
+        NotebookClient(nb, timeout=120, kernel_name="python3",
+                       resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert sum(o.output_type == "display_data" and "image/png" in o.get("data", {}) for o in outputs) >= 2
