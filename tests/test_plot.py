@@ -366,7 +366,7 @@ def test_aligned_transfer_compares_alignment_modes_per_pair():
     # matching levels filled, the others open
     scatters = [c for c in ax.collections if isinstance(c, PathCollection)]
     assert sum(len(c.get_offsets()) for c in scatters) == 6
-    assert "b's own ticket" in lines
+    assert "target's own winning ticket" in lines
     with pytest.raises(ConfigError, match="no aligned transfer"):
         plot.aligned_transfer(aligned_matrix().sel(source=["a", "b"]))
 

@@ -273,7 +273,7 @@ def aligned_transfer(matrix: xr.Dataset, labels: Mapping[str, str] | None = None
         if "winning_density" in matrix:
             w = float(matrix["winning_density"].sel(target=target))
             if np.isfinite(w):
-                ax.axvline(w, color="0.3", ls=":", lw=0.9, label=f"{_label(target, labels)}'s own ticket")
+                ax.axvline(w, color="0.3", ls=":", lw=0.9, label="target's own winning ticket")
         finish_density_panel(ax, axes[0, 0], density, "transferred − own ticket (points)",
                              f"{_label(source, labels)} → {_label(target, labels)}")
     axes[0, 0].legend(loc="lower left", title="filled: matching")
