@@ -324,6 +324,20 @@ def test_two_workers_equal_the_sequential_run_and_rerun_nothing(reference, tiny,
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name != "index.nc"} == before
 
 
+def test_stacked_trunks_train_as_one_model_and_equal_the_sequential_run(reference, tiny, client, tmp_path):
+    seq, _ = reference
+    out = tmp_path / "stacked"
+    result = sweep(tiny, out, client=client, progress_bar=False, stack_size=2)
+    assert not result.failed and sweeps_differ(seq, out) == []      # bit for bit, except wall times
+    trunks = {u.name: u.path for u in result.units if u.kind == "trunk"}
+    seconds = {}
+    for name in ("trunk a-s0", "trunk b-s0"):                        # one group of two trunks (see stack())
+        with h5py.File(trunks[name], "r") as f:
+            seconds[name] = f["train_seconds"][:]
+    # the engine shares a stack's wall time equally among its runs: equal times mean one stacked model
+    np.testing.assert_array_equal(seconds["trunk a-s0"], seconds["trunk b-s0"])
+
+
 def _kill_a_worker_mid_trunk(out: Path, client, killed: dict, stop: threading.Event) -> None:
     """Kill (SIGKILL) the worker holding a trunk's lock once that trunk has a complete level."""
     workers = set(client.run(os.getpid).values())

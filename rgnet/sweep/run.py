@@ -44,7 +44,7 @@ def run_unit(unit: Unit, lock_wait: float = 3600.0) -> dict:
 
 
 def _train(unit: Unit) -> None:
-    """The one place that calls the training entry points (an engine replaces this, stacking a group)."""
+    """The one place that trains one unit (a group's trunks were stacked first by :func:`_stack_trunks`)."""
     import rgnet
 
     quiet = {"progress": False}
@@ -67,6 +67,7 @@ def run_group(units: tuple[Unit, ...], lock_wait: float, *upstream: dict) -> dic
     group upstream, so that a failure is seen by every unit downstream of it.
     """
     failed = {k: v for up in upstream for k, v in up["failed"].items()}
+    _stack_trunks([u for u in units if not any(d in failed for d in u.needs)], lock_wait)
     results: list[dict] = []
     for u in units:
         bad = [d for d in u.needs if d in failed]
@@ -74,6 +75,28 @@ def run_group(units: tuple[Unit, ...], lock_wait: float, *upstream: dict) -> dic
         if results[-1]["status"] not in OK:
             failed[u.name] = results[-1]["status"]
     return {"results": results, "failed": failed}
+
+
+def _stack_trunks(units: list[Unit], lock_wait: float) -> None:
+    """Train a group's trunks as one stacked model (:func:`rgnet.record_many`) before the per-unit loop.
+
+    Only a fast path: the loop in :func:`run_group` then finds those files complete (or resumes them) and
+    reports each unit's own status, so a diverged or refused run is reported by its unit as before. Errors
+    other than rgnet's (a full disk, a lost file system) raise, and dask retries the call.
+    """
+    trunks = [u for u in units if u.kind == "trunk"]
+    if len(trunks) < 2:
+        return
+    import rgnet
+    from rgnet.errors import RgnetError
+    from rgnet.store.writer import lock_wait as waiting
+
+    try:
+        with waiting(lock_wait):
+            rgnet.record_many([rgnet.RunConfig.from_json(u.config) for u in trunks], [u.path for u in trunks],
+                              progress=False)
+    except RgnetError:
+        pass  # each unit reports it below, from its own file
 
 
 def skipped(u: Unit, why: str) -> dict:
