@@ -332,7 +332,7 @@ def _tickets(a) -> int:
     )
 
     if a.out:
-        check_new(a.out, a.overwrite, a.files)  # refuse before the analysis, not after it
+        check_new(a.out, "tickets", a.overwrite, a.files)  # refuse before the analysis, not after it
     verdicts = winning_tickets(a.files, a.metric, a.tolerance)
     print(format_tickets(verdicts))
     matrix = None
@@ -345,7 +345,8 @@ def _tickets(a) -> int:
 
         groups = {"tickets": verdicts, **({"transfer": matrix} if matrix is not None else {})}
         title = "rgnet verdicts: winning tickets (group tickets) and transfer matrix (group transfer)"
-        out = write_new(a.out, lambda tmp: write_groups(tmp, groups, title), overwrite=a.overwrite, inputs=a.files)
+        out = write_new(a.out, lambda buf: write_groups(buf, groups, title), command="tickets", overwrite=a.overwrite,
+                        inputs=a.files)
         print(f"wrote {out}")
     return 0
 
@@ -373,12 +374,12 @@ def _flow(a) -> int:
     from rgnet import rg
 
     if a.out:
-        check_new(a.out, a.overwrite, a.files)  # refuse before the analysis, not after it
+        check_new(a.out, "flow", a.overwrite, a.files)  # refuse before the analysis, not after it
     report = rg.flow_report(a.files)
     print(rg.format_flow_report(report))
     if a.out:
-        out = write_new(a.out, lambda tmp: report.to_netcdf(tmp, engine="h5netcdf"), overwrite=a.overwrite,
-                        inputs=a.files)
+        out = write_new(a.out, lambda buf: report.to_netcdf(buf, engine="h5netcdf"), command="flow",
+                        overwrite=a.overwrite, inputs=a.files)
         print(f"wrote {out}")
     return 0
 
@@ -388,12 +389,13 @@ def _universality(a) -> int:
 
     inputs = [*a.files, *([a.transfer] if a.transfer else [])]
     if a.out:
-        check_new(a.out, a.overwrite, inputs)  # refuse before the analysis, not after it
+        check_new(a.out, "universality", a.overwrite, inputs)  # refuse before the analysis, not after it
     ds = universality(a.files, transfer=a.transfer, names=a.signature, alpha=a.alpha, class_method=a.classes,
                       n_boot=a.n_boot, baselines=not a.no_baselines, seed=a.seed)
     print(format_universality(ds))
     if a.out:
-        out = write_new(a.out, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"), overwrite=a.overwrite, inputs=inputs)
+        out = write_new(a.out, lambda buf: ds.to_netcdf(buf, engine="h5netcdf"), command="universality",
+                        overwrite=a.overwrite, inputs=inputs)
         print(f"wrote {out}")
     return 0
 

@@ -1,7 +1,7 @@
 """Exceptions for users: each message is one sentence saying what was wrong and how to fix it.
 
-The CLI turns any :class:`RgnetError` into that sentence on stderr and its ``exit_code`` (2, or 3 for a
-training run that diverged).
+The CLI turns any :class:`RgnetError` into that sentence on stderr and its ``exit_code`` (2; 3 for a
+training run that diverged or for damaged data).
 """
 
 
@@ -25,5 +25,15 @@ class StoreError(RgnetError):
 
 class DivergedError(RgnetError):
     """Training produced a non-finite loss or weights; the level is recorded as diverged (exit code 3)."""
+
+    exit_code = 3
+
+
+class WriteError(StoreError):
+    """The file system refused a write (disk full, file-size limit, quota, permissions); nothing committed changed."""
+
+
+class DamagedError(StoreError):
+    """Stored data that fails its checks (checksum, owner, level); exit code 3."""
 
     exit_code = 3

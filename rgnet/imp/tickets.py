@@ -17,6 +17,7 @@ import h5py
 import numpy as np
 
 from rgnet.errors import ConfigError, StoreError
+from rgnet.outputs import check_new
 from rgnet.store.reader import read_tensors
 from rgnet.store.writer import atomic_update, check_run_file, tensor_dims
 
@@ -70,10 +71,7 @@ def ticket_from_run(path: str | Path, level: int) -> Ticket:
 
 def write_ticket(ticket: Ticket, out: str | Path) -> Path:
     """Write ``ticket`` to a new netCDF-compatible HDF5 file; an existing file is never overwritten."""
-    out = Path(out)
-    if out.exists():
-        raise StoreError(f"{str(out)!r} already exists; rgnet does not overwrite files — pass another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = check_new(out, "ticket", inputs=[ticket.source])  # a ticket is never overwritten
     with atomic_update(out, create=True) as f:
         f.attrs.update(rgnet_ticket=TICKET_SCHEMA, run_id=ticket.run_id, config=ticket.config, task=ticket.task,
                        level=ticket.level, density=ticket.density, rewind_iteration=ticket.rewind_iteration,

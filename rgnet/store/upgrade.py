@@ -19,13 +19,13 @@ import h5py
 import numpy as np
 
 from rgnet.errors import StoreError
+from rgnet.store.atomic import replacing
 from rgnet.store.schema import LEVEL_VARS, SCHEMA_VERSION
 from rgnet.store.writer import (
     _PACK,
     _SPACE,
     BRANCHES,
     LIBVER,
-    _replacing,
     check_run_file,
     create_branch,
     create_layout,
@@ -54,7 +54,7 @@ def upgrade(path: str | Path, log: Callable[[str], None] | None = None) -> bool:
         cfg = json.loads(attrs["config"])
         planned = max(int(cfg["prune"]["levels"]) + 1, n)
         summaries = {g: _convert_group(path, old, g, n, attrs["run_id"], int(cfg["store"]["bins"])) for g in groups}
-        with _replacing(path, copy=False) as tmp, h5netcdf.File(tmp, "w", libver=LIBVER, **_SPACE) as f:
+        with replacing(path, copy=False) as buf, h5netcdf.File(buf, "w", libver=LIBVER, **_SPACE) as f:
             now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             history = f"{attrs.get('history', attrs['created'] + ' created by rgnet (schema 1)')}\n" \
                       f"{now} rgnet upgrade: schema {attrs['rgnet_schema']} -> {SCHEMA_VERSION}"

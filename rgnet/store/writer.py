@@ -1,11 +1,11 @@
 """Writing run files: create the layout, commit one level, read back what resuming needs.
 
 Crash safety without copying what earlier levels wrote: a level's tensors go to their own file in the
-run's tensor folder (written under a temporary name, fsynced, renamed), then the small summary file is
-copied, the level's summaries and ``levels_complete`` are written into the copy, and the copy is fsynced and
-renamed over the original. The summary file is therefore always complete and valid; a kill at any moment
-loses at most the level in progress (its tensor file, if already renamed, belongs to no complete level and
-is overwritten when the level is trained again). The copy costs the size of the summaries (fixed at
+run's tensor folder, then the small summary file is read into memory, the level's summaries and
+``levels_complete`` are written into that copy, and it replaces the original (both through
+:mod:`rgnet.store.atomic`: temporary name, fsync, rename). The summary file is therefore always complete
+and valid; a kill at any moment loses at most the level in progress (its tensor file, if already renamed,
+belongs to no complete level and is overwritten when the level is trained again). The copy costs the size of the summaries (fixed at
 creation: the level dim has its planned size), independent of how many levels are written.
 
 Files are bounded to the HDF5 1.10 format (``LIBVER``) so that HDF5 >= 1.10 and netCDF-C >= 4.7 read them,
@@ -30,12 +30,14 @@ import h5py
 import numpy as np
 
 from rgnet.errors import StoreError
+from rgnet.store.atomic import replacing
 from rgnet.store.schema import LEVEL_VARS, SCHEMA_VERSION
 from rgnet.theory import QF_SIZE, QUANTILES, bin_edges
 
 BRANCHES = "branches"
 LIBVER = ("v110", "v110")   # HDF5 1.10 file format: small (new chunk indexes), readable by HDF5 >= 1.10
 TENSORS_SUFFIX = ".tensors"
+LOCK_SUFFIX = ".lock"
 TENSORS_SCHEMA = 1
 _PACK = {"compression": "gzip", "compression_opts": 1, "shuffle": True, "fletcher32": True}
 _PLAIN = {"fletcher32": True}
@@ -75,7 +77,7 @@ def exclusive(path: Path, wait: float | None = None) -> Iterator[None]:
     that no longer has a name) notices that the name now points elsewhere and tries again, so two writers
     can never both hold the lock.
     """
-    lock = path.with_name(path.name + ".lock")
+    lock = path.with_name(path.name + LOCK_SUFFIX)
     wait = _LOCK_WAIT.get() if wait is None else wait
     deadline, pause = time.monotonic() + wait, 0.05
     while True:
@@ -122,7 +124,7 @@ def lock_fd(fd: int, lock: Path) -> bool:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        path = lock.with_name(lock.name[: -len(".lock")])
+        path = lock.with_name(lock.name[: -len(LOCK_SUFFIX)])
         raise StoreError(_busy_message(path, lock, 0)) from None
     try:
         named = os.stat(lock)
@@ -137,40 +139,14 @@ def lock_fd(fd: int, lock: Path) -> bool:
 
 # ------------------------------------------------------------------------------------------ atomic files
 
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        dfd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-
-
-@contextlib.contextmanager
-def _replacing(path: Path, copy: bool) -> Iterator[Path]:
-    """Yield a temporary path next to ``path`` (a copy of it if ``copy``); fsync and rename it over ``path``."""
-    tmp = path.with_name(path.name + ".partial")
-    try:
-        if copy:
-            shutil.copyfile(path, tmp)
-        yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-
-
 @contextlib.contextmanager
 def atomic_update(path: Path, create: bool = False) -> Iterator[h5netcdf.File]:
     """Open a copy of ``path`` (or a new file) with h5netcdf, yield it, then fsync and rename it over ``path``.
 
     An existing run file of an older schema is refused (``rgnet upgrade`` converts it first).
     """
-    with _replacing(path, copy=not create) as tmp:
-        with h5netcdf.File(tmp, "w" if create else "a", libver=LIBVER, **(_SPACE if create else {})) as f:
+    with replacing(path, copy=not create) as buf:
+        with h5netcdf.File(buf, "w" if create else "a", libver=LIBVER, **(_SPACE if create else {})) as f:
             if not create:
                 check_current(path, f.attrs)
             yield f
@@ -204,9 +180,8 @@ def var_name(parameter: str) -> str:
 def write_tensor_file(out: Path, attrs: dict, groups: dict[str, dict[str, np.ndarray]],
                       level: int | None = None) -> None:
     """Write ``groups`` (group -> parameter -> array) as one netCDF file, atomically (temp, fsync, rename)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with _replacing(out, copy=False) as tmp:
-        with h5netcdf.File(tmp, "w", libver=LIBVER) as f:
+    with replacing(out, copy=False) as buf:
+        with h5netcdf.File(buf, "w", libver=LIBVER) as f:
             f.attrs.update({"rgnet_tensors": TENSORS_SCHEMA, **attrs, "Conventions": "CF-1.8",
                             "title": f"rgnet tensors of run {attrs.get('run_id')}" +
                                      (f", level {level}" if level is not None else "")})
@@ -377,7 +352,7 @@ def commit_level(path: Path, level: int, record: dict, group: str | None = None)
                     break
         parts = {k: record[k] for k in ("mask", "next_mask", "trained") if record.get(k)}
         write_tensor_file(tensor_file(path, level, group), {**attrs, "level": level}, parts, level=level)
-    with _replacing(path, copy=True) as tmp, h5py.File(tmp, "r+", libver=LIBVER) as f:
+    with replacing(path, copy=True) as buf, h5py.File(buf, "r+", libver=LIBVER) as f:
         check_current(path, f.attrs)
         g = f[group] if group else f
         for name in LEVEL_VARS:

@@ -4,6 +4,7 @@ every unit (kind, status, error, timing), as netCDF. ``rgnet.open_runs``, ``rgne
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from pathlib import Path
@@ -48,7 +49,7 @@ def write_index(out: Path, spec: Spec, units: list[Unit], results: dict[str, dic
     """Write ``out/index.nc`` from the plan, this invocation's ``results`` and the files' ``state`` after it."""
     import xarray as xr
 
-    from rgnet.outputs import write_new
+    from rgnet.store.atomic import write_bytes
     from rgnet.store.cf import self_describing
     from rgnet.verdicts import task_label
 
@@ -87,7 +88,11 @@ def write_index(out: Path, spec: Spec, units: list[Unit], results: dict[str, dic
                      "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                      "status_meanings": json.dumps(STATUS_MEANINGS)})
     self_describing(ds, "rgnet sweep index: the runs of a sweep (dim run) and its units of work (dim unit)")
-    return write_new(out / INDEX_NAME, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"), overwrite=True)
+    buf = io.BytesIO()
+    ds.to_netcdf(buf, engine="h5netcdf")
+    path = check_index_path(out)  # the sweep replaces its own index, never another file
+    write_bytes(path, buf.getbuffer())
+    return path
 
 
 def _unit_status(u: Unit, result: dict | None, state: tuple[int, int]) -> tuple[str, str]:
