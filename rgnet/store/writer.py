@@ -5,8 +5,9 @@ run's tensor folder, then the small summary file is read into memory, the level'
 ``levels_complete`` are written into that copy, and it replaces the original (both through
 :mod:`rgnet.store.atomic`: temporary name, fsync, rename). The summary file is therefore always complete
 and valid; a kill at any moment loses at most the level in progress (its tensor file, if already renamed,
-belongs to no complete level and is overwritten when the level is trained again). The copy costs the size of the summaries (fixed at
-creation: the level dim has its planned size), independent of how many levels are written.
+belongs to no complete level and is overwritten when the level is trained again). The copy costs the size
+of the summaries (fixed at creation: the level dim has its planned size), independent of how many levels
+are written.
 
 Files are bounded to the HDF5 1.10 format (``LIBVER``) so that HDF5 >= 1.10 and netCDF-C >= 4.7 read them,
 and every per-level variable carries a fletcher32 checksum (``rgnet info --check`` verifies them).
