@@ -354,11 +354,14 @@ def _tickets(a) -> int:
 def _info(a) -> int:
     from rgnet.report import check_report, level_table
 
+    if a.check:  # first: a damaged file may not even give its table
+        ok, text = check_report(a.file)
+        if not ok:
+            print(text)
+            return 3
     print(level_table(a.file))
     if a.check:
-        ok, text = check_report(a.file)
         print(text)
-        return 0 if ok else 3
     return 0
 
 
@@ -438,6 +441,10 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
         return 141
     except OSError as e:  # unwritable folder, full disk: the file system's own sentence
+        if "read data" in str(e) or "checksum" in str(e):  # HDF5 could not read a chunk back
+            print("rgnet: error: stored data failed its checksum or could not be read back (a damaged file); "
+                  "`rgnet info --check FILE` names what is damaged", file=sys.stderr)
+            return 3
         where = f" ({e.filename})" if e.filename else ""
         print(f"rgnet: error: {e.strerror or e}{where}; check the path and free space", file=sys.stderr)
         return 2

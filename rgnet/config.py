@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # Python 3.10
@@ -179,6 +181,17 @@ def _build(cls: type, d: Any, where: str) -> Any:
     return cls(**kw)
 
 
+INT_LIMIT = 2**31
+
+
+def eval_iterations(cfg: TrainConfig) -> np.ndarray:
+    """Evaluation points 0, E, 2E, ... and always the last iteration."""
+    its = list(range(0, cfg.steps + 1, cfg.eval_every))
+    if its[-1] != cfg.steps:
+        its.append(cfg.steps)
+    return np.asarray(its, dtype=np.int64)
+
+
 # ------------------------------------------------------------------------------------------ validation
 
 def validate(cfg: RunConfig) -> RunConfig:
@@ -279,6 +292,9 @@ def _check_type_raw(value: Any, hint: Any, name: str) -> None:
     elif hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{name} must be an integer, got {value!r}")
+        if not -INT_LIMIT <= value < INT_LIMIT:  # iterations, seeds, counts are stored as 32-bit integers
+            raise ConfigError(f"{name} must be smaller than 2**31 in absolute value (it is stored as a 32-bit "
+                              f"integer), got {value}")
     elif hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ConfigError(f"{name} must be a finite number, got {value!r}")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rgnet.store.reader import branches, read_levels, verify
+from rgnet.store.check import verify
+from rgnet.store.reader import branches, read_levels
 from rgnet.store.writer import check_run_file
 
 
@@ -37,8 +38,9 @@ def check_report(path: str | Path) -> tuple[bool, str]:
     if not problems:
         if int(check_run_file(Path(path))["rgnet_schema"]) < 2:
             return True, f"{path}: every variable read back (schema 1 has no checksums; `rgnet upgrade` adds them)"
-        return True, f"{path}: every variable read back and every checksum matched"
-    return False, "\n".join([f"{path}: {len(problems)} damaged variable(s):", *problems])
+        return True, (f"{path}: every variable read back and every checksum matched; coordinates and tensor files "
+                      "(present, owned, of their level) checked")
+    return False, "\n".join([f"{path}: damaged ({len(problems)} problem(s)):", *problems])
 
 
 def _stop_rule(attrs: dict) -> str:

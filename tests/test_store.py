@@ -122,7 +122,7 @@ def test_checksums_find_damaged_data(tmp_path, capsys):
     assert len(problems) == 1 and "fc2_weight" in problems[0]
     capsys.readouterr()
     assert main(["info", "--check", str(path)]) == 3
-    assert "1 damaged variable" in capsys.readouterr().out
+    assert "damaged (1 problem(s))" in capsys.readouterr().out
 
 
 def test_upgrade_converts_a_schema_1_file(tmp_path):

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 import rgnet
-from rgnet.config import TrainConfig
+from rgnet.config import TrainConfig, eval_iterations
 from rgnet.imp.seeds import epoch_permutation, stream_seed
-from rgnet.imp.train import batch_indices, eval_iterations, lr_at
+from rgnet.imp.train import batch_indices, lr_at
 
 
 def test_warmup_and_milestones():

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rgnet.config import TrainConfig
+from rgnet.config import TrainConfig, eval_iterations
 from rgnet.engine.stacked import StackedMLP, stackable
 from rgnet.imp.masks import Masker, Masks
 from rgnet.imp.optim import FusedOptimizer
@@ -31,7 +31,6 @@ from rgnet.imp.train import (
     DeviceData,
     LevelResult,
     add_metrics,
-    eval_iterations,
     level_result,
     lr_at,
     new_curves,

@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 import torch
 
-from rgnet.config import RunConfig
+from rgnet.config import INT_LIMIT, RunConfig
 from rgnet.errors import ConfigError, DivergedError, StoreError
 from rgnet.imp.driver import (
     LevelBar,
@@ -293,18 +293,25 @@ def run_baselines(path: str | Path, kinds: list[str] | tuple[str, ...] = BASELIN
                         stack=stack)
 
 
+MAX_ITEMS = 10_000  # seeds or levels one command may name
+
+
 def parse_levels(text: str | None, flag: str = "--levels") -> list[int] | None:
     """``"3"``, ``"1-5"`` or ``"1,3,5-7"`` as a sorted list of non-negative integers (``None`` stays ``None``);
     ``flag`` names the option in messages (``--levels``, ``--seeds``)."""
     if text is None:
         return None
     out: set[int] = set()
-    try:
-        for part in text.split(","):
-            a, sep, b = part.partition("-")
-            out.update(range(int(a), int(b) + 1) if sep else [int(a)])
-    except ValueError:
-        raise ConfigError(f"{flag} {text!r} must look like 3, 1-5 or 1,3,5-7") from None
+    for part in text.split(","):
+        a, sep, b = part.partition("-")
+        try:
+            lo, hi = int(a), int(b) if sep else int(a)
+        except ValueError:
+            raise ConfigError(f"{flag} {text!r} must look like 3, 1-5 or 1,3,5-7") from None
+        if hi >= INT_LIMIT or hi - lo + 1 + len(out) > MAX_ITEMS:
+            raise ConfigError(f"{flag} {text!r} names more than {MAX_ITEMS:,} values, or values of 2**31 or more; "
+                              "split the work (a sweep spec runs many seeds)")
+        out.update(range(lo, hi + 1))
     if not out:
         raise ConfigError(f"{flag} {text!r} names nothing; use e.g. 1-5")
     return sorted(out)

@@ -20,14 +20,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from rgnet.config import RunConfig, TrainConfig, nondefault, validate
+from rgnet.config import RunConfig, TrainConfig, eval_iterations, nondefault, validate
 from rgnet.engine.prune import next_masks
 from rgnet.engine.train import Trained, train_stack
 from rgnet.engine.train import numpy_state_dict as _numpy
 from rgnet.errors import ConfigError, DivergedError, StoreError
 from rgnet.imp.masks import density, full_masks
 from rgnet.imp.seeds import stream_seed
-from rgnet.imp.train import DeviceData, eval_iterations
+from rgnet.imp.train import EVAL_CHUNK, DeviceData
 from rgnet.models import build_model, check_params, output_layer, prunable_layers
 from rgnet.store.schema import METRIC_NAMES
 from rgnet.store.writer import check_run_file, commit_level, create_run, exclusive, read_resume_state, root_attrs
@@ -109,7 +109,10 @@ def record_many(cfgs: list[RunConfig], outs: list | None = None, *, stack: int |
         else:
             load_checked_task(cfg, path, attrs, data_root)  # the fingerprint check of this file
         todo.append((cfg, path, tasks[key]))
-    for group in _stacks(todo, stack):
+    groups = _stacks(todo, stack)
+    for group in groups:  # limits before the first write
+        check_capacity([(cfg, task) for cfg, _, task in group], dev)
+    for group in groups:
         diverged += _record_stack(group, dev, data_root, progress, threads, log)
     if diverged:
         raise DivergedError("; ".join(diverged))
@@ -209,6 +212,60 @@ def _diverged_message(path: Path, level: int, iteration: int) -> str:
     return (f"training diverged at level {level}, iteration {iteration} (non-finite loss or weights) in "
             f"{str(path)!r}; the level is recorded as diverged and IMP stopped there — lower --lr (or use "
             "warmup) and record into another --out")
+
+
+BYTES_PER_PARAMETER = 48  # weights, gradient, Adam moments, masks, init/rewind/best/trained copies, theory sorts
+
+
+def check_capacity(runs: list[tuple[RunConfig, Task]], dev: torch.device) -> None:
+    """:class:`ConfigError` if the runs, trained as one stack, cannot fit the device's memory, or if a run plans
+    more levels than its model has weights to prune. The model is built on the meta device (no memory)."""
+    cfg, task = runs[0]
+    with torch.device("meta"):
+        model = build_model(cfg.model, task.in_shape, task.n_classes)
+    total = sum(p.numel() for p in model.parameters())
+    prunable = sum(p.numel() for p in prunable_layers(model, cfg.model).values())
+    for c, _ in runs:
+        p = c.prune
+        reach = int(np.floor(np.log(prunable) / -np.log1p(-p.fraction)))  # (1 - p)^L N >= 1 weight
+        if p.levels > reach and p.target_density == 0:
+            raise ConfigError(f"prune.levels (--levels) {p.levels} prunes below one weight: at fraction {p.fraction} "
+                              f"the {prunable:,} prunable weights of this model are gone after {reach} levels; use "
+                              f"--levels {reach} or fewer")
+    need, have = len(runs) * (total * BYTES_PER_PARAMETER + _activation_bytes(model, task, cfg)), _memory(dev)
+    if have is not None and need > have:
+        several = f"{len(runs)} runs of " if len(runs) > 1 else ""
+        raise ConfigError(f"training {several}{cfg.model.name} with {total:,} parameters needs about "
+                          f"{need / 2**30:.1f} GiB (weights, optimiser state, copies and activations), "
+                          f"more than the {have / 2**30:.1f} GiB free on {dev}; use a smaller model"
+                          + (" or a smaller --stack" if several else ""))
+
+
+def _activation_bytes(model: torch.nn.Module, task: Task, cfg: RunConfig) -> int:
+    """Bytes of layer outputs at the peak of a step, counted on the meta device: training keeps every output of
+    a batch and its gradient; evaluation (no gradients) two outputs of a chunk at a time."""
+    sizes: list[int] = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: sizes.append(out.numel()))
+             for m in model.modules() if not list(m.children())]
+    try:
+        with torch.no_grad():
+            model(torch.empty((1, *task.in_shape), device="meta"))
+    finally:
+        for h in hooks:
+            h.remove()
+    return 4 * max(2 * cfg.train.batch_size * sum(sizes), 2 * EVAL_CHUNK * max(sizes))
+
+
+def _memory(dev: torch.device) -> int | None:
+    """Bytes free for training on ``dev`` (None: unknown)."""
+    if dev.type == "cuda":
+        return torch.cuda.mem_get_info(dev)[0]
+    try:
+        with open("/proc/meminfo") as fh:
+            info = dict(line.split(":", 1) for line in fh)
+        return int(info["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 def check_stack(stack: int | None) -> None:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rgnet.config import TrainConfig
+from rgnet.config import TrainConfig, eval_iterations
 from rgnet.errors import ConfigError
 from rgnet.imp.masks import Masker
 from rgnet.imp.optim import FusedOptimizer
@@ -63,14 +63,6 @@ class LevelResult:
 
     def at_stop(self) -> dict[str, float]:
         return {k: float(v[self.stop]) for k, v in self.curves.items()}
-
-
-def eval_iterations(cfg: TrainConfig) -> np.ndarray:
-    """Evaluation points 0, E, 2E, ... and always the last iteration."""
-    its = list(range(0, cfg.steps + 1, cfg.eval_every))
-    if its[-1] != cfg.steps:
-        its.append(cfg.steps)
-    return np.asarray(its, dtype=np.int64)
 
 
 def batch_indices(n: int, batch: int, start: int, stop: int, stream: int, device=None) -> torch.Tensor:

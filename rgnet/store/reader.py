@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 import xarray as xr
 
-from rgnet.errors import StoreError
+from rgnet.errors import DamagedError, StoreError
 from rgnet.store.schema import LEVEL_KINDS, LEVEL_VARS, STATE_KINDS
 from rgnet.store.writer import BRANCHES, check_run_file, plain_attr, tensor_dir, tensor_file
 
@@ -149,12 +149,18 @@ def _tensor_source(path: Path, attrs: dict, kind: str, level: int | None, group:
                          f"{f' in {group}' if group else ''} ({str(f)!r} does not exist; a branch recorded "
                          "without tensors keeps none)")
     with h5py.File(f, "r") as h:
-        owner = plain_attr(h.attrs.get("run_id", ""))
+        owner, held_group, held_level = (plain_attr(h.attrs.get(k)) for k in ("run_id", "group", "level"))
         if kind not in h:
-            raise StoreError(f"{str(f)!r} holds no {kind} tensors")
+            raise DamagedError(f"{str(f)!r} holds no {kind} tensors; the tensor folder is damaged — "
+                               f"`rgnet info --check {path}` lists what is")
     if owner != attrs["run_id"]:
-        raise StoreError(f"{str(f)!r} belongs to run {owner}, not to {attrs['run_id']} of {str(path)!r}; "
-                         "keep each run's tensor folder with its own file")
+        raise DamagedError(f"{str(f)!r} belongs to run {owner}, not to {attrs['run_id']} of {str(path)!r}; "
+                           "keep each run's tensor folder with its own file")
+    if str(held_group or "/").strip("/") != (group or "").strip("/") or (
+            kind in LEVEL_KINDS and (held_level is None or int(held_level) != level)):
+        raise DamagedError(f"{str(f)!r} holds the tensors of {held_group or '/'} level {held_level}, not of "
+                           f"{group or '/'} level {level}; the tensor folder is damaged — "
+                           f"`rgnet info --check {path}` lists what is")
     return f, kind
 
 
@@ -344,32 +350,3 @@ def _get(d: dict, keys: tuple[str, ...]):
     for k in keys:
         d = d[k]
     return d
-
-
-# ------------------------------------------------------------------------------------------ checks
-
-def verify(path: str | Path) -> list[str]:
-    """Read every variable of a run file and its tensor files; the problems found (empty: all checksums pass).
-
-    HDF5 verifies the fletcher32 checksum of each chunk it reads, so damaged data is found, not returned.
-    """
-    p, attrs = _checked(path)
-    files = [p]
-    if int(attrs["rgnet_schema"]) >= 2 and tensor_dir(p).is_dir():
-        files += sorted(tensor_dir(p).rglob("*.nc"))
-    problems: list[str] = []
-    for f in files:
-        try:
-            with h5py.File(f, "r") as h:
-                h.visititems(lambda name, obj, f=f: _read_all(f, name, obj, problems))
-        except OSError as e:
-            problems.append(f"{f}: cannot be opened ({e})")
-    return problems
-
-
-def _read_all(f: Path, name: str, obj, problems: list[str]) -> None:
-    if isinstance(obj, h5py.Dataset):
-        try:
-            obj[...]
-        except OSError as e:
-            problems.append(f"{f}:{name}: {str(e).splitlines()[0]}")

@@ -406,6 +406,7 @@ def check_run_file(path: Path) -> dict:
     try:
         with h5py.File(path, "r") as f:
             attrs = {k: plain_attr(v) for k, v in f.attrs.items()}
+            planned = f["level"].shape[0] if "level" in f else None
     except OSError:
         raise StoreError(f"{str(path)!r} is not a readable HDF5 file (corrupt or another format); "
                          "rgnet left it untouched") from None
@@ -414,11 +415,11 @@ def check_run_file(path: Path) -> dict:
     if int(attrs["rgnet_schema"]) > SCHEMA_VERSION:
         raise StoreError(f"{str(path)!r} uses rgnet schema {attrs['rgnet_schema']}, newer than this rgnet "
                          f"({SCHEMA_VERSION}); upgrade rgnet to read it")
-    _check_metadata(path, attrs)
+    _check_metadata(path, attrs, planned)
     return attrs
 
 
-def _check_metadata(path: Path, attrs: dict) -> None:
+def _check_metadata(path: Path, attrs: dict, planned: int | None) -> None:
     """:class:`StoreError` if the root attributes every reader relies on are missing or unreadable."""
     def readable(key: str) -> bool:
         try:
@@ -434,6 +435,12 @@ def _check_metadata(path: Path, attrs: dict) -> None:
     # task (the data summary) only matters to training, which checks it
     keys = ["run_id", "config", "levels_complete"] + (["task"] if "task" in attrs else [])
     bad = [k for k in keys if not readable(k)]
+    if not bad and int(attrs["rgnet_schema"]) >= 2:
+        n, levels = int(attrs["levels_complete"]), json.loads(attrs["config"])["prune"].get("levels")
+        if planned is None or n > planned or not isinstance(levels, int) or planned < levels + 1:
+            raise StoreError(f"{str(path)!r} is an rgnet file with damaged metadata (levels_complete {n} and "
+                             f"config prune.levels {levels} do not fit its {planned} planned levels); rgnet left it "
+                             "untouched — restore it from a copy or record the run again")
     if bad:
         raise StoreError(f"{str(path)!r} is an rgnet file with damaged metadata (attribute {bad[0]!r} missing or "
                          "unreadable); rgnet left it untouched — restore it from a copy or record the run again")
