@@ -10,8 +10,9 @@ import argparse
 import json
 import os
 import sys
+import warnings
 
-from rgnet.errors import RgnetError
+from rgnet.errors import RgnetError, RgnetWarning
 from rgnet.outputs import check_new, write_new
 
 
@@ -427,8 +428,19 @@ def _sweep(a) -> int:
     return 3 if result.failed else 0
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    if issubclass(category, RgnetWarning):  # one line for the user, not a source location
+        print(f"rgnet: note: {message}", file=sys.stderr)
+    else:
+        _default_show(message, category, filename, lineno, file, line)
+
+
+_default_show = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
+    warnings.showwarning = _show_warning
     try:
         commands = {"record": _record, "baselines": _baselines, "transfer": _transfer, "ticket": _ticket,
                     "tickets": _tickets, "info": _info, "flow": _flow, "universality": _universality,

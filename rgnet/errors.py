@@ -37,3 +37,15 @@ class DamagedError(StoreError):
     """Stored data that fails its checks (checksum, owner, level); exit code 3."""
 
     exit_code = 3
+
+
+class LimitError(ConfigError):
+    """A request beyond what rgnet stores (32-bit counts) or what this machine can hold."""
+
+
+class RgnetWarning(UserWarning):
+    """Something the user should know about a result; the CLI prints it as one line."""
+
+
+class DuplicateRunWarning(RgnetWarning):
+    """A run given twice to an analysis (counted once)."""

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from rgnet.config import INT_LIMIT, RunConfig
-from rgnet.errors import ConfigError, DivergedError, StoreError
+from rgnet.errors import ConfigError, DivergedError, LimitError, StoreError
 from rgnet.imp.driver import (
     LevelBar,
     LevelJob,
@@ -309,7 +309,7 @@ def parse_levels(text: str | None, flag: str = "--levels") -> list[int] | None:
         except ValueError:
             raise ConfigError(f"{flag} {text!r} must look like 3, 1-5 or 1,3,5-7") from None
         if hi >= INT_LIMIT or hi - lo + 1 + len(out) > MAX_ITEMS:
-            raise ConfigError(f"{flag} {text!r} names more than {MAX_ITEMS:,} values, or values of 2**31 or more; "
+            raise LimitError(f"{flag} {text!r} names more than {MAX_ITEMS:,} values, or values of 2**31 or more; "
                               "split the work (a sweep spec runs many seeds)")
         out.update(range(lo, hi + 1))
     if not out:

@@ -24,7 +24,7 @@ from rgnet.config import RunConfig, TrainConfig, eval_iterations, nondefault, va
 from rgnet.engine.prune import next_masks
 from rgnet.engine.train import Trained, train_stack
 from rgnet.engine.train import numpy_state_dict as _numpy
-from rgnet.errors import ConfigError, DivergedError, StoreError
+from rgnet.errors import ConfigError, DivergedError, LimitError, StoreError
 from rgnet.imp.masks import density, full_masks
 from rgnet.imp.seeds import stream_seed
 from rgnet.imp.train import EVAL_CHUNK, DeviceData
@@ -229,13 +229,13 @@ def check_capacity(runs: list[tuple[RunConfig, Task]], dev: torch.device) -> Non
         p = c.prune
         reach = int(np.floor(np.log(prunable) / -np.log1p(-p.fraction)))  # (1 - p)^L N >= 1 weight
         if p.levels > reach and p.target_density == 0:
-            raise ConfigError(f"prune.levels (--levels) {p.levels} prunes below one weight: at fraction {p.fraction} "
+            raise LimitError(f"prune.levels (--levels) {p.levels} prunes below one weight: at fraction {p.fraction} "
                               f"the {prunable:,} prunable weights of this model are gone after {reach} levels; use "
                               f"--levels {reach} or fewer")
     need, have = len(runs) * (total * BYTES_PER_PARAMETER + _activation_bytes(model, task, cfg)), _memory(dev)
     if have is not None and need > have:
         several = f"{len(runs)} runs of " if len(runs) > 1 else ""
-        raise ConfigError(f"training {several}{cfg.model.name} with {total:,} parameters needs about "
+        raise LimitError(f"training {several}{cfg.model.name} with {total:,} parameters needs about "
                           f"{need / 2**30:.1f} GiB (weights, optimiser state, copies and activations), "
                           f"more than the {have / 2**30:.1f} GiB free on {dev}; use a smaller model"
                           + (" or a smaller --stack" if several else ""))

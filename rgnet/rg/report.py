@@ -14,7 +14,7 @@ from rgnet.rg.couplings import couplings
 from rgnet.rg.flow import fixed_point_level, wasserstein_flow
 from rgnet.rg.linearise import linearise
 from rgnet.store.cf import self_describing
-from rgnet.store.reader import open_run
+from rgnet.store.reader import open_run, unique_runs
 
 RunSource = xr.Dataset | str | os.PathLike
 
@@ -24,6 +24,8 @@ def _datasets(source: RunSource | Sequence[RunSource]) -> list[xr.Dataset]:
     items = [source] if isinstance(source, (xr.Dataset, str, os.PathLike)) else list(source)
     if not items:
         raise ConfigError("flow_report needs at least one run Dataset or file path.")
+    if not any(isinstance(i, xr.Dataset) for i in items):
+        items = unique_runs([str(i) for i in items])
     out = []
     for item in items:
         ds = item if isinstance(item, xr.Dataset) else open_run(item)

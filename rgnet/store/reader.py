@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import glob as _glob
 import json
+import warnings
 from pathlib import Path
 from typing import Iterable
 
@@ -14,7 +15,7 @@ import h5py
 import numpy as np
 import xarray as xr
 
-from rgnet.errors import DamagedError, StoreError
+from rgnet.errors import DamagedError, DuplicateRunWarning, StoreError
 from rgnet.store.schema import LEVEL_KINDS, LEVEL_VARS, STATE_KINDS
 from rgnet.store.writer import BRANCHES, check_run_file, plain_attr, tensor_dir, tensor_file
 
@@ -288,7 +289,27 @@ def _expand(paths) -> list[str]:
         files = [f for x in paths for f in (_index_runs(Path(x)) if _is_index(Path(x)) else [str(x)])]
     if not files:
         raise StoreError(f"no run files match {paths!r}; pass files, a directory of .h5 files or a glob")
-    return files
+    return unique_runs(files)
+
+
+def unique_runs(files: list[str]) -> list[str]:
+    """``files`` without repeats of a run (same run_id: the same path twice, or a copy), with a warning."""
+    first: dict[str, str] = {}
+    out = []
+    for f in files:
+        try:
+            with h5py.File(f, "r") as h:
+                run_id = plain_attr(h.attrs.get("run_id"))
+        except OSError:
+            run_id = None  # the reader that opens it says what is wrong
+        if run_id is not None and run_id in first:
+            warnings.warn(f"{f} holds run {run_id}, already given as {first[run_id]}; it is counted once",
+                          DuplicateRunWarning, stacklevel=3)
+            continue
+        if run_id is not None:
+            first[run_id] = f
+        out.append(f)
+    return out
 
 
 def _is_index(p: Path) -> bool:

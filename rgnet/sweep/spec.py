@@ -42,6 +42,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import math
 import re
 import sys
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ else:  # Python 3.10
     import tomli as tomllib
 
 from rgnet.config import RunConfig
-from rgnet.errors import ConfigError, RgnetError
+from rgnet.errors import ConfigError, LimitError, RgnetError
 
 BASE_SECTIONS = ("task", "model", "train", "prune", "store")
 SWEEP_SECTIONS = ("sweep", "tasks", "models", "grid", "baselines", "transfers")
@@ -130,6 +131,9 @@ def load_spec(path: str | Path) -> Spec:
         raise ConfigError(f"sweep spec {str(p)!r}: {e}") from None
 
 
+MAX_RUNS = 10_000  # runs of one sweep
+
+
 def parse_spec(d: dict[str, Any], text: str = "") -> Spec:
     """A :class:`Spec` from the parsed TOML ``d``."""
     unknown = sorted(set(d) - set(BASE_SECTIONS) - set(SWEEP_SECTIONS))
@@ -144,6 +148,10 @@ def parse_spec(d: dict[str, Any], text: str = "") -> Spec:
     tasks = _members(d, "tasks")
     models = _members(d, "models")
     grid = _grid(d.get("grid", {}))
+    size = max(len(tasks), 1) * max(len(models), 1) * math.prod(len(v) for v in grid.values()) * len(seeds)
+    if size > MAX_RUNS:  # before any run is built: a huge spec answers at once
+        raise LimitError(f"the sweep has {size:,} runs (tasks x models x grid points x seeds), more than "
+                         f"{MAX_RUNS:,}; split it into several specs")
     runs = _expand(base, tasks, models, grid, seeds)
     baselines = _baselines(d["baselines"], runs) if "baselines" in d else None
     transfers = _transfers(d["transfers"], runs) if "transfers" in d else None
@@ -235,13 +243,15 @@ def _known(t: dict, name: str, keys: tuple[str, ...] | None = None) -> None:
         raise ConfigError(f"unknown key(s) {unknown} in [{name}]; valid keys are {', '.join(keys)}")
 
 
-def _numbers(v: Any) -> list[int] | None:
+def _numbers(v: Any, name: str) -> list[int] | None:
     """Sorted integers >= 0 from a TOML list or a range like "1-12" or "0,2,4-6"; None if ``v`` is neither."""
     if isinstance(v, str):
         from rgnet.imp.branches import parse_levels
 
         try:
-            return parse_levels(v) or None
+            return parse_levels(v, name) or None
+        except LimitError:
+            raise
         except RgnetError:
             return None
     if isinstance(v, list) and v and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v):
@@ -250,7 +260,7 @@ def _numbers(v: Any) -> list[int] | None:
 
 
 def _seeds(v: Any) -> list[int]:
-    out = _numbers(v)
+    out = _numbers(v, "[sweep] seeds")
     if out is None:
         raise ConfigError(f"[sweep] seeds must be a non-empty list of integers >= 0 or a range like \"0-4\", "
                           f"got {v!r}")
@@ -288,7 +298,7 @@ def _grid(g: Any) -> dict[str, list]:
 def _levels(v: Any, where: str, runs: list[Run]) -> tuple[int, ...] | None:
     if v is None:
         return None
-    out = _numbers(v)
+    out = _numbers(v, f"[{where}] levels")
     if out is None:
         raise ConfigError(f"[{where}] levels must be a non-empty list of integers >= 0 or a range like \"1-12\", "
                           f"got {v!r}")
