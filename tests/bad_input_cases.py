@@ -24,6 +24,9 @@ TOML = {
     "tensors": '[store]\ntensors = "no"\n',
     "section": "[trian]\nsteps = 5\n",
     "syntax": "[train\n",
+    "huge_sweep": '[sweep]\nseeds = "0-1000000000"\n',
+    "wide_sweep": '[sweep]\nseeds = "0-999"\n[grid]\n"train.lr" = [0.1, 0.01, 0.001, 0.0001, 0.00001, 0.2, 0.3, 0.4, '
+                  '0.5, 0.6, 0.7]\n',
 }
 
 CASES = [
@@ -63,11 +66,11 @@ CASES = [
     # --out never loses a file
     ("tickets-out-input", ["tickets", "{run}", "--out", "{run}", "--overwrite"], 2, "one of the command's input"),
     ("tickets-out-run-file", ["tickets", "{run}", "--out", "{other_run}", "--overwrite"], 2,
-     "never overwrites those"),
+     "never writes there"),
     ("tickets-out-exists", ["tickets", "{run}", "--out", "{notes}"], 2, "already exists"),
     ("flow-out-input", ["flow", "{run}", "--out", "{run}"], 2, "one of the command's input"),
-    ("flow-out-run-file", ["flow", "{run}", "--out", "{other_run}", "--overwrite"], 2, "never overwrites those"),
-    ("ticket-out-run-file", ["ticket", "{run}", "--level", "1", "--out", "{other_run}"], 2, "already exists"),
+    ("flow-out-run-file", ["flow", "{run}", "--out", "{other_run}", "--overwrite"], 2, "never writes there"),
+    ("ticket-out-run-file", ["ticket", "{run}", "--level", "1", "--out", "{other_run}"], 2, "never writes there"),
     # branches that cannot be trained write nothing
     ("baselines-level-missing", ["baselines", "{run}", "--levels", "7", "--quiet"], 2, "not complete"),
     ("baselines-nothing-to-train", ["baselines", "{one_level}", "--quiet"], 2, "nothing to train"),
@@ -75,6 +78,42 @@ CASES = [
     ("transfer-density", ["transfer", "{sparse}", "--target", "{run}", "--quiet"], 2, "has density"),
     ("transfer-output-layer", ["transfer", "{run}", "--target", "{other_run}", "--output-layer", "huge",
                                "--quiet"], 2, "--output-layer must be one of"),
+    # --out never writes into a run: tensor files, locks, sweep indexes, damaged run files, other outputs
+    ("tickets-out-tensor-file", ["tickets", "{run}", "--out", "{run}.tensors/level_001.nc", "--overwrite"], 2,
+     "inside a run's tensor folder"),
+    ("tickets-out-new-tensor-file", ["tickets", "{run}", "--out", "{run}.tensors/level_009.nc"], 2,
+     "inside a run's tensor folder"),
+    ("flow-out-init", ["flow", "{run}", "--out", "{run}.tensors/init.nc", "--overwrite"], 2,
+     "inside a run's tensor folder"),
+    ("universality-out-init", ["universality", "{run}", "{other_run}", "--out", "{other_run}.tensors/init.nc",
+                               "--overwrite"], 2, "inside a run's tensor folder"),
+    ("tickets-out-lock", ["tickets", "{run}", "--out", "{run}.lock", "--overwrite"], 2, "a run's lock"),
+    ("tickets-out-index", ["tickets", "{run}", "--out", "{index}", "--overwrite"], 2, "a sweep's index"),
+    ("tickets-out-damaged-run", ["tickets", "{run}", "--out", "{headless}", "--overwrite"], 2,
+     "its tensor folder or lock is beside it"),
+    ("tickets-out-damaged-file", ["tickets", "{run}", "--out", "{headless_alone}", "--overwrite"], 2,
+     "not a file that `rgnet tickets --out` wrote"),
+    ("tickets-out-flow-output", ["tickets", "{run}", "--out", "{flow_out}", "--overwrite"], 2,
+     "not a file that `rgnet tickets --out` wrote"),
+    ("ticket-out-tensor-folder", ["ticket", "{run}", "--level", "1", "--out", "{run}.tensors/t.h5"], 2,
+     "inside a run's tensor folder"),
+    # levels that are not the level they claim, metadata that does not fit the plan
+    ("ticket-swapped-level", ["ticket", "{swapped}", "--level", "2", "--out", "t.h5"], 3, "not of / level 2"),
+    ("baselines-swapped-level", ["baselines", "{swapped}", "--levels", "2", "--quiet"], 3, "not of / level 2"),
+    ("ticket-foreign-init", ["ticket", "{foreign}", "--level", "1", "--out", "t.h5"], 3, "belongs to run"),
+    ("info-levels-complete", ["info", "{too_many}"], 2, "damaged metadata"),
+    ("tickets-levels-complete", ["tickets", "{too_many}"], 2, "damaged metadata"),
+    ("record-levels-complete", ["record", *SMALL, "--out", "{too_many}"], 2, "damaged metadata"),
+    ("info-check-levels-complete", ["info", "--check", "{too_many}"], 2, "damaged metadata"),
+    # limits: stored integer types, memory, seeds, levels, sweep sizes
+    ("steps-int32", ["record", *SMALL, "--steps", "3000000000"], 2, "2**31"),
+    ("task-param-int32", ["record", *SMALL, "--task-param", "seed=3000000000"], 2, "2**31"),
+    ("widths-memory", ["record", *SMALL, "--widths", "10000000"], 2, "GiB"),
+    ("seeds-limit", ["record", *SMALL, "--seeds", "0-100000000"], 2, "more than 10,000"),
+    ("levels-reach", ["record", *SMALL, "--levels", "1000000"], 2, "prunes below one weight"),
+    ("sweep-huge-seeds", ["sweep", "{toml:huge_sweep}", "--dir", "sw", "--dry-run"], 2, "more than 10,000"),
+    ("sweep-huge-grid", ["sweep", "{toml:wide_sweep}", "--dir", "sw", "--dry-run"], 2, "the sweep has 11,000 runs"),
+    ("transfer-onto-itself", ["transfer", "{run}", "--target", "{run}", "--quiet"], 2, "the target run itself"),
     # analysis over runs evaluated on different grids works (curves are not part of the flow)
     ("flow-eval-grids", ["flow", "{run}", "{eval20}"], 0, ""),
 ]
@@ -101,12 +140,43 @@ def make_files(root: Path) -> dict[str, Path]:
         shutil.copy(files["run"], files[name])
         with h5py.File(files[name], "a") as f:
             f.attrs[key] = value
+    damaged_copies(files, root)
     files["notes"] = root / "notes.nc"
     files["notes"].write_text("my notes")
     for name, text in TOML.items():
         files[f"toml:{name}"] = root / f"bad-{name}.toml"
         files[f"toml:{name}"].write_text(text)
     return files
+
+
+def damaged_copies(files: dict[str, Path], root: Path) -> None:
+    """Copies of ``run`` damaged as a user or a failing disk might: a swapped level file, another run's
+    ``init.nc``, more complete levels than planned, a zeroed header; a sweep index and a flow output."""
+    import h5py
+
+    from rgnet.cli import main
+
+    def copy(name: str) -> Path:
+        files[name] = root / f"{name}.h5"
+        shutil.copy(files["run"], files[name])
+        shutil.copytree(Path(f"{files['run']}.tensors"), Path(f"{files[name]}.tensors"))
+        return files[name]
+
+    swapped = Path(f"{copy('swapped')}.tensors")
+    shutil.copy(swapped / "level_001.nc", swapped / "level_002.nc")
+    shutil.copy(Path(f"{files['other_run']}.tensors") / "init.nc", Path(f"{copy('foreign')}.tensors") / "init.nc")
+    with h5py.File(copy("too_many"), "a") as f:
+        f.attrs["levels_complete"] = 7
+    for name in ("headless", "headless_alone"):
+        data = bytearray((copy(name)).read_bytes())
+        data[:8] = bytes(8)  # the HDF5 signature: h5py no longer opens it
+        files[name].write_bytes(bytes(data))
+    shutil.rmtree(Path(f"{files['headless_alone']}.tensors"))
+    files["index"] = root / "index.nc"
+    with h5py.File(files["index"], "w") as f:
+        f.attrs["rgnet_sweep_index"] = 1
+    files["flow_out"] = root / "flow.nc"
+    assert main(["flow", str(files["run"]), "--out", str(files["flow_out"])]) == 0
 
 
 def expand(argv: list[str], files: dict[str, Path]) -> list[str]:

@@ -44,13 +44,17 @@ def test_bad_input(case, files, tmp_path, monkeypatch, capsys):
         assert words in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
 
 
-def test_overwrite_replaces_a_result_file_but_not_a_run(files, tmp_path, capsys):
+def test_overwrite_replaces_only_the_same_commands_output(files, tmp_path, capsys):
     out = tmp_path / "verdicts.nc"
-    out.write_text("an old result")
-    assert main(["tickets", str(files["run"]), "--out", str(out), "--overwrite"]) == 0
-    assert "tickets" in xr.open_datatree(out, engine="h5netcdf").children
+    assert main(["tickets", str(files["run"]), "--out", str(out)]) == 0
     assert main(["tickets", str(files["run"]), "--out", str(out)]) == 2  # exists, and no --overwrite this time
     assert "already exists" in capsys.readouterr().err
+    before = out.stat().st_mtime_ns
+    assert main(["tickets", str(files["other_run"]), "--out", str(out), "--overwrite"]) == 0
+    assert out.stat().st_mtime_ns != before
+    assert "tickets" in xr.open_datatree(out, engine="h5netcdf").children
+    assert main(["flow", str(files["run"]), "--out", str(out), "--overwrite"]) == 2  # another command's output
+    assert "not a file that `rgnet flow --out` wrote" in capsys.readouterr().err
 
 
 def test_diverging_run_is_recorded_stopped_and_left_out_of_verdicts(tmp_path, capsys):
@@ -102,7 +106,8 @@ def test_divergence_is_found_at_the_first_evaluation_after_it(small_cfg):
 
 def test_broken_pipe_is_quiet(files):
     """`rgnet tickets ... | head -0`: no traceback, no 'disk error', the conventional SIGPIPE status."""
-    p = subprocess.Popen([sys.executable, "-m", "rgnet.cli", "tickets", *[str(files["run"])] * 3],
+    runs = [str(files[k]) for k in ("run", "other_run", "sparse")]
+    p = subprocess.Popen([sys.executable, "-m", "rgnet.cli", "tickets", *runs],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     p.stdout.close()
     err = p.stderr.read().decode()
