@@ -16,6 +16,7 @@ from typing import Callable, Iterable
 
 from rgnet.errors import StoreError
 from rgnet.store.atomic import write_bytes
+from rgnet.store.cf import in_memory_writes
 from rgnet.store.writer import LOCK_SUFFIX, TENSORS_SUFFIX
 
 OUTPUT_ATTR = "rgnet_output"   # root attribute of a result file: the command that wrote it
@@ -46,7 +47,8 @@ def write_new(path: str | Path, write: Callable[[io.BytesIO], None], *, command:
 
     out = check_new(path, command, overwrite, inputs)
     buf = io.BytesIO()
-    write(buf)
+    with in_memory_writes():
+        write(buf)
     with h5py.File(buf, "r+") as f:
         f.attrs[OUTPUT_ATTR] = command
     write_bytes(out, buf.getbuffer())

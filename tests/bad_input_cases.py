@@ -97,6 +97,9 @@ CASES = [
      "not a file that `rgnet tickets --out` wrote"),
     ("ticket-out-tensor-folder", ["ticket", "{run}", "--level", "1", "--out", "{run}.tensors/t.h5"], 2,
      "inside a run's tensor folder"),
+    ("record-out-tensor-folder", ["record", *SMALL, "--out", "{run}.tensors/new.h5"], 2,
+     "inside a run's tensor folder"),
+    ("record-out-lock", ["record", *SMALL, "--out", "{run}.lock"], 2, "a run's lock"),
     # levels that are not the level they claim, metadata that does not fit the plan
     ("ticket-swapped-level", ["ticket", "{swapped}", "--level", "2", "--out", "t.h5"], 3, "not of / level 2"),
     ("baselines-swapped-level", ["baselines", "{swapped}", "--levels", "2", "--quiet"], 3, "not of / level 2"),

@@ -76,11 +76,11 @@ def transfer_of(source: str | Path, trunk: Trunk | None, levels: list[int] | Non
         levels = list(range(1, min(n, trunk.levels))) if levels is None else levels
         get = functools.lru_cache(maxsize=1)(lambda level: load_ticket(source, level))  # one ticket in memory
         first = get(levels[0]) if levels else load_ticket(source, 0)
+    check_compatible(first, trunk)
+    check_align(align, trunk.cfg.model.name)
     if first.run_id == trunk.cfg.run_id:
         raise ConfigError(f"{str(source)!r} holds tickets of run {first.run_id}, the target run itself; a transfer "
                           "goes to another run (its own tickets are its IMP levels) — pass another --target")
-    check_compatible(first, trunk)
-    check_align(align, trunk.cfg.model.name)
     return transfer_branch(trunk, get, first, output, align, source=source, data_root=data_root), levels
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from typing import Iterator
 
 import numpy as np
 import xarray as xr
@@ -30,3 +32,13 @@ def write_groups(out, groups: dict[str, xr.Dataset], title: str) -> None:
     root.to_netcdf(out, engine="h5netcdf")
     for name, ds in groups.items():
         ds.to_netcdf(out, engine="h5netcdf", group=name, mode="a")
+
+
+@contextlib.contextmanager
+def in_memory_writes() -> Iterator[None]:
+    """Around ``ds.to_netcdf(BytesIO)``: with a dask.distributed client active, xarray would take a distributed
+    lock named after the target, which a scheduler cannot know for an in-memory file; write locally instead."""
+    import dask
+
+    with dask.config.set(scheduler="synchronous"):
+        yield

@@ -50,7 +50,7 @@ def write_index(out: Path, spec: Spec, units: list[Unit], results: dict[str, dic
     import xarray as xr
 
     from rgnet.store.atomic import write_bytes
-    from rgnet.store.cf import self_describing
+    from rgnet.store.cf import in_memory_writes, self_describing
     from rgnet.verdicts import task_label
 
     unit_status = {u.name: _unit_status(u, results.get(u.name), state[u.name]) for u in units}
@@ -89,7 +89,8 @@ def write_index(out: Path, spec: Spec, units: list[Unit], results: dict[str, dic
                      "status_meanings": json.dumps(STATUS_MEANINGS)})
     self_describing(ds, "rgnet sweep index: the runs of a sweep (dim run) and its units of work (dim unit)")
     buf = io.BytesIO()
-    ds.to_netcdf(buf, engine="h5netcdf")
+    with in_memory_writes():
+        ds.to_netcdf(buf, engine="h5netcdf")
     path = check_index_path(out)  # the sweep replaces its own index, never another file
     write_bytes(path, buf.getbuffer())
     return path
