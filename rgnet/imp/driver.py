@@ -223,7 +223,7 @@ BYTES_PER_PARAMETER = 48  # weights, gradient, Adam moments, masks, init/rewind/
 
 
 def check_capacity(runs: list[tuple[RunConfig, Task]], dev: torch.device) -> None:
-    """:class:`ConfigError` if the runs, trained as one stack, cannot fit the device's memory, or if a run plans
+    """:class:`LimitError` if the runs, trained as one stack, cannot fit the device's memory, or if a run plans
     more levels than its model has weights to prune. The model is built on the meta device (no memory)."""
     cfg, task = runs[0]
     with torch.device("meta"):
@@ -235,15 +235,15 @@ def check_capacity(runs: list[tuple[RunConfig, Task]], dev: torch.device) -> Non
         reach = int(np.floor(np.log(prunable) / -np.log1p(-p.fraction)))  # (1 - p)^L N >= 1 weight
         if p.levels > reach and p.target_density == 0:
             raise LimitError(f"prune.levels (--levels) {p.levels} prunes below one weight: at fraction {p.fraction} "
-                              f"the {prunable:,} prunable weights of this model are gone after {reach} levels; use "
-                              f"--levels {reach} or fewer")
+                             f"the {prunable:,} prunable weights of this model are gone after {reach} levels; use "
+                             f"--levels {reach} or fewer")
     need, have = len(runs) * (total * BYTES_PER_PARAMETER + _activation_bytes(model, task, cfg)), _memory(dev)
     if have is not None and need > have:
         several = f"{len(runs)} runs of " if len(runs) > 1 else ""
         raise LimitError(f"training {several}{cfg.model.name} with {total:,} parameters needs about "
-                          f"{need / 2**30:.1f} GiB (weights, optimiser state, copies and activations), "
-                          f"more than the {have / 2**30:.1f} GiB free on {dev}; use a smaller model"
-                          + (" or a smaller --stack" if several else ""))
+                         f"{need / 2**30:.1f} GiB (weights, optimiser state, copies and activations), "
+                         f"more than the {have / 2**30:.1f} GiB free on {dev}; use a smaller model"
+                         + (" or a smaller --stack" if several else ""))
 
 
 def _activation_bytes(model: torch.nn.Module, task: Task, cfg: RunConfig) -> int:
