@@ -79,14 +79,22 @@ def check_new(path: str | Path, command: str, overwrite: bool = False, inputs: I
 def belongs_to_run(path: Path) -> str | None:
     """What run or sweep ``path`` belongs to, in words (None: nothing's), judged by its place and its contents."""
     name = path.name
-    if any(p.name.endswith(TENSORS_SUFFIX) for p in path.parents if p.name):
-        return "inside a run's tensor folder"
-    if name.endswith(LOCK_SUFFIX) or name.endswith(".partial"):
-        return "a run's lock or temporary file"
+    place = inside_run(path)
+    if place:
+        return place
     if path.with_name(name + TENSORS_SUFFIX).exists() or path.with_name(name + LOCK_SUFFIX).exists():
         return "a run file (its tensor folder or lock is beside it)"
     attrs = _root_attrs(path)
     return next((what for key, what in PROTECTED_ATTRS.items() if attrs and key in attrs), None)
+
+
+def inside_run(path: Path) -> str | None:
+    """Whether ``path``, by its place or name alone, is a run's tensor file, lock or temporary file (in words)."""
+    if any(p.name.endswith(TENSORS_SUFFIX) for p in path.parents if p.name):
+        return "inside a run's tensor folder"
+    if path.name.endswith(LOCK_SUFFIX) or path.name.endswith(".partial"):
+        return "a run's lock or temporary file"
+    return None
 
 
 def _output_of(path: Path) -> str | None:

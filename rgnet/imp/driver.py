@@ -29,7 +29,7 @@ from rgnet.imp.masks import density, full_masks
 from rgnet.imp.seeds import stream_seed
 from rgnet.imp.train import EVAL_CHUNK, DeviceData
 from rgnet.models import build_model, check_params, output_layer, prunable_layers
-from rgnet.outputs import belongs_to_run
+from rgnet.outputs import inside_run
 from rgnet.store.schema import METRIC_NAMES
 from rgnet.store.writer import check_run_file, commit_level, create_run, exclusive, read_resume_state, root_attrs
 from rgnet.tasks import Task, load_task, resolve_params
@@ -95,7 +95,7 @@ def record_many(cfgs: list[RunConfig], outs: list | None = None, *, stack: int |
         raise ConfigError(f"record_many needs one output path per run, got {len(outs)} for {len(cfgs)} runs")
     paths = [Path(o) if o is not None else default_path(c) for c, o in zip(cfgs, outs)]
     for p in paths:
-        owner = None if p.exists() else belongs_to_run(p)  # an existing file is checked as a run file below
+        owner = None if p.exists() else inside_run(p)  # an existing file is checked as a run file below
         if owner:
             raise ConfigError(f"--out {str(p)!r} is {owner}; a new run goes elsewhere — pass another --out")
     twice = sorted({str(p) for p in paths if paths.count(p) > 1})
