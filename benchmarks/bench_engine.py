@@ -22,10 +22,10 @@ import torch
 
 import rgnet
 from rgnet.engine import train_stack
+from rgnet.engine.loop import DeviceData, train_level
+from rgnet.engine.masks import Masker
+from rgnet.engine.seeds import stream_seed
 from rgnet.imp.driver import build, normalise, numpy_state
-from rgnet.imp.masks import Masker
-from rgnet.imp.seeds import stream_seed
-from rgnet.imp.train import DeviceData, train_level
 from rgnet.tasks import load_task
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -21,9 +21,9 @@ from torch.nn.utils import prune
 from torch.utils.data import DataLoader, TensorDataset
 
 import rgnet
-from rgnet.imp.masks import Masker
-from rgnet.imp.seeds import stream_seed
-from rgnet.imp.train import DeviceData, train_level
+from rgnet.engine.loop import DeviceData, train_level
+from rgnet.engine.masks import Masker
+from rgnet.engine.seeds import stream_seed
 from rgnet.models import build_model, prunable_layers
 from rgnet.tasks import load_task
 

@@ -76,7 +76,7 @@ def member_labels(files: list[Path]) -> dict[str, str]:
     """Task key -> short name taken from the file names (``noise-s0.h5`` -> ``noise``); files named otherwise
     keep their task key."""
     from rgnet.store.writer import check_run_file
-    from rgnet.verdicts import task_label
+    from rgnet.tasks import task_label
 
     labels = {}
     for p in files:

@@ -13,6 +13,7 @@ first use, and the first use of any of them (or ``import rgnet.rg``) registers t
 
 import importlib
 
+import rgnet.tasks  # noqa: F401  (registers the tasks, whose parameter defaults the run_id needs)
 from rgnet.config import ModelConfig, PruneConfig, RunConfig, StoreConfig, TaskConfig, TrainConfig, load_toml
 from rgnet.errors import ConfigError, DataError, RgnetError, StoreError
 
@@ -20,8 +21,8 @@ _LAZY = {
     "record": "rgnet.imp.driver", "record_many": "rgnet.imp.driver", "run_baselines": "rgnet.imp.branches",
     "transfer": "rgnet.imp.transfer",
     **{k: "rgnet.imp.tickets" for k in ("Ticket", "load_ticket", "ticket_from_run", "write_ticket")},
-    **{k: "rgnet.store" for k in ("config_of", "open_run", "open_runs", "open_tensors", "open_tree", "read_tensors",
-                                   "verify")},
+    **{k: "rgnet.store" for k in ("config_of", "open_run", "open_tensors", "open_tree", "read_tensors", "verify")},
+    "open_runs": "rgnet.catalog",
     **{k: "rgnet.verdicts" for k in ("matching", "transfer_matrix", "winning_tickets")},
 }
 _MODULES = ("rg", "universality", "plot", "sweep")  # sub-packages loaded on first use

@@ -33,6 +33,8 @@ import numpy as np
 import xarray as xr
 
 from rgnet.errors import ConfigError, StoreError
+from rgnet.store.reader import read_tensors
+from rgnet.store.writer import check_run_file
 
 ALIGN_MODES = ("none", "inputs", "inputs+units")
 MLP_MODELS = ("mlp", "lenet_300_100")   # the models whose first layer sees the flattened input
@@ -120,7 +122,7 @@ def align_inputs(x_source, x_target, y_source=None, y_target=None, *, method: st
 
 def _match_features(xs, xt, ys, yt, method: str, starts: int, n_random: int, rng: np.random.Generator):
     """Best permutation, its objective and the objectives of ``n_random`` random permutations."""
-    from scipy.optimize import quadratic_assignment
+    from scipy.optimize import quadratic_assignment  # noqa: PLC0415
 
     a, b = _correlation(xt), _correlation(xs)
     d = len(a)
@@ -196,7 +198,7 @@ def _row_signature(c: np.ndarray) -> np.ndarray:
 
 def _assign(desc_target: np.ndarray, desc_source: np.ndarray) -> np.ndarray:
     """The source feature assigned to each target feature by nearest descriptors (linear_sum_assignment)."""
-    from scipy.optimize import linear_sum_assignment
+    from scipy.optimize import linear_sum_assignment  # noqa: PLC0415
 
     cost = ((desc_target[:, None, :] - desc_source[None, :, :]) ** 2).sum(-1)
     return linear_sum_assignment(cost)[1]
@@ -205,31 +207,6 @@ def _assign(desc_target: np.ndarray, desc_source: np.ndarray) -> np.ndarray:
 def _qap_objective(a: np.ndarray, b: np.ndarray, perm: np.ndarray) -> float:
     """sum over i != j of a[i, j] b[p_i, p_j] (the correlation matrices here have zero diagonals)."""
     return float(np.sum(a * b[np.ix_(perm, perm)]))
-
-
-def mnist1d_feature_order(params: dict) -> np.ndarray:
-    """Ground truth of MNIST-1D's ``shuffle_seq``: ``x_shuffled[:, j] = x_unshuffled[:, order[j]]``.
-
-    ``mnist1d.data.make_dataset`` seeds numpy's global RNG with ``params["seed"]``, draws every sample, shuffles
-    the samples, and only then, if ``shuffle_seq``, draws ``np.random.permutation(final_seq_length)`` and
-    indexes the features with it. Replaying the unshuffled generation and drawing that permutation next gives
-    it exactly (the caller's global RNG state is restored). Identity when ``shuffle_seq`` is false.
-    """
-    from mnist1d.data import get_dataset_args, make_dataset
-
-    args = get_dataset_args()
-    for k, v in params.items():
-        if hasattr(args, k):
-            setattr(args, k, v)
-    if not args.shuffle_seq:
-        return np.arange(args.final_seq_length)
-    args.shuffle_seq = False
-    state = np.random.get_state()
-    try:
-        make_dataset(args)
-        return np.random.permutation(args.final_seq_length)
-    finally:
-        np.random.set_state(state)
 
 
 def true_permutation(order_source: np.ndarray, order_target: np.ndarray) -> np.ndarray:
@@ -278,7 +255,7 @@ def match_units(a: Sequence[np.ndarray], b: Sequence[np.ndarray], *, bias_a: Seq
         Maximises ``sum_l <W^a_l, P_l W^b_l P_{l-1}^T>`` (+ biases); the output layer's term is left out when
         the two output layers differ in shape (another class count).
     """
-    from scipy.optimize import linear_sum_assignment
+    from scipy.optimize import linear_sum_assignment  # noqa: PLC0415
 
     if len(a) != len(b) or any(x.shape[0] != y.shape[0] for x, y in zip(a[:-1], b[:-1])):
         raise ConfigError("unit matching needs two MLPs of the same depth and hidden widths")
@@ -370,7 +347,6 @@ def ticket_iou(path_a: str | Path, path_b: str | Path, levels: Sequence[int] | N
     """
     if by not in ("mask", "trained"):
         raise ConfigError(f"by must be mask or trained, got {by!r}")
-    from rgnet.store.reader import read_tensors
 
     ma, mb = _read_masks(path_a), _read_masks(path_b)
     init = read_tensors(path_a, "init")
@@ -450,8 +426,6 @@ def _shuffled(m: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _read_masks(path) -> dict[str, np.ndarray]:
     """Masks of every complete level: layer -> (level, out, in) bool."""
-    from rgnet.store.reader import read_tensors
-    from rgnet.store.writer import check_run_file
 
     n = int(check_run_file(Path(path))["levels_complete"])
     per = [read_tensors(path, "mask", lv) for lv in range(n)]
@@ -459,8 +433,6 @@ def _read_masks(path) -> dict[str, np.ndarray]:
 
 
 def _read_trained(path, level: int) -> dict[str, np.ndarray]:
-    from rgnet.store.reader import read_tensors
-
     try:
         trained = read_tensors(path, "trained", level)
     except StoreError:

@@ -13,7 +13,7 @@ import sys
 import warnings
 
 from rgnet.errors import RgnetError, RgnetWarning
-from rgnet.outputs import check_new, write_new
+from rgnet.store.outputs import check_new, write_new
 
 
 class _Parser(argparse.ArgumentParser):
@@ -235,9 +235,9 @@ def config_from_args(a: argparse.Namespace):
 
 def _record(a) -> int:
     from rgnet.errors import ConfigError
-    from rgnet.imp.branches import parse_levels
     from rgnet.imp.driver import record_many
-    from rgnet.report import level_table
+    from rgnet.imp.names import parse_levels
+    from rgnet.info import level_table
 
     cfg = config_from_args(a)
     if a.seeds is None:
@@ -267,7 +267,8 @@ def _log(a):
 
 
 def _baselines(a) -> int:
-    from rgnet.imp.branches import parse_levels, run_baselines
+    from rgnet.imp.branches import run_baselines
+    from rgnet.imp.names import parse_levels
     from rgnet.verdicts import format_tickets, winning_tickets
 
     kinds = tuple(x.strip() for x in a.kinds.split(",")) if a.kinds else None
@@ -284,8 +285,8 @@ def _baselines(a) -> int:
 def _transfer(a) -> int:
     from rgnet.align import check_align
     from rgnet.errors import ConfigError
-    from rgnet.imp.branches import parse_levels
     from rgnet.imp.driver import default_path, record
+    from rgnet.imp.names import parse_levels
     from rgnet.imp.transfer import check_output_mode, target_config, transfer
     from rgnet.verdicts import format_transfer_matrix, transfer_matrix
 
@@ -353,7 +354,7 @@ def _tickets(a) -> int:
 
 
 def _info(a) -> int:
-    from rgnet.report import check_report, level_table
+    from rgnet.info import check_report, level_table
 
     if a.check:  # first: a damaged file may not even give its table
         ok, text = check_report(a.file)
@@ -368,9 +369,10 @@ def _info(a) -> int:
 
 def _upgrade(a) -> int:
     from rgnet.store.upgrade import upgrade
+    from rgnet.tasks import task_label
 
     for f in a.files:
-        upgrade(f, log=print)
+        upgrade(f, task_label, log=print)
     return 0
 
 

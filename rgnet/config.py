@@ -92,6 +92,14 @@ class PruneConfig:
     rewind: int = 0
     target_density: float = 0.0
 
+    def finished(self, levels_done: int, last_density: float | None) -> bool:
+        """Whether IMP is over after ``levels_done`` complete levels, the last at density ``last_density``."""
+        if levels_done == 0:
+            return False
+        if levels_done > self.levels:
+            return True
+        return last_density is not None and self.target_density > 0 and last_density <= self.target_density
+
 
 @dataclass(frozen=True)
 class StoreConfig:
@@ -312,19 +320,21 @@ def _check_type_raw(value: Any, hint: Any, name: str) -> None:
         for k, v in value.items():
             _check_type_raw(v, args[1] if args else Any, f"{name}.{k}")
 
+# Each registered task's parameter defaults, filled by ``rgnet.tasks`` as it registers them (``import rgnet``
+# imports it first): config stays below the task registry and still knows which task parameters are defaults.
+TASK_DEFAULTS: dict[str, dict[str, Any]] = {}
+
+
 def nondefault(d: dict[str, Any]) -> dict[str, Any]:
     """The settings of a config dict that differ from the defaults, nested (empty sections dropped).
 
     Task parameters equal to the task's own defaults count as defaults too. Two configs describe the same
     experiment exactly when their ``nondefault`` dicts are equal, whatever fields were added since.
     """
-    from rgnet.tasks import TASKS
-
     task = d.get("task", {})
-    spec = TASKS.get(task.get("name"))
     defaults = _plain(dataclasses.asdict(RunConfig()))
-    if spec is not None:
-        defaults["task"]["params"] = dict(spec.defaults)
+    if task.get("name") in TASK_DEFAULTS:
+        defaults["task"]["params"] = dict(TASK_DEFAULTS[task["name"]])
     out = _diff(_plain(d), defaults)
     return {} if out is _SAME else out
 

@@ -20,10 +20,12 @@ from typing import Iterable
 import numpy as np
 import xarray as xr
 
+from rgnet.catalog import expand, index_labels
 from rgnet.errors import ConfigError, StoreError
 from rgnet.store.cf import self_describing
-from rgnet.store.reader import _expand, branches, index_labels, read_levels
+from rgnet.store.reader import branches, read_levels
 from rgnet.store.schema import LEVEL_VARS
+from rgnet.tasks import task_label
 
 TRUNK_ARM = "imp"
 METRICS = [m for m, (dims, *_) in LEVEL_VARS.items() if dims == ("level",) and "_acc" in m]
@@ -55,19 +57,6 @@ def winning_level(is_matching: xr.DataArray, acc: xr.DataArray, dim: str = "leve
     index = xr.DataArray(np.arange(acc.sizes[dim]), dims=dim)
     out = index.where(lead).max(dim).fillna(-1).astype(int)
     return out.assign_attrs(long_name="winning-ticket level: last of the leading run of matching levels (-1: none)")
-
-
-def task_label(config: dict | str, labels: dict[str, str] | None = None) -> str:
-    """A short name for a run's task: its name plus the parameters that differ from the task's defaults
-    (``mnist1d(shuffle_seq=true)``), renamed through ``labels`` if it is a key there."""
-    from rgnet.tasks import TASKS
-
-    cfg = json.loads(config) if isinstance(config, str) else config
-    name, params = cfg["task"]["name"], cfg["task"]["params"]
-    defaults = TASKS[name].defaults if name in TASKS else {}
-    diff = {k: v for k, v in sorted(params.items()) if defaults.get(k) != v}
-    label = name + ("(" + ",".join(f"{k}={json.dumps(v)}" for k, v in diff.items()) + ")" if diff else "")
-    return (labels or {}).get(label, label)
 
 
 def arms(path: str | Path, metric: str = DEFAULT_METRIC, labels: dict[str, str] | None = None) -> xr.Dataset:
@@ -126,7 +115,7 @@ def winning_tickets(paths: str | Path | Iterable[str | Path], metric: str = DEFA
     """
     check_tolerance(tolerance)
     labels = labels if labels is not None else index_labels(paths)  # a sweep index names its tasks
-    runs = [arms(p, metric, labels) for p in _expand(paths)]
+    runs = [arms(p, metric, labels) for p in expand(paths)]
     all_arms = list(dict.fromkeys(a for r in runs for a in r.arm.values))
     nlev = max(r.sizes["level"] for r in runs)
     acc = np.full((len(runs), len(all_arms), nlev), np.nan)
@@ -196,7 +185,7 @@ def transfer_matrix(paths: str | Path | Iterable[str | Path], metric: str = DEFA
     """
     check_tolerance(tolerance)
     labels = labels if labels is not None else index_labels(paths)  # a sweep index names its tasks
-    runs = [arms(p, metric, labels) for p in _expand(paths)]
+    runs = [arms(p, metric, labels) for p in expand(paths)]
     nlev = max(r.sizes["level"] for r in runs)
     targets = sorted({r.attrs["task"] for r in runs})
     pairs: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}

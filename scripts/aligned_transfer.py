@@ -69,15 +69,14 @@ def target_job(args) -> str:
 def permutation_table(files, pairs, seeds, modes) -> str:
     import h5py
 
-    from rgnet.align import mnist1d_feature_order, true_permutation
-    from rgnet.tasks import TASKS
+    from rgnet.align import true_permutation
+    from rgnet.config import TaskConfig
+    from rgnet.tasks import input_order
 
     def order(path):
         with h5py.File(path, "r") as f:
-            cfg = json.loads(f.attrs["config"])
-        if cfg["task"]["name"] != "mnist1d":
-            return None
-        return mnist1d_feature_order({**TASKS["mnist1d"].defaults, **cfg["task"]["params"]})
+            cfg = json.loads(f.attrs["config"])["task"]
+        return input_order(TaskConfig(cfg["name"], cfg["params"]))
 
     lines = ["input permutation estimated from data (stored in the aligned branch) vs the generator's ground truth",
              f"{'pair':<22} {'seed':>4} {'align':<13} {'recovered':>9} {'confidence':>10} {'null':>6} {'cosine':>7}"]
@@ -100,7 +99,8 @@ def permutation_table(files, pairs, seeds, modes) -> str:
 def gap_table(files, pairs, seeds, modes) -> str:
     import h5py
 
-    from rgnet.verdicts import task_label, transfer_matrix
+    from rgnet.tasks import task_label
+    from rgnet.verdicts import transfer_matrix
 
     labels = {}
     for (member, _), p in files.items():
@@ -151,9 +151,9 @@ def estimator_table(files, pairs, sizes=(250, 1000, 4000), seeds=range(5)) -> st
     and a synthetic task with a planted permutation (unpaired Gaussian samples, random correlations)."""
     import h5py
 
-    from rgnet.align import INPUT_METHODS, align_inputs, mnist1d_feature_order, planted_features, true_permutation
+    from rgnet.align import INPUT_METHODS, align_inputs, planted_features, true_permutation
     from rgnet.config import TaskConfig
-    from rgnet.tasks import load_task, resolve_params
+    from rgnet.tasks import input_order, load_task
 
     def task(member):
         with h5py.File(files[(member, min(s for m, s in files if m == member))], "r") as f:
@@ -169,8 +169,7 @@ def estimator_table(files, pairs, sizes=(250, 1000, 4000), seeds=range(5)) -> st
              f"{'pair / planted task':<26}" + "".join(f" {m:>16}" for m in INPUT_METHODS)]
     for s, t in todo:
         ts, tt = load_task(task(s)), load_task(task(t))
-        truth = true_permutation(mnist1d_feature_order(resolve_params(task(s))),
-                                 mnist1d_feature_order(resolve_params(task(t))))
+        truth = true_permutation(input_order(task(s)), input_order(task(t)))
         cells = []
         for m in INPUT_METHODS:
             r = align_inputs(ts.x_train, tt.x_train, ts.y_train, tt.y_train, method=m)
@@ -227,7 +226,7 @@ def main() -> None:
     a = ap.parse_args()
 
     from rgnet.align import check_align
-    from rgnet.imp.branches import parse_levels
+    from rgnet.imp.names import parse_levels
 
     for mode in a.align:
         check_align(mode)

@@ -43,7 +43,7 @@ def record_job(args) -> str:
 def analyse(paths: list[str]) -> xr.Dataset:
     """Per (model, seed, level, criterion, interval): test accuracy at the pick, best and final test accuracy."""
     import rgnet
-    from rgnet.imp.train import stop_index
+    from rgnet.engine.loop import stop_index
 
     rows = []
     for path in paths:

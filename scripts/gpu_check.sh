@@ -20,9 +20,9 @@ for dev in cuda cpu; do
 done
 python3 - <<'PY'
 import time, torch, rgnet
-from rgnet.imp.masks import Masker, full_masks
-from rgnet.imp.seeds import generator
-from rgnet.imp.train import DeviceData, train_level
+from rgnet.engine.masks import Masker, full_masks
+from rgnet.engine.seeds import generator
+from rgnet.engine.loop import DeviceData, train_level
 from rgnet.models import build_model, prunable_layers
 from rgnet.tasks import load_task
 task = load_task(rgnet.TaskConfig())

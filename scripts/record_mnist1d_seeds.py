@@ -42,7 +42,7 @@ def main() -> None:
     print(f"recorded {len(paths)} seeds in {time.perf_counter() - t0:.0f} s")
 
     import rgnet
-    from rgnet.report import level_table
+    from rgnet.info import level_table
     from rgnet.verdicts import format_tickets
 
     for path in paths:

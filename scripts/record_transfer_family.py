@@ -82,12 +82,12 @@ def main() -> None:
     ap.add_argument("--stack", type=int, help="at most this many runs trained at once in a worker (default all)")
     a = ap.parse_args()
 
-    from rgnet.imp.branches import parse_levels
+    from rgnet.imp.names import parse_levels
+    from rgnet.tasks import task_label
     from rgnet.verdicts import (
         format_tickets,
         format_transfer_gaps,
         format_transfer_matrix,
-        task_label,
         transfer_matrix,
         winning_tickets,
     )
@@ -111,8 +111,8 @@ def main() -> None:
     print(format_tickets(verdicts.sel(arm=["imp", "reinit", "random_prune_layerwise"])))
     print("\n" + format_transfer_matrix(matrix))
     print("\n" + format_transfer_gaps(matrix))
-    from rgnet.outputs import write_new
     from rgnet.store.cf import write_groups
+    from rgnet.store.outputs import write_new
 
     title = "rgnet verdicts of the transfer family: winning tickets (group tickets), transfer matrix (group transfer)"
     out = write_new(Path(a.out) / "verdicts.nc", lambda tmp: write_groups(

@@ -16,7 +16,6 @@ from rgnet.align import (
     align_inputs,
     chance_iou,
     match_units,
-    mnist1d_feature_order,
     permute_mlp,
     planted_features,
     ticket_iou,
@@ -28,7 +27,7 @@ from rgnet.errors import ConfigError
 from rgnet.imp.tickets import ticket_from_run
 from rgnet.imp.transfer import target_config, transfer
 from rgnet.store.writer import copy_run
-from rgnet.tasks import load_task, resolve_params
+from rgnet.tasks import input_order, load_task
 
 LAYERS = ["fc1", "fc2", "fc3"]
 
@@ -75,8 +74,7 @@ def test_structure_free_features_give_no_confidence():
 
 
 def test_mnist1d_shuffle_ground_truth_and_its_recovery_on_other_samples():
-    params = resolve_params(TaskConfig("mnist1d", {"shuffle_seq": True}))
-    order = mnist1d_feature_order(params)
+    order = input_order(TaskConfig("mnist1d", {"shuffle_seq": True}))
     state = np.random.get_state()
     plain = load_task(TaskConfig("mnist1d", {}))
     shuffled = load_task(TaskConfig("mnist1d", {"shuffle_seq": True}))
@@ -84,7 +82,7 @@ def test_mnist1d_shuffle_ground_truth_and_its_recovery_on_other_samples():
     assert sorted(order) == list(range(40)) and (order != np.arange(40)).mean() > 0.9
     # another generator seed: other samples, same feature order as the unshuffled default
     other = load_task(TaskConfig("mnist1d", {"seed": 7}))
-    truth = true_permutation(mnist1d_feature_order(resolve_params(TaskConfig("mnist1d", {"seed": 7}))), order)
+    truth = true_permutation(input_order(TaskConfig("mnist1d", {"seed": 7})), order)
     np.testing.assert_array_equal(truth, order)
     r = align_inputs(other.x_train, shuffled.x_train, other.y_train, shuffled.y_train)
     np.testing.assert_array_equal(r.permutation.values, truth)
@@ -163,7 +161,7 @@ def test_ticket_iou_before_and_after_matching(runs):
 
 def test_aligned_ticket_is_permuted_mask_times_permuted_weights(runs):
     source, shuffled, _ = runs
-    truth = mnist1d_feature_order(resolve_params(TaskConfig("mnist1d", {"shuffle_seq": True})))
+    truth = input_order(TaskConfig("mnist1d", {"shuffle_seq": True}))
     g_in = transfer(source, shuffled, [1, 2], align="inputs", progress=False)
     g_iu = transfer(source, shuffled, [2], align="inputs+units", progress=False)
     assert g_in.endswith("_align_inputs") and g_iu.endswith("_align_inputs_units")

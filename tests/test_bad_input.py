@@ -79,10 +79,10 @@ def test_divergence_is_found_at_the_first_evaluation_after_it(small_cfg):
     """A NaN that appears in the weights is caught at the next evaluation, and training stops there."""
     import torch
 
+    from rgnet.engine.loop import DeviceData, train_level
+    from rgnet.engine.masks import Masker, full_masks
+    from rgnet.engine.seeds import stream_seed
     from rgnet.imp.driver import build, normalise
-    from rgnet.imp.masks import Masker, full_masks
-    from rgnet.imp.seeds import stream_seed
-    from rgnet.imp.train import DeviceData, train_level
     from rgnet.tasks import load_task
 
     cfg = normalise(small_cfg)

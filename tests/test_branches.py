@@ -5,9 +5,10 @@ import pytest
 from conftest import record_interrupted, small_config, tensors
 
 import rgnet
+from rgnet.engine.seeds import generator
 from rgnet.errors import ConfigError, StoreError
-from rgnet.imp.branches import open_trunk, parse_levels, random_masks, reinit, run_baselines, run_branch
-from rgnet.imp.seeds import generator
+from rgnet.imp.branches import open_trunk, random_masks, reinit, run_baselines, run_branch
+from rgnet.imp.names import parse_levels
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,10 @@ from conftest import small_config
 import rgnet
 from rgnet.cli import main
 from rgnet.engine import next_masks, stackable, train_stack
+from rgnet.engine.loop import DeviceData, train_level
+from rgnet.engine.masks import Masker
+from rgnet.engine.seeds import stream_seed
 from rgnet.imp.driver import build, normalise, numpy_state, record_many
-from rgnet.imp.masks import Masker
-from rgnet.imp.seeds import stream_seed
-from rgnet.imp.train import DeviceData, train_level
 from rgnet.tasks import load_task
 
 CPU = torch.device("cpu")
@@ -68,7 +68,7 @@ def _assert_same(alone, stacked):
 
 
 def test_batch_order_of_a_stack_is_each_runs_own_order():
-    from rgnet.imp.train import BatchOrder, batch_indices
+    from rgnet.engine.loop import BatchOrder, batch_indices
 
     streams = [stream_seed(s, "data", 2, "trunk") for s in range(3)]
     order = BatchOrder(100, 30, torch.tensor(streams))  # 3 batches per epoch: steps 0-6 span 3 epochs
@@ -112,7 +112,7 @@ def test_a_diverging_run_stops_alone_and_the_others_go_on():
 @pytest.mark.parametrize("scope", ["global", "layerwise"])
 def test_pruning_never_mixes_runs(scope):
     """Run 1's weights are 1000x run 0's: thresholds pooled over runs would prune only run 0."""
-    from rgnet.imp.masks import magnitude_prune
+    from rgnet.engine.masks import magnitude_prune
 
     cfg = small_config(prune={"scope": scope})
     runs = _runs([cfg, cfg.replace(seed=1)], density=1.0)

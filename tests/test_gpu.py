@@ -41,7 +41,7 @@ def test_cuda_resume_equals_an_uninterrupted_run(tmp_path, small_cfg, monkeypatc
 
 
 def test_data_order_is_the_same_on_cuda():
-    from rgnet.imp.seeds import epoch_permutation, stream_seed
+    from rgnet.engine.seeds import epoch_permutation, stream_seed
 
     streams = torch.tensor([stream_seed(k, "data", 1, "trunk") for k in range(8)])
     for epoch in (0, 17):

@@ -4,10 +4,10 @@ import torch
 
 from rgnet import ModelConfig, PruneConfig
 from rgnet.config import TrainConfig
+from rgnet.engine.loop import DeviceData, train_level
+from rgnet.engine.masks import Masker, density, full_masks, magnitude_prune, prune_count
+from rgnet.engine.seeds import stream_seed
 from rgnet.errors import ConfigError
-from rgnet.imp.masks import Masker, density, full_masks, magnitude_prune, prune_count
-from rgnet.imp.seeds import stream_seed
-from rgnet.imp.train import DeviceData, train_level
 from rgnet.models import build_model, output_layer, prunable_layers
 from rgnet.tasks import Task
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from rgnet.config import TrainConfig
-from rgnet.imp.optim import FusedOptimizer
+from rgnet.engine.optim import FusedOptimizer
 
 
 @pytest.mark.parametrize("opt, wd", [("adam", 0.0), ("adam", 1e-3), ("sgd", 0.0), ("sgd", 1e-3)])

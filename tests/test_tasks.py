@@ -72,3 +72,30 @@ def test_unknown_task_and_parameter():
         load_task(TaskConfig("nope"))
     with pytest.raises(ConfigError, match="valid parameters are .*corr_noise_scale"):
         load_task(TaskConfig("mnist1d", {"noise": 1}))
+
+
+def test_a_task_declares_its_input_permutations():
+    """Symmetry comes from the task's declaration, never from a parameter's name."""
+    from rgnet.config import TASK_DEFAULTS
+    from rgnet.tasks import TASKS, input_order, register, symmetric
+
+    plain, shuffled = TaskConfig("mnist1d", {}), TaskConfig("mnist1d", {"shuffle_seq": True})
+    assert symmetric(plain, shuffled) == ["shuffle_seq"]
+    assert symmetric(plain, TaskConfig("mnist1d", {"shuffle_seq": True, "shear_scale": 1.0})) is None
+    assert symmetric(plain, TaskConfig("mnist1d", {"shuffle_seq": False})) is None   # the default: same task
+    order = input_order(shuffled)
+    assert sorted(order) == list(range(40)) and (order != np.arange(40)).any()
+    assert input_order(TaskConfig("teacher", {})) is None
+
+    @register("_labels_task", {"shuffle_labels": False, "flip": False},
+              input_permutations={"flip": lambda p: np.arange(3)[::-1] if p["flip"] else np.arange(3)})
+    def _load(data_root=None, **params):
+        raise AssertionError("not loaded")
+
+    try:
+        a = TaskConfig("_labels_task", {})
+        assert symmetric(a, TaskConfig("_labels_task", {"shuffle_labels": True})) is None   # not declared
+        assert symmetric(a, TaskConfig("_labels_task", {"flip": True})) == ["flip"]
+        assert input_order(TaskConfig("_labels_task", {"flip": True})).tolist() == [2, 1, 0]
+    finally:
+        del TASKS["_labels_task"], TASK_DEFAULTS["_labels_task"]

@@ -6,8 +6,8 @@ import torch
 
 import rgnet
 from rgnet.config import TrainConfig, eval_iterations
-from rgnet.imp.seeds import epoch_permutation, stream_seed
-from rgnet.imp.train import batch_indices, lr_at
+from rgnet.engine.loop import batch_indices, lr_at
+from rgnet.engine.seeds import epoch_permutation, stream_seed
 
 
 def test_warmup_and_milestones():

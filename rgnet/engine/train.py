@@ -3,9 +3,9 @@
 Each run keeps what it would have alone: its starting weights, masks, data (``DeviceData``; runs of different
 tasks with the same shapes may share a stack), data order (its own seeded stream), optimiser state (one fused
 step updates all stacked parameters, elementwise), evaluations, early-stopping pick and divergence check. The
-pieces are those of :mod:`rgnet.imp.train`; only the model call is batched. A single run, and models that do
+pieces are those of :mod:`rgnet.engine.loop`; only the model call is batched. A single run, and models that do
 not stack (:func:`~rgnet.engine.stacked.stackable`), are trained one run after another with
-:func:`rgnet.imp.train.train_level`, so every architecture goes through the same call.
+:func:`rgnet.engine.loop.train_level`, so every architecture goes through the same call.
 
 Nothing process-wide is touched here (no thread count, no global RNG): the caller owns those.
 """
@@ -21,10 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rgnet.config import TrainConfig, eval_iterations
-from rgnet.engine.stacked import StackedMLP, stackable
-from rgnet.imp.masks import Masker, Masks
-from rgnet.imp.optim import FusedOptimizer
-from rgnet.imp.train import (
+from rgnet.engine.loop import (
     EVAL_CHUNK,
     SPLITS,
     BatchOrder,
@@ -36,6 +33,9 @@ from rgnet.imp.train import (
     new_curves,
     train_level,
 )
+from rgnet.engine.masks import Masker, Masks
+from rgnet.engine.optim import FusedOptimizer
+from rgnet.engine.stacked import StackedMLP, stackable
 
 EVAL_ROWS = 1 << 16   # examples x runs per evaluation forward pass (bounds its memory at large K)
 OnEval = Callable[[int, dict[str, float], int], None]  # (iteration, metrics, run index)
@@ -101,7 +101,7 @@ class StackData:
 @torch.no_grad()
 def evaluate_stack(net: StackedMLP, data: StackData, key: str) -> tuple[list[float], list[float]]:
     """Per run: mean cross-entropy and accuracy over split ``key``, chunked over examples exactly as
-    :func:`rgnet.imp.train.evaluate` does (so each run's sums are the same), and over runs to bound memory."""
+    :func:`rgnet.engine.loop.evaluate` does (so each run's sums are the same), and over runs to bound memory."""
     n = data.size(key)
     chunk = min(n, EVAL_CHUNK)
     group = max(1, EVAL_ROWS // max(chunk, 1))
@@ -123,7 +123,7 @@ def train_stack(template: nn.Module, states: list[dict[str, np.ndarray]], masks:
     """Train K runs from ``states`` (state dicts of ``template``'s architecture) with their ``masks``, ``data``
     and data-order ``streams``, from iteration ``start`` to ``cfg.steps``; one :class:`Trained` per run.
 
-    Semantics per run are those of :func:`rgnet.imp.train.train_level` (pruned weights zeroed after every
+    Semantics per run are those of :func:`rgnet.engine.loop.train_level` (pruned weights zeroed after every
     step, a run stops at the first evaluation that finds it non-finite; the others go on).
     ``batched``: use the stacked model (default: when there are several runs; one run alone takes
     ``train_level``, whose Python overhead is smaller, with the same bits).

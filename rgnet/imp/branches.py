@@ -18,8 +18,11 @@ import h5py
 import numpy as np
 import torch
 
-from rgnet.config import INT_LIMIT, RunConfig
-from rgnet.errors import ConfigError, DivergedError, LimitError, StoreError
+from rgnet.config import RunConfig
+from rgnet.engine.loop import DeviceData, train_level
+from rgnet.engine.masks import Masker, full_masks
+from rgnet.engine.seeds import generator, stream_seed
+from rgnet.errors import ConfigError, DivergedError, StoreError
 from rgnet.imp.driver import (
     LevelBar,
     LevelJob,
@@ -34,9 +37,7 @@ from rgnet.imp.driver import (
     torch_threads,
     train_levels,
 )
-from rgnet.imp.masks import Masker, full_masks
-from rgnet.imp.seeds import generator, stream_seed
-from rgnet.imp.train import DeviceData, train_level
+from rgnet.imp.names import default_rewind_to, rewind_name
 from rgnet.store.reader import read_tensors
 from rgnet.store.writer import (
     BRANCHES,
@@ -243,12 +244,7 @@ def rewind_variant(trunk: Trunk, k: int | None = None) -> Branch:
             _, captured = train_level(model, Masker(trunk.layers, full_masks(trunk.layers)), trunk.data, replay.train,
                                       stream_seed(trunk.cfg.seed, "data", 0, "trunk"), capture_at=k)
         point = {n: v.cpu().numpy() for n, v in captured.items()}
-    return Branch(f"rewind_{k}", {"kind": "rewind", "rewind": k}, k, point, trunk.mask)
-
-
-def default_rewind_to(cfg: RunConfig) -> int:
-    """The rewind baseline's iteration when none is given: 3 % of the budget if the trunk rewound to 0, else 0."""
-    return max(1, round(0.03 * cfg.train.steps)) if cfg.prune.rewind == 0 else 0
+    return Branch(rewind_name(k), {"kind": "rewind", "rewind": k}, k, point, trunk.mask)
 
 
 def random_masks(reference: Masks, scope: str, gen: torch.Generator) -> Masks:
@@ -291,30 +287,6 @@ def run_baselines(path: str | Path, kinds: list[str] | tuple[str, ...] = BASELIN
     branches = [baseline(trunk, k, rewind_to) for k in kinds]  # every refusal before the first write
     return run_branches(trunk, branches, levels, tensors=tensors, progress=progress, threads=threads, log=log,
                         stack=stack)
-
-
-MAX_ITEMS = 10_000  # seeds or levels one command may name
-
-
-def parse_levels(text: str | None, flag: str = "--levels") -> list[int] | None:
-    """``"3"``, ``"1-5"`` or ``"1,3,5-7"`` as a sorted list of non-negative integers (``None`` stays ``None``);
-    ``flag`` names the option in messages (``--levels``, ``--seeds``)."""
-    if text is None:
-        return None
-    out: set[int] = set()
-    for part in text.split(","):
-        a, sep, b = part.partition("-")
-        try:
-            lo, hi = int(a), int(b) if sep else int(a)
-        except ValueError:
-            raise ConfigError(f"{flag} {text!r} must look like 3, 1-5 or 1,3,5-7") from None
-        if hi >= INT_LIMIT or hi - lo + 1 + len(out) > MAX_ITEMS:
-            raise LimitError(f"{flag} {text!r} names more than {MAX_ITEMS:,} values, or values of 2**31 or more; "
-                              "split the work (a sweep spec runs many seeds)")
-        out.update(range(lo, hi + 1))
-    if not out:
-        raise ConfigError(f"{flag} {text!r} names nothing; use e.g. 1-5")
-    return sorted(out)
 
 
 def keep_random(size: int, keep: int, gen: torch.Generator) -> np.ndarray:

@@ -13,6 +13,7 @@ import json
 import platform
 import sys
 import time
+from importlib.metadata import version
 from pathlib import Path
 from typing import Callable
 
@@ -21,18 +22,19 @@ import torch
 from tqdm.auto import tqdm
 
 from rgnet.config import RunConfig, TrainConfig, eval_iterations, nondefault, validate
+from rgnet.engine.loop import EVAL_CHUNK, DeviceData
+from rgnet.engine.masks import density, full_masks
 from rgnet.engine.prune import next_masks
+from rgnet.engine.seeds import stream_seed
 from rgnet.engine.train import Trained, train_stack
 from rgnet.engine.train import numpy_state_dict as _numpy
 from rgnet.errors import ConfigError, DivergedError, LimitError, StoreError
-from rgnet.imp.masks import density, full_masks
-from rgnet.imp.seeds import stream_seed
-from rgnet.imp.train import EVAL_CHUNK, DeviceData
 from rgnet.models import build_model, check_params, output_layer, prunable_layers
-from rgnet.outputs import inside_run
+from rgnet.store.outputs import inside_run
+from rgnet.store.reader import read_resume_state
 from rgnet.store.schema import METRIC_NAMES
-from rgnet.store.writer import check_run_file, commit_level, create_run, exclusive, read_resume_state, root_attrs
-from rgnet.tasks import Task, load_task, resolve_params
+from rgnet.store.writer import check_run_file, commit_level, create_run, exclusive, root_attrs
+from rgnet.tasks import Task, load_task, resolve_params, task_label
 from rgnet.theory import level_theory
 
 TRUNK = "trunk"
@@ -183,7 +185,8 @@ def _open_run(cfg, path, task, dev, data_root, log, diverged) -> _Run | None:
     if resume is None:
         versions = {"rgnet": _version(), "torch": torch.__version__, "numpy": np.__version__,
                     "python": platform.python_version()}
-        create_run(path, root_attrs(cfg.run_id, cfg.to_json(), task.summary(), versions), **layout_of(cfg, layers))
+        create_run(path, root_attrs(cfg.run_id, cfg.to_json(), task.summary(), versions), task_label(cfg.to_json()),
+                   **layout_of(cfg, layers))
     elif resume["levels"] and log:
         log(f"resuming {path} after level {resume['levels'] - 1}")
     if not resume or not resume["levels"]:
@@ -206,7 +209,7 @@ def _complete(cfg: RunConfig, path: Path, log) -> bool:
     state = read_resume_state(path)
     if state["diverged"]:
         raise DivergedError(_diverged_message(path, state["levels"] - 1, state["diverged_iteration"]))
-    if _finished(cfg, state["levels"], state["density"]):
+    if cfg.prune.finished(state["levels"], state["density"]):
         if log:
             log(f"{path} is complete ({state['levels']} levels); nothing to do")
         return True
@@ -415,7 +418,7 @@ def _trunk_level(r: _Run, diverged: list[str]) -> LevelJob:
         if failed:
             diverged.append(_diverged_message(r.path, level, t.result.diverged_at))
         r.masks, r.level = pruned, level + 1
-        r.done = failed or _finished(r.cfg, r.level, dens)
+        r.done = failed or r.cfg.prune.finished(r.level, dens)
 
     return LevelJob(r.model, r.cfg.train, r.init if r.rewind is None else r.rewind, r.masks, r.data,
                     stream_seed(r.cfg.seed, "data", level, TRUNK), 0 if level == 0 else k,
@@ -450,14 +453,6 @@ class LevelBar:
             last[k] = it
 
         return on_eval
-
-
-def _finished(cfg: RunConfig, levels_done: int, last_density: float | None) -> bool:
-    if levels_done == 0:
-        return False
-    if levels_done > cfg.prune.levels:
-        return True
-    return last_density is not None and cfg.prune.target_density > 0 and last_density <= cfg.prune.target_density
 
 
 def describe_level(cfg: RunConfig, result, seconds: float, masks, trained: dict, rewind: dict,
@@ -503,7 +498,6 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 def _version() -> str:
     try:
-        from importlib.metadata import version
         return version("rgnet")
     except Exception:
         return "0+unknown"

@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 
 from rgnet.errors import ConfigError, StoreError
-from rgnet.outputs import check_new
+from rgnet.store.outputs import check_new
 from rgnet.store.reader import read_tensors
 from rgnet.store.writer import atomic_update, check_run_file, tensor_dims
 

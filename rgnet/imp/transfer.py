@@ -28,10 +28,11 @@ import numpy as np
 
 from rgnet.align import align_inputs, alignment_attrs, check_align, match_units, mlp_layers, permute_mlp
 from rgnet.config import RunConfig
+from rgnet.engine.seeds import generator
 from rgnet.errors import ConfigError, StoreError
 from rgnet.imp.branches import Branch, Trunk, keep_random, open_trunk, run_branches
 from rgnet.imp.driver import normalise
-from rgnet.imp.seeds import generator
+from rgnet.imp.names import transfer_name
 from rgnet.imp.tickets import Ticket, is_ticket_file, load_ticket
 from rgnet.store.reader import read_tensors
 from rgnet.store.writer import BRANCHES, check_run_file
@@ -39,7 +40,6 @@ from rgnet.tasks import load_task
 
 OUTPUT_MODES = ("pruned", "dense")
 DENSITY_TOLERANCE = 0.05   # relative: a transferred ticket must sit at the target level's density
-ALIGN_SUFFIX = {"none": "", "inputs": "_align_inputs", "inputs+units": "_align_inputs_units"}
 
 
 def transfer(source: str | Path, target: str | Path, levels: list[int] | None = None, *, output: str = "pruned",
@@ -117,8 +117,8 @@ def transfer_branch(trunk: Trunk, get: Callable[[int], Ticket], first: Ticket, o
     """The branch that trains ``get(level)`` on the target run ``trunk``, aligned by ``align``."""
     new_head = first.n_classes != trunk.task.n_classes
     out = trunk.output
-    base = f"transfer_{first.run_id}" + ("_dense_output" if new_head and output == "dense" else "")
-    name = base + ALIGN_SUFFIX[align]
+    base = transfer_name(first.run_id, dense_output=new_head and output == "dense")  # seeds the output masks
+    name = transfer_name(first.run_id, align, dense_output=new_head and output == "dense")
     layers = mlp_layers(trunk.init)
     input_perm, unit_perms, align_attrs = alignment(trunk, first, align, name, source, data_root)
     rewind = permute_mlp(first.rewind, layers, input_perm, unit_perms)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from rgnet.errors import ConfigError
-from rgnet.models import register
+from rgnet.models.registry import register
 
 
 def _out_len(n: int, kernel: int, stride: int = 2, padding: int = 1) -> int:

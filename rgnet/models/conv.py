@@ -12,7 +12,7 @@ import itertools
 from torch import nn
 
 from rgnet.errors import ConfigError
-from rgnet.models import register
+from rgnet.models.registry import register
 
 PLANS = {"conv2": (64,), "conv4": (64, 128), "conv6": (64, 128, 256)}   # widths of the conv pairs
 

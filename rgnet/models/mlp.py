@@ -6,7 +6,7 @@ import math
 
 from torch import nn
 
-from rgnet.models import register
+from rgnet.models.registry import register
 
 
 class MLP(nn.Sequential):

@@ -17,8 +17,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from rgnet.errors import ConfigError
-from rgnet.models import register
 from rgnet.models.conv import kaiming_init
+from rgnet.models.registry import register
 
 
 class Block(nn.Module):

@@ -72,14 +72,14 @@ def new_axes(ax=None, size: tuple[float, float] = (COLUMN, 2.5)):
     """``ax`` itself, or the Axes of a new constrained-layout figure of ``size`` inches."""
     if ax is not None:
         return ax
-    import matplotlib.pyplot as plt  # pyplot only for new figures, so notebooks show them
+    import matplotlib.pyplot as plt  # noqa: PLC0415  (pyplot only for new figures, so notebooks show them)
 
     return plt.subplots(figsize=size, layout="constrained")[1]
 
 
 def new_figure(nrows: int, ncols: int, size: tuple[float, float], **kwargs):
     """A constrained-layout figure and its 2-D array of Axes."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415
 
     return plt.subplots(nrows, ncols, figsize=size, layout="constrained", squeeze=False, **kwargs)
 

@@ -21,8 +21,8 @@ from rgnet.plot._style import (
     new_figure,
     styled,
 )
-from rgnet.rg._trajectory import as_runs, feature_dim
 from rgnet.rg.flow import bin_edges
+from rgnet.rg.trajectory import as_runs, feature_dim
 
 KIND_COLOURS = {"relevant": OKABE_ITO["vermillion"], "marginal": OKABE_ITO["orange"], "irrelevant": OKABE_ITO["black"]}
 #: Levels drawn by default in a weight-distribution panel: at most this many, evenly spaced, first and last included.

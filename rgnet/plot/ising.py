@@ -6,8 +6,9 @@ import numpy as np
 import xarray as xr
 
 from rgnet.plot._style import OKABE_ITO, PAGE, finish, interval, new_figure, styled
-from rgnet.rg._trajectory import as_runs
+from rgnet.rg.linearise import linearise
 from rgnet.rg.toy import MK_EIGENVALUE, MK_FIXED_POINT
+from rgnet.rg.trajectory import as_runs
 
 
 def mk_exact() -> dict[str, float]:
@@ -51,7 +52,6 @@ def ising_validation(traj: xr.DataArray, lin: xr.Dataset | None = None, window: 
         fixed point; (c) recovered / exact - 1 for ``K*``, ``λ = 2 tanh 4K*`` and ``y = ln λ / ln 2`` with
         bootstrap intervals.
     """
-    from rgnet.rg.linearise import linearise
 
     if lin is None:
         lin = linearise(traj, model="quadratic", window=window, n_boot=n_boot)

@@ -110,7 +110,7 @@ def class_graph(graph, class_attr: str = "class", weight_attr: str = "weight", p
     -------
     matplotlib Axes
     """
-    import networkx as nx
+    import networkx as nx  # noqa: PLC0415
 
     if graph.number_of_nodes() == 0:
         raise ConfigError("The class graph has no nodes.")

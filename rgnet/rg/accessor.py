@@ -7,11 +7,12 @@ from typing import Any
 
 import xarray as xr
 
-from rgnet.rg._trajectory import scale_factor
 from rgnet.rg.couplings import couplings
 from rgnet.rg.dmd import dmd
 from rgnet.rg.flow import wasserstein_flow
 from rgnet.rg.linearise import linearise
+from rgnet.rg.report import flow_report
+from rgnet.rg.trajectory import scale_factor
 
 
 @xr.register_dataset_accessor("rg")
@@ -43,6 +44,5 @@ class RGAccessor:
 
     def report(self, **kwargs: Any) -> xr.Dataset:
         """Flow summary per run; see :func:`rgnet.rg.flow_report`."""
-        from rgnet.rg.report import flow_report
 
         return flow_report(self._ds, **kwargs)

@@ -8,7 +8,7 @@ import numpy as np
 import xarray as xr
 
 from rgnet.errors import ConfigError
-from rgnet.rg._trajectory import scale_factor
+from rgnet.rg.trajectory import scale_factor
 
 #: Quantiles of |w| / std used as shape couplings.
 SHAPE_QUANTILES = (0.25, 0.5, 0.75, 0.9)

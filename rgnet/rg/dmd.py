@@ -11,14 +11,14 @@ import numpy as np
 import xarray as xr
 
 from rgnet.errors import ConfigError
-from rgnet.rg._trajectory import as_runs, feature_dim, resolve_scale_factor, snapshot_pairs
+from rgnet.rg.trajectory import as_runs, feature_dim, resolve_scale_factor, snapshot_pairs
 
 METHODS = ("exact", "tls")
 #: Below this many singular values the Gavish-Donoho median noise estimate is meaningless.
 MIN_SINGULAR_VALUES_FOR_GD = 8
 
 
-def _numerical_rank(s: np.ndarray, shape: tuple[int, int]) -> int:
+def numerical_rank(s: np.ndarray, shape: tuple[int, int]) -> int:
     return int(np.sum(s > s[0] * max(shape) * np.finfo(float).eps)) if s.size and s[0] > 0 else 0
 
 
@@ -30,7 +30,7 @@ def gavish_donoho_rank(singular_values: np.ndarray, shape: tuple[int, int]) -> i
     ``MIN_SINGULAR_VALUES_FOR_GD`` singular values the numerical rank is returned instead.
     """
     s = np.asarray(singular_values, dtype=float)
-    numerical = _numerical_rank(s, shape)
+    numerical = numerical_rank(s, shape)
     if s.size < MIN_SINGULAR_VALUES_FOR_GD:
         return max(numerical, 1)
     beta = min(shape) / max(shape)
@@ -132,7 +132,7 @@ def dmd(
     x, y = x_rows.T, y_rows.T  # (features * (delays + 1), pairs)
     u, x_sv, vh = _svd(x)
     r = gavish_donoho_rank(x_sv, x.shape) if rank is None else int(rank)
-    numerical = _numerical_rank(x_sv, x.shape)
+    numerical = numerical_rank(x_sv, x.shape)
     if not 1 <= r <= numerical:
         raise ConfigError(f"rank must be between 1 and {numerical} (the numerical rank of the snapshots), got {r}.")
 

@@ -18,7 +18,7 @@ import numpy as np
 import xarray as xr
 
 from rgnet.errors import ConfigError
-from rgnet.rg._trajectory import feature_dim
+from rgnet.rg.trajectory import feature_dim
 from rgnet.theory import hist_quantile_function, w1_atoms
 
 #: Number of points of the midpoint rule on t in (0, 1) for the quantile-function integral.

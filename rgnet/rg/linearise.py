@@ -7,7 +7,7 @@ import xarray as xr
 from scipy.optimize import linear_sum_assignment
 
 from rgnet.errors import ConfigError
-from rgnet.rg._trajectory import as_runs, resolve_scale_factor, snapshot_pairs
+from rgnet.rg.trajectory import as_runs, resolve_scale_factor, snapshot_pairs
 
 MODELS = ("affine", "quadratic")
 METHODS = ("ols", "tls")

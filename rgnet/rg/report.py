@@ -8,13 +8,14 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
+from rgnet.catalog import unique_runs
 from rgnet.errors import ConfigError, StoreError
-from rgnet.rg._trajectory import scale_factor
 from rgnet.rg.couplings import couplings
 from rgnet.rg.flow import fixed_point_level, wasserstein_flow
 from rgnet.rg.linearise import linearise
+from rgnet.rg.trajectory import scale_factor
 from rgnet.store.cf import self_describing
-from rgnet.store.reader import open_run, unique_runs
+from rgnet.store.reader import open_run
 
 RunSource = xr.Dataset | str | os.PathLike
 

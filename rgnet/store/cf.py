@@ -38,7 +38,7 @@ def write_groups(out, groups: dict[str, xr.Dataset], title: str) -> None:
 def in_memory_writes() -> Iterator[None]:
     """Around ``ds.to_netcdf(BytesIO)``: with a dask.distributed client active, xarray would take a distributed
     lock named after the target, which a scheduler cannot know for an in-memory file; write locally instead."""
-    import dask
+    import dask  # noqa: PLC0415
 
     with dask.config.set(scheduler="synchronous"):
         yield

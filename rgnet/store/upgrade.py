@@ -38,8 +38,10 @@ from rgnet.store.writer import (
 from rgnet.theory import level_theory
 
 
-def upgrade(path: str | Path, log: Callable[[str], None] | None = None) -> bool:
-    """Bring run file ``path`` to the current schema; False if it already is. Atomic and idempotent."""
+def upgrade(path: str | Path, label: Callable[[str], str], log: Callable[[str], None] | None = None) -> bool:
+    """Bring run file ``path`` to the current schema; False if it already is. Atomic and idempotent.
+
+    ``label(config_json)`` names the run's task (``rgnet.tasks.task_label``): schema 2 stores it."""
     path = Path(path)
     if not path.is_file():
         raise StoreError(f"run file {str(path)!r} does not exist; check the path")
@@ -67,7 +69,7 @@ def upgrade(path: str | Path, log: Callable[[str], None] | None = None) -> bool:
                               tensors=s["tensor_files"])
                 if g is None:
                     create_layout(f, **layout)
-                    write_identity(f, attrs["run_id"], attrs["config"])
+                    write_identity(f, attrs["run_id"], attrs["config"], label(attrs["config"]))
                 else:
                     create_branch(f, g.split("/", 1)[1], {k: plain_attr(v) for k, v in old[g].attrs.items()},
                                   **layout)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import fcntl
 import json
 import os
 import shutil
@@ -119,7 +120,6 @@ def lock_fd(fd: int, lock: Path) -> bool:
 
     :class:`StoreError` (``fd`` closed) if another process holds the lock.
     """
-    import fcntl
 
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -260,14 +260,12 @@ def create_layout(g, *, layers: list[str], iterations: np.ndarray, bins: int, le
 _IDENTITY_NAMES: list[str] = ["run_id", "task", "seed"]  # task_<param> names are added per file
 
 
-def write_identity(f, run_id: str, config_json: str) -> None:
+def write_identity(f, run_id: str, config_json: str, task: str) -> None:
     """Scalar coordinates of the root group (run_id, task, seed, task_<param>) so that plain
-    ``xr.open_mfdataset(..., concat_dim="run")`` labels each run."""
-    from rgnet.verdicts import task_label
-
+    ``xr.open_mfdataset(..., concat_dim="run")`` labels each run; ``task`` is the task's label."""
     cfg = json.loads(config_json)
     coords = {"run_id": (run_id, "identity of the run (hash of its non-default settings)"),
-              "task": (task_label(cfg), "task and its non-default parameters"),
+              "task": (task, "task and its non-default parameters"),
               "seed": (np.int32(cfg["seed"]), "run seed")}
     for k, v in sorted(cfg["task"]["params"].items()):
         if isinstance(v, bool):
@@ -289,15 +287,16 @@ def write_identity(f, run_id: str, config_json: str) -> None:
             f[name].attrs["coordinates"] = f[name].attrs["coordinates"] + " " + extra
 
 
-def create_run(path: Path, attrs: dict, **layout) -> None:
-    """Create the summary file of a new run (root attributes, identity, layout); nothing is overwritten."""
+def create_run(path: Path, attrs: dict, task: str, **layout) -> None:
+    """Create the summary file of a new run (root attributes, identity with the task label ``task``, layout);
+    nothing is overwritten."""
     if tensor_dir(path).exists() and any(tensor_dir(path).iterdir()):
         raise StoreError(f"{str(tensor_dir(path))!r} already exists without its run file {str(path)!r}; "
                          "remove that folder or pass another --out")
     with atomic_update(path, create=True) as f:
         f.attrs.update(attrs)
         create_layout(f, **layout)
-        write_identity(f, attrs["run_id"], attrs["config"])
+        write_identity(f, attrs["run_id"], attrs["config"], task)
 
 
 def copy_run(src: str | Path, dst: str | Path) -> Path:
@@ -363,22 +362,6 @@ def commit_level(path: Path, level: int, record: dict, group: str | None = None)
             g["level_done"][level] = 1
         else:
             f.attrs["levels_complete"] = np.int32(level + 1)
-
-
-def read_resume_state(path: Path) -> dict:
-    """What continuing a run needs: rewind point, next masks, complete levels, last density, divergence."""
-    from rgnet.store.reader import read_tensors
-
-    with h5py.File(path, "r") as f:
-        check_current(path, f.attrs)
-        n = int(plain_attr(f.attrs["levels_complete"]))
-        dens = float(f["density"][n - 1]) if n else None
-        diverged = bool(n and f["diverged"][n - 1] == 1)
-        at = int(f["diverged_iteration"][n - 1]) if diverged else -1
-    if n == 0:
-        return {"levels": 0, "density": None, "diverged": False, "diverged_iteration": -1}
-    return {"rewind": read_tensors(path, "rewind"), "next_mask": read_tensors(path, "next_mask", n - 1),
-            "levels": n, "density": dens, "diverged": diverged, "diverged_iteration": at}
 
 
 def root_attrs(run_id: str, config_json: str, task_summary: dict, versions: dict) -> dict:

@@ -10,6 +10,7 @@ runs the rest on a LocalCluster (processes, one thread each, one worker per core
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import time
 from dataclasses import dataclass
@@ -17,7 +18,9 @@ from pathlib import Path
 from typing import Callable
 
 from rgnet.errors import ConfigError
+from rgnet.sweep.index import check_index_path, write_index
 from rgnet.sweep.plan import Unit, plan, progress, stack
+from rgnet.sweep.run import Progress, run_dask, run_here
 from rgnet.sweep.spec import Spec, load_spec
 
 __all__ = ["SweepResult", "load_spec", "plan", "stack", "sweep"]
@@ -68,7 +71,6 @@ def sweep(spec: str | Path | Spec, out: str | Path, *, scheduler: str | None = N
     dry_run : bool
         Only plan: return the units, run nothing, write no index.
     """
-    from rgnet.sweep.index import check_index_path, write_index
 
     say = log or (lambda s: None)
     spec_path = str(spec) if not isinstance(spec, Spec) else ""
@@ -92,7 +94,6 @@ def sweep(spec: str | Path | Spec, out: str | Path, *, scheduler: str | None = N
         return SweepResult(units, {}, len(units) - len(todo), None, 0.0)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    from rgnet.sweep.run import Progress, run_dask, run_here
 
     results: dict[str, dict] = {}
     if todo:
@@ -124,7 +125,7 @@ def _client(client, scheduler: str | None, workers: int | None, host: str, dashb
     if client is not None:
         yield client
         return
-    from distributed import Client, LocalCluster
+    from distributed import Client, LocalCluster  # noqa: PLC0415
 
     if scheduler:
         try:
@@ -150,6 +151,4 @@ def _client(client, scheduler: str | None, workers: int | None, host: str, dashb
 
 
 def _has_bokeh() -> bool:
-    import importlib.util
-
     return importlib.util.find_spec("bokeh") is not None

@@ -9,13 +9,18 @@ import json
 import time
 from pathlib import Path
 
+import h5py
 import numpy as np
+import xarray as xr
 
+from rgnet.catalog import INDEX_ATTR
 from rgnet.errors import StoreError
+from rgnet.store.atomic import write_bytes
+from rgnet.store.cf import in_memory_writes, self_describing
 from rgnet.sweep.plan import Unit
 from rgnet.sweep.spec import Spec
+from rgnet.tasks import task_label
 
-INDEX_ATTR = "rgnet_sweep_index"   # root attribute that marks a sweep index (its format version)
 INDEX_NAME = "index.nc"
 STATUS_MEANINGS = {
     "complete": "the trunk and every branch the spec asks for are recorded",
@@ -35,8 +40,6 @@ def check_index_path(out: Path) -> Path:
 
 
 def is_index(path: str | Path) -> bool:
-    import h5py
-
     try:
         with h5py.File(path, "r") as f:
             return INDEX_ATTR in f.attrs
@@ -47,11 +50,7 @@ def is_index(path: str | Path) -> bool:
 def write_index(out: Path, spec: Spec, units: list[Unit], results: dict[str, dict],
                 state: dict[str, tuple[int, int]], spec_path: str) -> Path:
     """Write ``out/index.nc`` from the plan, this invocation's ``results`` and the files' ``state`` after it."""
-    import xarray as xr
 
-    from rgnet.store.atomic import write_bytes
-    from rgnet.store.cf import in_memory_writes, self_describing
-    from rgnet.verdicts import task_label
 
     unit_status = {u.name: _unit_status(u, results.get(u.name), state[u.name]) for u in units}
     writers: dict[str, list[Unit]] = {}
@@ -149,16 +148,3 @@ def _describe(ds) -> None:
 
 
 # ------------------------------------------------------------------------------------------ reading (no torch)
-
-def read_index(path: str | Path) -> dict[str, list]:
-    """The run table of a sweep index as lists: ``path`` (absolute), ``label``, ``task``, ``levels_complete``..."""
-    import h5py
-
-    p = Path(path)
-    with h5py.File(p, "r") as f:
-        if INDEX_ATTR not in f.attrs:
-            raise StoreError(f"{str(p)!r} is not an rgnet sweep index")
-        cols = {k: [x.decode() if isinstance(x, bytes) else x for x in f[k][...].tolist()]
-                for k in ("path", "label", "task", "status", "levels_complete")}
-    cols["path"] = [str(p.parent / x) for x in cols["path"]]
-    return cols

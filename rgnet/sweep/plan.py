@@ -19,9 +19,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import h5py
-import numpy as np
-
+from rgnet.config import RunConfig
+from rgnet.imp.names import baseline_names, transfer_name
+from rgnet.store.reader import run_progress
 from rgnet.sweep.spec import Run, Spec
 
 
@@ -167,20 +167,8 @@ def progress(units: list[Unit], cache: dict | None = None) -> dict[str, tuple[in
 def branch_groups(u: Unit, cfg: dict) -> list[str]:
     """Names of the branches (``branches/<name>``) a baselines or transfer unit writes."""
     if u.kind == "transfer":
-        from rgnet.imp.transfer import ALIGN_SUFFIX
-
-        return [f"transfer_{u.source_id}{ALIGN_SUFFIX[u.align]}"]  # output layer kept or pruned: no suffix
-    from rgnet.config import RunConfig
-    from rgnet.imp.branches import default_rewind_to
-
-    names = []
-    for kind in u.kinds:
-        if kind == "rewind":
-            k = u.rewind_to if u.rewind_to is not None else default_rewind_to(RunConfig.from_dict(cfg))
-            names.append(f"rewind_{k}")
-        else:
-            names.append(kind)
-    return names
+        return [transfer_name(u.source_id, u.align)]  # a sweep's transfers keep the output layer as is
+    return baseline_names(u.kinds, RunConfig.from_dict(cfg), u.rewind_to)
 
 
 def _cached_state(path: Path, cache: dict | None) -> dict | None:
@@ -198,21 +186,11 @@ def _cached_state(path: Path, cache: dict | None) -> dict | None:
 
 def _file_state(path: Path) -> dict | None:
     """Complete trunk levels, last density and divergence, and each branch's ``level_done``; None if absent."""
-    from rgnet.imp.driver import _finished
-    from rgnet.store.writer import BRANCHES, plain_attr
-
     if not path.is_file():
         return None
     try:
-        with h5py.File(path, "r") as f:
-            n = int(plain_attr(f.attrs["levels_complete"]))
-            dens = float(f["density"][n - 1]) if n else None
-            diverged = bool(n and f["diverged"][n - 1] == 1)
-            groups = {name: np.asarray(g["level_done"][...]).astype(bool) for name, g in f[BRANCHES].items()} \
-                if BRANCHES in f else {}
+        state = run_progress(path)
     except (OSError, KeyError):
         return None  # unreadable or not an rgnet run: the unit runs and reports why
-    from rgnet.config import RunConfig
-
-    return {"levels": n, "diverged": diverged, "groups": groups,
-            "finished": lambda cfg: _finished(RunConfig.from_dict(cfg), n, dens)}
+    n, dens = state["levels"], state["density"]
+    return {**state, "finished": lambda cfg: RunConfig.from_dict(cfg).prune.finished(n, dens)}

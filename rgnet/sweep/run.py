@@ -17,6 +17,9 @@ import time
 import uuid
 from typing import Callable
 
+from rgnet.config import RunConfig
+from rgnet.errors import DivergedError, RgnetError
+from rgnet.store.writer import lock_wait as waiting
 from rgnet.sweep.plan import Group, Unit, progress
 
 OK = ("ok", "done")        # a unit's statuses after which the units needing it may run
@@ -28,8 +31,6 @@ def run_unit(unit: Unit, lock_wait: float = 3600.0) -> dict:
     ``lock_wait``: seconds to wait for a run file that another process holds (a duplicate of this unit that
     the scheduler believed lost) before failing.
     """
-    from rgnet.errors import DivergedError, RgnetError
-    from rgnet.store.writer import lock_wait as waiting
 
     start, status, error = time.time(), "ok", ""
     try:
@@ -45,16 +46,18 @@ def run_unit(unit: Unit, lock_wait: float = 3600.0) -> dict:
 
 def _train(unit: Unit) -> None:
     """The one place that trains one unit (a group's trunks were stacked first by :func:`_stack_trunks`)."""
-    import rgnet
+    from rgnet.imp.branches import run_baselines  # noqa: PLC0415  (torch: loaded by the workers that train)
+    from rgnet.imp.driver import record  # noqa: PLC0415
+    from rgnet.imp.transfer import transfer  # noqa: PLC0415
 
     quiet = {"progress": False}
     if unit.kind == "trunk":
-        rgnet.record(rgnet.RunConfig.from_json(unit.config), unit.path, **quiet)
+        record(RunConfig.from_json(unit.config), unit.path, **quiet)
     elif unit.kind == "baselines":
-        rgnet.run_baselines(unit.path, list(unit.kinds), list(unit.levels), rewind_to=unit.rewind_to,
+        run_baselines(unit.path, list(unit.kinds), list(unit.levels), rewind_to=unit.rewind_to,
                             tensors=unit.tensors, **quiet)
     elif unit.kind == "transfer":
-        rgnet.transfer(unit.source, unit.path, list(unit.levels), align=unit.align, tensors=unit.tensors, **quiet)
+        transfer(unit.source, unit.path, list(unit.levels), align=unit.align, tensors=unit.tensors, **quiet)
     else:
         raise ValueError(f"unknown unit kind {unit.kind!r}")
 
@@ -87,14 +90,11 @@ def _stack_trunks(units: list[Unit], lock_wait: float) -> None:
     trunks = [u for u in units if u.kind == "trunk"]
     if len(trunks) < 2:
         return
-    import rgnet
-    from rgnet.errors import RgnetError
-    from rgnet.store.writer import lock_wait as waiting
+    from rgnet.imp.driver import record_many  # noqa: PLC0415  (torch: loaded by the workers that train)
 
     try:
         with waiting(lock_wait):
-            rgnet.record_many([rgnet.RunConfig.from_json(u.config) for u in trunks], [u.path for u in trunks],
-                              progress=False)
+            record_many([RunConfig.from_json(u.config) for u in trunks], [u.path for u in trunks], progress=False)
     except RgnetError:
         pass  # each unit reports it below, from its own file
 
@@ -114,7 +114,7 @@ class Progress:
     """
 
     def __init__(self, units: list[Unit], show: bool | None):
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # noqa: PLC0415
 
         self.units = units
         self.done_units: set[str] = set()

@@ -54,8 +54,11 @@ if sys.version_info >= (3, 11):
 else:  # Python 3.10
     import tomli as tomllib
 
+from rgnet.align import ALIGN_MODES, check_align
 from rgnet.config import RunConfig
 from rgnet.errors import ConfigError, LimitError, RgnetError
+from rgnet.imp.names import parse_levels
+from rgnet.tasks import task_label
 
 BASE_SECTIONS = ("task", "model", "train", "prune", "store")
 SWEEP_SECTIONS = ("sweep", "tasks", "models", "grid", "baselines", "transfers")
@@ -161,7 +164,7 @@ def parse_spec(d: dict[str, Any], text: str = "") -> Spec:
 # ------------------------------------------------------------------------------------------ the runs
 
 def _expand(base: dict, tasks: dict, models: dict, grid: dict, seeds: list[int]) -> list[Run]:
-    from rgnet.imp.driver import normalise  # validates task and model parameters against their registries
+    from rgnet.imp.driver import normalise  # noqa: PLC0415  (validates task and model parameters against their registries)
 
     runs, ids = [], {}
     grid_points = list(itertools.product(*grid.values())) if grid else [()]
@@ -215,8 +218,6 @@ def _set(d: dict, key: str, value: Any) -> None:
 
 
 def _label(cfg: RunConfig, tkey: str | None, mkey: str | None, point: dict) -> str:
-    from rgnet.verdicts import task_label
-
     # the task's own key, else its label (only its name when the grid varies the task: the grid values follow)
     task = tkey or (cfg.task.name if any(k.startswith("task.") for k in point) else task_label(cfg.to_dict()))
     parts = [task] + ([mkey] if mkey else [])
@@ -246,8 +247,6 @@ def _known(t: dict, name: str, keys: tuple[str, ...] | None = None) -> None:
 def _numbers(v: Any, name: str) -> list[int] | None:
     """Sorted integers >= 0 from a TOML list or a range like "1-12" or "0,2,4-6"; None if ``v`` is neither."""
     if isinstance(v, str):
-        from rgnet.imp.branches import parse_levels
-
         try:
             return parse_levels(v, name) or None
         except LimitError:
@@ -342,7 +341,6 @@ def _transfers(t: Any, runs: list[Run]) -> Branches:
     if len(labels) < 2:
         raise ConfigError(f"[transfers] needs at least two tasks to transfer between, the sweep has {labels}; add "
                           "[tasks.NAME] members or a [grid], or remove [transfers]")
-    from rgnet.align import ALIGN_MODES, check_align
 
     align = t.get("align", ["none"])
     align = [align] if isinstance(align, str) else align

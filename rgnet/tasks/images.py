@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from rgnet.errors import ConfigError, DataError
-from rgnet.tasks import Task, non_negative, positive, register, split_validation
+from rgnet.tasks.registry import Task, non_negative, positive, register, split_validation
 
 COMMON = {"val_size": 5000, "split_seed": 0, "normalize": True, "flatten": False, "subset": 0}
 RANGES = {"val_size": (positive, ">= 1"), "split_seed": (non_negative, ">= 0"),

@@ -16,7 +16,7 @@ import random
 
 import numpy as np
 
-from rgnet.tasks import Task, non_negative, positive, register
+from rgnet.tasks.registry import Task, non_negative, positive, register
 
 VAL_SEED_OFFSET = 10_000   # generator seed of the validation examples: seed + this
 
@@ -40,8 +40,16 @@ RANGES = {
 }
 
 
+def feature_order(params: dict) -> np.ndarray:
+    """``shuffle_seq``'s permutation: ``x[:, j] = x_unshuffled[:, order[j]]`` (identity when it is false)."""
+    if not params["shuffle_seq"]:
+        return np.arange(params["final_seq_length"])
+    return _raw(params, params["seed"], params["num_samples"])[2]
+
+
 @register("mnist1d", DEFAULTS, doc="MNIST-1D generated locally; parameters are mnist1d's generator "
-          "arguments plus val_size (extra validation examples from the same generator)", ranges=RANGES)
+          "arguments plus val_size (extra validation examples from the same generator)", ranges=RANGES,
+          input_permutations={"shuffle_seq": feature_order})
 def load_mnist1d(data_root=None, **params) -> Task:
     x, y, xv, yv, xt, yt = _generate(json.dumps(params, sort_keys=True))
     return Task("mnist1d", x.copy(), y.copy(), xv.copy(), yv.copy(), xt.copy(), yt.copy(), n_classes=10,
@@ -72,7 +80,7 @@ def _raw(p: dict, seed: int, num_samples: int) -> tuple[np.ndarray, np.ndarray, 
     """``make_dataset``'s examples before standardisation: (x, y, feature permutation), generated exactly as
     ``mnist1d.data.make_dataset`` does it (a test checks the result against it), without touching the caller's
     global random state."""
-    from mnist1d.data import get_dataset_args, get_templates, transform
+    from mnist1d.data import get_dataset_args, get_templates, transform  # noqa: PLC0415
 
     args = get_dataset_args()
     for k, v in p.items():

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rgnet.tasks import Task, non_negative, positive, register
+from rgnet.tasks.registry import Task, non_negative, positive, register
 
 DEFAULTS = {"input_dim": 40, "classes": 10, "width": 64, "sparsity": 0.0, "n_train": 4000,
             "n_val": 500, "n_test": 1000, "seed": 0}

@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
-from rgnet.errors import ConfigError, DataError
-from rgnet.store.reader import _expand, open_run
-from rgnet.verdicts import task_label
+from rgnet.catalog import expand
+from rgnet.errors import ConfigError, DataError, StoreError
+from rgnet.store.reader import open_run, open_tensors
+from rgnet.tasks import task_label
 
 RunSource = str | os.PathLike | xr.Dataset
 
@@ -41,8 +42,6 @@ class Run:
             if not self.path:
                 raise DataError(f"run {self.run_id} is an in-memory Dataset without tensors/{group}; "
                                 "pass run files recorded with tensors")
-            from rgnet.errors import StoreError
-            from rgnet.store.reader import open_tensors
 
             try:
                 t = open_tensors(self.path, group).load()
@@ -69,10 +68,10 @@ def read_runs(sources: RunSource | Iterable[RunSource], labels: dict[str, str] |
     if isinstance(sources, xr.Dataset):
         items: Sequence[RunSource] = [sources]
     elif isinstance(sources, (str, os.PathLike)):
-        items = _expand(sources)
+        items = expand(sources)
     else:
         items = [s if isinstance(s, xr.Dataset) else str(s) for s in sources]
-        items = [x for s in items for x in ([s] if isinstance(s, xr.Dataset) else _expand(s))]
+        items = [x for s in items for x in ([s] if isinstance(s, xr.Dataset) else expand(s))]
     if not items:
         raise ConfigError("no runs given; pass run files (.h5) written by `rgnet record`")
     runs = []

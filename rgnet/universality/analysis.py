@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from rgnet.config import TaskConfig
 from rgnet.errors import ConfigError, DataError, StoreError
 from rgnet.store.writer import check_run_file
+from rgnet.tasks import symmetric, task_label
 from rgnet.universality._runs import Run, RunSource, task_params, to_runs
 from rgnet.universality.baselines import (
     additive_scores,
@@ -36,10 +38,8 @@ from rgnet.universality.classes import (
 from rgnet.universality.distances import UNEQUAL, run_distances
 from rgnet.universality.scoring import pair_auroc, score_matrix
 from rgnet.universality.signatures import SIGNATURES, pooled_exponents, signatures, weight_trajectory
-from rgnet.verdicts import task_label, transfer_matrix
+from rgnet.verdicts import transfer_matrix
 
-#: Task parameters whose change is a fixed permutation of the input features (a symmetry of the task family).
-SYMMETRY_PARAMS = ("shuffle",)
 SYMMETRY_NOTE = (
     "A fixed permutation of the input features maps one task onto the other exactly: the IMP flow of the "
     "permuted task is, over random initialisations, the flow of the original with the first layer's columns "
@@ -270,16 +270,13 @@ def _output_trajectories(runs: Sequence[Run], source: str) -> list[xr.DataArray]
 
 
 def symmetry_pairs(runs: Sequence[Run], tasks: Sequence[str]) -> list[tuple[str, str, list[str]]]:
-    """Pairs of tasks whose configs differ only in a feature-permutation parameter (``shuffle...``)."""
-    cfgs = task_params(runs)
+    """Pairs of tasks that differ only in parameters their task declares as input permutations
+    (:func:`rgnet.tasks.symmetric`), with those parameters."""
+    cfgs = {t: TaskConfig(c["name"], c["params"]) for t, c in task_params(runs).items()}
     pairs = []
     for a, b in itertools.combinations(tasks, 2):
-        ca, cb = cfgs[a], cfgs[b]
-        if ca["name"] != cb["name"]:
-            continue
-        keys = set(ca["params"]) | set(cb["params"])
-        diff = sorted(k for k in keys if ca["params"].get(k) != cb["params"].get(k))
-        if diff and all(any(s in k for s in SYMMETRY_PARAMS) for k in diff):
+        diff = symmetric(cfgs[a], cfgs[b])
+        if diff:
             pairs.append((a, b, diff))
     return pairs
 

@@ -23,7 +23,9 @@ import numpy as np
 import xarray as xr
 from scipy.optimize import linear_sum_assignment
 
+from rgnet.config import TaskConfig
 from rgnet.errors import DataError
+from rgnet.tasks import load_task
 from rgnet.universality._runs import Run
 from rgnet.universality.distances import w1_spectra
 from rgnet.universality.signatures import spectrum
@@ -88,8 +90,6 @@ def input_distance(task_configs: dict[str, dict], n_projections: int = 64, n_qua
     the task distance is the mean matched class distance (input units). Tasks whose data cannot be loaded
     (image files missing) or whose inputs differ in size give NaN.
     """
-    from rgnet.config import TaskConfig
-    from rgnet.tasks import load_task
 
     tasks = sorted(task_configs)
     quantiles, shapes = {}, {}

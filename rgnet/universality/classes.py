@@ -179,7 +179,7 @@ def class_graph(test: xr.Dataset, alpha: float = 0.1, p_var: str = "p_value") ->
 
     Edge attributes: ``distance`` (mean between-run distance, also the ``weight``) and ``p_value``.
     """
-    import networkx as nx  # here, not at the top: `import rgnet` stays fast
+    import networkx as nx  # noqa: PLC0415  (here, not at the top: `import rgnet` stays fast)
 
     g = nx.Graph()
     tasks = [str(t) for t in test["task"].values]
@@ -200,7 +200,7 @@ def classes(graph: nx.Graph, method: str = "components", seed: int = 0) -> dict[
     communities split such chains where the graph is sparse between groups. Classes are numbered 0, 1, ...
     in the order of their alphabetically first task.
     """
-    import networkx as nx
+    import networkx as nx  # noqa: PLC0415
 
     if method not in CLASS_METHODS:
         raise ConfigError(f"unknown class method {method!r}; choose one of {', '.join(CLASS_METHODS)}")

@@ -43,7 +43,7 @@ def auroc(score, label) -> float:
     s, y = np.ravel(np.asarray(score, float)), np.ravel(np.asarray(label, float))
     ok = np.isfinite(s) & np.isfinite(y)
     s, y = _snap(s[ok]), y[ok].astype(bool)
-    from scipy.stats import rankdata  # here: scipy.stats takes a second to import
+    from scipy.stats import rankdata  # noqa: PLC0415  (here: scipy.stats takes a second to import)
 
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     if n_pos == 0 or n_neg == 0:
@@ -65,7 +65,7 @@ def weighted_tau(score: np.ndarray, gap: np.ndarray, min_sources: int = 3) -> tu
     Targets with fewer than ``min_sources`` finite pairs, or where either ranking is constant, are skipped.
     Returns ``(mean tau, number of targets averaged)``.
     """
-    from scipy.stats import weightedtau
+    from scipy.stats import weightedtau  # noqa: PLC0415
 
     taus = []
     for j in range(score.shape[1]):

@@ -24,8 +24,8 @@ from scipy.special import ndtri
 
 from rgnet.errors import ConfigError, DataError
 from rgnet.rg import couplings, dmd, linearise, microscopic, wasserstein_flow
-from rgnet.rg._trajectory import as_runs, snapshot_pairs
-from rgnet.rg.dmd import _numerical_rank
+from rgnet.rg.dmd import numerical_rank
+from rgnet.rg.trajectory import as_runs, snapshot_pairs
 from rgnet.universality._runs import Run, RunSource, run_coords, to_runs
 
 DISTANCES = ("spectrum", "standardised", "l2")
@@ -119,7 +119,7 @@ def spectrum(traj: xr.DataArray, rank: int | None = None, delays: int = 0, metho
     """
     if rank is not None:
         x = snapshot_pairs(np.asarray(as_runs(traj).values, float), delays)[0].T
-        rank = max(1, min(int(rank), _numerical_rank(np.linalg.svd(x, compute_uv=False), x.shape)))
+        rank = max(1, min(int(rank), numerical_rank(np.linalg.svd(x, compute_uv=False), x.shape)))
     fit = dmd(traj, rank=rank, delays=delays, method=method)
     return xr.Dataset(
         {"eigenvalues": fit["eigenvalues"].assign_attrs(long_name="DMD eigenvalue of the IMP flow", units="1"),

@@ -17,10 +17,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from rgnet.config import TrainConfig, eval_iterations
+from rgnet.engine.masks import Masker
+from rgnet.engine.optim import FusedOptimizer
+from rgnet.engine.seeds import epoch_permutation
 from rgnet.errors import ConfigError
-from rgnet.imp.masks import Masker
-from rgnet.imp.optim import FusedOptimizer
-from rgnet.imp.seeds import epoch_permutation
 from rgnet.tasks import Task
 
 SPLITS = ("train", "val", "test")
@@ -69,7 +69,7 @@ def batch_indices(n: int, batch: int, start: int, stop: int, stream: int, device
     """Minibatch indices for iterations ``start+1 .. stop``: shuffled epochs, last partial batch dropped.
 
     Shape ``(stop - start, batch)``; the order depends only on the data ``stream`` (seeded from seed, level,
-    branch; see :func:`rgnet.imp.seeds.epoch_permutation`) and is the same on every device.
+    branch; see :func:`rgnet.engine.seeds.epoch_permutation`) and is the same on every device.
     """
     per_epoch = n // batch
     if per_epoch == 0:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from rgnet.store.check import verify
 from rgnet.store.reader import branches, read_levels
 from rgnet.store.writer import check_run_file
+from rgnet.verdicts import STOP_RULES
 
 
 def level_table(path: str | Path) -> str:
@@ -44,9 +46,5 @@ def check_report(path: str | Path) -> tuple[bool, str]:
 
 
 def _stop_rule(attrs: dict) -> str:
-    import json
-
-    from rgnet.verdicts import STOP_RULES
-
     rule = json.loads(attrs["config"])["train"].get("early_stop", "val_loss")  # files before it had val_loss
     return STOP_RULES.get(rule, rule)

@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import Callable, Iterable
 
+import h5py
+
 from rgnet.errors import StoreError
 from rgnet.store.atomic import write_bytes
 from rgnet.store.cf import in_memory_writes
@@ -43,7 +45,6 @@ def write_new(path: str | Path, write: Callable[[io.BytesIO], None], *, command:
     inputs : iterable of paths
         The files the command read; an output that is one of them is always refused.
     """
-    import h5py
 
     out = check_new(path, command, overwrite, inputs)
     buf = io.BytesIO()
@@ -104,7 +105,6 @@ def _output_of(path: Path) -> str | None:
 
 def _root_attrs(path: Path) -> dict | None:
     """Root attributes of an HDF5 file (None: missing, unreadable or not HDF5)."""
-    import h5py
 
     if not path.is_file():
         return None

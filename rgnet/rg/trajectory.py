@@ -6,6 +6,8 @@ feature dim is ``coupling`` (coarse-grained couplings) or ``component`` (flatten
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import xarray as xr
 
@@ -104,7 +106,6 @@ def scale_factor(ds: xr.Dataset) -> float:
         if ratio.size and np.mean(ratio) > 0:
             return float(np.exp(np.mean(ratio)))
     try:
-        import json
 
         fraction = float(json.loads(ds.attrs["config"])["prune"]["fraction"])
         return 1.0 / (1.0 - fraction)
