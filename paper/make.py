@@ -45,7 +45,7 @@ TEMPLATE = Path(__file__).resolve().parent / "paper.md.in"
 MEMBER = re.compile(r"^(?P<label>.+)-s(?P<seed>\d+)(-[0-9a-f]{16})?\.h5$")
 MAIN, FAMILY, PROTOCOL = "mnist1d-mlp", "transfer-family", "protocol/early_stopping.nc"
 #: Options of the universality analysis; part of the cache key.
-UNIVERSALITY = {"alpha": 0.1, "n_boot": 200, "seed": 0}
+UNIVERSALITY: dict = {}   # rgnet.universality's own defaults (alpha, bootstraps, seed): one source
 N_BOOT = 200  # bootstrap replicates of the linearised RG maps
 
 

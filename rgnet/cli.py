@@ -7,13 +7,38 @@ Errors caused by the user's input print one sentence and exit with code 2, never
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import sys
 import warnings
 
+from rgnet.align import ALIGN_MODES
+from rgnet.config import OPTIMIZERS, SCOPES, STOP_RULES, RunConfig
 from rgnet.errors import RgnetError, RgnetWarning
 from rgnet.store.outputs import check_new, write_new
+from rgnet.sweep import sweep
+from rgnet.tasks import TASKS
+from rgnet.universality import universality
+from rgnet.universality.classes import CLASS_METHODS
+from rgnet.universality.signatures import SIGNATURES
+from rgnet.verdicts import METRICS, winning_tickets
+
+# Every default shown or used here is the library's own (a dataclass field or a function's keyword), read at
+# parse time: a default has one source, and `rgnet --help` shows it.
+_CFG = RunConfig().to_dict()
+
+
+def _default(fn, name: str):
+    return inspect.signature(fn).parameters[name].default
+
+
+def _cfg(section: str, key: str) -> str:
+    return f" (default {_CFG[section][key]})"
+
+
+def _one_of(values) -> str:
+    return ", ".join(values)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,32 +55,34 @@ def _parser() -> argparse.ArgumentParser:
                                    "arguments: MNIST-1D, an MLP, 12 levels at p = 0.2. Re-running with the same "
                                    "config and --out resumes after the last complete level.")
     r.add_argument("--config", metavar="TOML", help="run config file; flags given as well override it")
-    r.add_argument("--task", help="task name (mnist1d, teacher, mnist, fashion_mnist, kmnist, cifar10, cifar100)")
+    r.add_argument("--task", help=f"task name: {_one_of(sorted(TASKS))}" + _cfg("task", "name"))
     r.add_argument("--task-param", action="append", default=[], metavar="KEY=VALUE",
                    help="task parameter, repeatable (e.g. corr_noise_scale=0.5); VALUE is parsed as JSON")
-    r.add_argument("--model", help="model name (mlp, lenet_300_100, cnn1d, conv2, conv4, conv6, resnet20, ...)")
+    r.add_argument("--model", help="model name (mlp, lenet_300_100, cnn1d, conv2, conv4, conv6, resnet20, ...)"
+                   + _cfg("model", "name"))
     r.add_argument("--widths", help="hidden widths of mlp, comma-separated (e.g. 100,100)")
-    r.add_argument("--levels", type=int, help="IMP levels after the dense one")
-    r.add_argument("--fraction", type=float, help="fraction of surviving weights pruned per level")
-    r.add_argument("--scope", help="global or layerwise pruning")
+    r.add_argument("--levels", type=int, help="IMP levels after the dense one" + _cfg("prune", "levels"))
+    r.add_argument("--fraction", type=float, help="fraction of surviving weights pruned per level"
+                   + _cfg("prune", "fraction"))
+    r.add_argument("--scope", help=f"pruning scope: {_one_of(SCOPES)}" + _cfg("prune", "scope"))
     r.add_argument("--output-fraction", type=float, help="pruning fraction of the output layer")
     r.add_argument("--prune-first", action=argparse.BooleanOptionalAction, default=None,
                    help="prune the first layer (default: the model's own choice)")
     r.add_argument("--prune-output", action=argparse.BooleanOptionalAction, default=None,
                    help="prune the output layer (default: the model's own choice)")
-    r.add_argument("--rewind", type=int, help="rewind iteration k (0 = initialisation)")
+    r.add_argument("--rewind", type=int, help="rewind iteration k (0 = initialisation)" + _cfg("prune", "rewind"))
     r.add_argument("--target-density", type=float, help="stop once the density is at or below this")
-    r.add_argument("--seed", type=int)
+    r.add_argument("--seed", type=int, help=f"run seed (default {_CFG['seed']})")
     r.add_argument("--seeds", help="record several seeds, e.g. 0-15 or 0,2,5-7: one file per seed, trained "
                                    "together as one stacked model (--out may contain {seed})")
     r.add_argument("--stack", type=int, help="with --seeds: at most this many runs trained at once (default all)")
-    r.add_argument("--steps", type=int, help="training iterations per level")
-    r.add_argument("--batch-size", type=int)
-    r.add_argument("--optimizer", help="adam or sgd")
-    r.add_argument("--lr", type=float, help="learning rate")
-    r.add_argument("--eval-every", type=int, help="evaluate every E iterations")
-    r.add_argument("--early-stop", help="which evaluation is the trained network: val_acc (max validation "
-                                        "accuracy, default) or val_loss (min validation loss)")
+    r.add_argument("--steps", type=int, help="training iterations per level" + _cfg("train", "steps"))
+    r.add_argument("--batch-size", type=int, help="examples per step" + _cfg("train", "batch_size"))
+    r.add_argument("--optimizer", help=f"optimizer: {_one_of(OPTIMIZERS)}" + _cfg("train", "optimizer"))
+    r.add_argument("--lr", type=float, help="learning rate" + _cfg("train", "lr"))
+    r.add_argument("--eval-every", type=int, help="evaluate every E iterations" + _cfg("train", "eval_every"))
+    r.add_argument("--early-stop", help="which evaluation is the trained network: "
+                   + _one_of(f"{k} ({v})" for k, v in STOP_RULES.items()) + _cfg("train", "early_stop"))
     _training_flags(r)
     r.add_argument("--out", help="output file (default runs/<task>-<model>-s<seed>-<run_id>.h5)")
 
@@ -88,10 +115,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--stack", type=int, help="at most this many levels trained at once (default all)")
     t.add_argument("--output-layer", default="pruned", help="when the class count differs: pruned (at the "
                                                               "source's output density, default) or dense")
-    t.add_argument("--align", default="none", help="transfer up to symmetry (MLPs): none (default), inputs "
-                                                   "(permute input features, estimated from the two tasks' data) "
-                                                   "or inputs+units (also match hidden units to the target's "
-                                                   "tickets); a branch of its own")
+    t.add_argument("--align", default=ALIGN_MODES[0], help="transfer up to symmetry (MLPs): none (default), inputs "
+                                                           "(permute input features, estimated from the two tasks' "
+                                                           "data) or inputs+units (also match hidden units to the "
+                                                           "target's tickets); a branch of its own")
     _training_flags(t)
 
     k = sub.add_parser("ticket", help="export the winning ticket of one level (mask + rewind weights)")
@@ -101,11 +128,11 @@ def _parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("tickets", help="winning tickets, matching verdicts and the transfer matrix of run files")
     w.add_argument("files", nargs="+")
-    w.add_argument("--metric", default="test_acc", help="accuracy variable: test_acc (default: at the early-stop "
-                                                         "iteration, as Frankle & Carbin) or test_acc_final (end of "
-                                                         "training)")
-    w.add_argument("--tolerance", type=float, default=0.01, help="matching tolerance when there is one seed "
-                                                                  "(default 0.01 = 1 point)")
+    w.add_argument("--metric", default=_default(winning_tickets, "metric"),
+                   help=f"accuracy variable: {_one_of(METRICS)} (default %(default)s: at the early-stop iteration, "
+                        "as Frankle & Carbin; _final: at the end of training)")
+    w.add_argument("--tolerance", type=float, default=_default(winning_tickets, "tolerance"),
+                   help="matching tolerance when there is one seed (default %(default)s = 1 point)")
     w.add_argument("--out", help="write the verdicts (and the transfer matrix, if any) as netCDF (a new file)")
     w.add_argument("--overwrite", action="store_true", help="replace an existing --out (never a run file or input)")
 
@@ -131,13 +158,16 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--transfer", help="netCDF file with the measured transfer matrix (`rgnet tickets --out`); "
                                       "default: computed from the files' transfer branches")
     u.add_argument("--signature", action="append", metavar="NAME",
-                   help="signature to use, repeatable (default: all the files allow): dmd_micro, dmd_ticket, "
-                        "dmd_coarse, exponents, fingerprint, scaling")
-    u.add_argument("--alpha", type=float, default=0.1, help="level of the same-class test (default 0.1)")
-    u.add_argument("--classes", default="components", help="components (default) or communities")
-    u.add_argument("--n-boot", type=int, default=200, help="seed bootstraps (default 200)")
+                   help=f"signature to use, repeatable (default: all the files allow): {_one_of(SIGNATURES)}")
+    u.add_argument("--alpha", type=float, default=_default(universality, "alpha"),
+                   help="level of the same-class test (default %(default)s)")
+    u.add_argument("--classes", default=_default(universality, "class_method"),
+                   help=f"how classes are formed: {_one_of(CLASS_METHODS)} (default %(default)s)")
+    u.add_argument("--n-boot", type=int, default=_default(universality, "n_boot"),
+                   help="seed bootstraps (default %(default)s)")
     u.add_argument("--no-baselines", action="store_true", help="score only the signatures")
-    u.add_argument("--seed", type=int, default=0, help="seed of the bootstraps and random permutations")
+    u.add_argument("--seed", type=int, default=_default(universality, "seed"),
+                   help="seed of the bootstraps and random permutations (default %(default)s)")
     u.add_argument("--out", help="write the classes and scores as netCDF (a new file)")
     u.add_argument("--overwrite", action="store_true", help="replace an existing --out (never a run file or input)")
     _sweep_parser(sub)
@@ -157,18 +187,19 @@ def _sweep_parser(sub) -> None:
     s.add_argument("--scheduler", metavar="ADDRESS", help="use the dask cluster of this scheduler (tcp://HOST:PORT); "
                                                           "its workers must see --dir at the same path")
     s.add_argument("--workers", type=int, help="workers of the local cluster (default: one per CPU core)")
-    s.add_argument("--host", default="127.0.0.1", help="interface the local scheduler listens on "
-                                                       "(default 127.0.0.1: this machine only)")
-    s.add_argument("--dashboard", default="127.0.0.1:8787", help="address of the local dashboard "
-                                                                 "(default 127.0.0.1:8787; 'none' for no dashboard)")
+    s.add_argument("--host", default=_default(sweep, "host"), help="interface the local scheduler listens on "
+                                                                   "(default %(default)s: this machine only)")
+    s.add_argument("--dashboard", default=_default(sweep, "dashboard"),
+                   help="address of the local dashboard (default %(default)s; 'none' for no dashboard)")
     s.add_argument("--sequential", action="store_true", help="run every unit here, one after another, without dask")
-    s.add_argument("--stack", type=int, default=1, help="units per worker call: trunks or baselines of one model, "
-                                                        "or the transfers into one file (default 1; today run one "
-                                                        "after another in the call)")
-    s.add_argument("--retries", type=int, default=2, help="re-runs of a unit that raised an unexpected error "
-                                                          "(default 2; a killed worker's unit is re-run anyway)")
-    s.add_argument("--lock-wait", type=float, default=3600, help="seconds a unit waits for a run file held by "
-                                                                 "another process (default 3600)")
+    s.add_argument("--stack", type=int, default=_default(sweep, "stack_size"),
+                   help="units per worker call: trunks or baselines of one model, or the transfers into one file "
+                        "(default %(default)s)")
+    s.add_argument("--retries", type=int, default=_default(sweep, "retries"),
+                   help="re-runs of a unit that raised an unexpected error (default %(default)s; a killed worker's "
+                        "unit is re-run anyway)")
+    s.add_argument("--lock-wait", type=float, default=_default(sweep, "lock_wait"),
+                   help="seconds a unit waits for a run file held by another process (default %(default)s)")
     s.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
     s.add_argument("--quiet", action="store_true", help="no progress bar or messages")
 
@@ -199,7 +230,7 @@ def _task_params(pairs: list[str]) -> dict:
 
 def config_from_args(a: argparse.Namespace):
     """A :class:`RunConfig` from --config and the flags given (flags win)."""
-    from rgnet.config import RunConfig, load_toml
+    from rgnet.config import load_toml
     from rgnet.errors import ConfigError
 
     cfg = load_toml(a.config) if a.config else RunConfig()
@@ -269,7 +300,7 @@ def _log(a):
 def _baselines(a) -> int:
     from rgnet.imp.branches import run_baselines
     from rgnet.imp.names import parse_levels
-    from rgnet.verdicts import format_tickets, winning_tickets
+    from rgnet.verdicts import format_tickets
 
     kinds = tuple(x.strip() for x in a.kinds.split(",")) if a.kinds else None
     groups = run_baselines(a.file, **({"kinds": kinds} if kinds else {}), levels=parse_levels(a.levels),
@@ -325,13 +356,7 @@ def _ticket(a) -> int:
 
 
 def _tickets(a) -> int:
-    from rgnet.verdicts import (
-        format_tickets,
-        format_transfer_gaps,
-        format_transfer_matrix,
-        transfer_matrix,
-        winning_tickets,
-    )
+    from rgnet.verdicts import format_tickets, format_transfer_gaps, format_transfer_matrix, transfer_matrix
 
     if a.out:
         check_new(a.out, "tickets", a.overwrite, a.files)  # refuse before the analysis, not after it
@@ -391,7 +416,7 @@ def _flow(a) -> int:
 
 
 def _universality(a) -> int:
-    from rgnet.universality import format_universality, universality
+    from rgnet.universality import format_universality
 
     inputs = [*a.files, *([a.transfer] if a.transfer else [])]
     if a.out:
@@ -407,8 +432,6 @@ def _universality(a) -> int:
 
 
 def _sweep(a) -> int:
-    from rgnet.sweep import sweep
-
     result = sweep(a.spec, a.dir, scheduler=a.scheduler, workers=a.workers, host=a.host,
                    dashboard=None if a.dashboard == "none" else a.dashboard, sequential=a.sequential,
                    stack_size=a.stack, retries=a.retries, lock_wait=a.lock_wait, dry_run=a.dry_run,

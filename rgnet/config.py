@@ -50,7 +50,12 @@ class ModelConfig:
 
 
 #: Early-stopping criteria: which evaluation of a level counts as its trained network (never the test set).
-EARLY_STOP = ("val_acc", "val_loss")
+# Early-stopping rules (TrainConfig.early_stop): which evaluation of a level is its trained network. The rule
+# itself is rgnet.engine.loop.stop_index; these are its names and meanings, everywhere they are shown.
+STOP_RULES = {"val_acc": "maximum validation accuracy", "val_loss": "minimum validation loss"}
+EARLY_STOP = tuple(STOP_RULES)
+SCOPES = ("global", "layerwise")     # PruneConfig.scope
+OPTIMIZERS = ("adam", "sgd")         # TrainConfig.optimizer
 
 
 @dataclass(frozen=True)
@@ -220,7 +225,7 @@ def validate(cfg: RunConfig) -> RunConfig:
         (cfg.seed >= 0, f"seed must be >= 0, got {cfg.seed}"),
         (bool(cfg.task.name), "task.name must not be empty"),
         (0 < p.fraction < 1, f"prune.fraction (--fraction) must be between 0 and 1 (exclusive), got {p.fraction}"),
-        (p.scope in ("global", "layerwise"), f"prune.scope (--scope) must be global or layerwise, got {p.scope!r}"),
+        (p.scope in SCOPES, f"prune.scope (--scope) must be {' or '.join(SCOPES)}, got {p.scope!r}"),
         (p.levels >= 0, f"prune.levels (--levels) must be >= 0, got {p.levels}"),
         (0 <= p.target_density < 1, f"prune.target_density must be in [0, 1), got {p.target_density}"),
         (p.output_fraction is None or 0 <= p.output_fraction < 1,
@@ -238,7 +243,8 @@ def validate(cfg: RunConfig) -> RunConfig:
         (all(0 < m <= t.steps for m in t.milestones),
          f"train.milestones must be iterations in (0, steps={t.steps}], got {list(t.milestones)}"),
         (t.eval_every >= 1, f"train.eval_every (--eval-every) must be >= 1, got {t.eval_every}"),
-        (t.optimizer in ("adam", "sgd"), f"train.optimizer (--optimizer) must be adam or sgd, got {t.optimizer!r}"),
+        (t.optimizer in OPTIMIZERS, f"train.optimizer (--optimizer) must be {' or '.join(OPTIMIZERS)}, "
+                                        f"got {t.optimizer!r}"),
         (t.early_stop in EARLY_STOP, f"train.early_stop (--early-stop) must be one of {', '.join(EARLY_STOP)}, "
                                      f"got {t.early_stop!r}"),
         (t.warmup >= 0, f"train.warmup must be >= 0, got {t.warmup}"),

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from rgnet.config import STOP_RULES
 from rgnet.store.check import verify
 from rgnet.store.reader import branches, read_levels
 from rgnet.store.writer import check_run_file
-from rgnet.verdicts import STOP_RULES
 
 
 def level_table(path: str | Path) -> str:

@@ -21,6 +21,7 @@ import numpy as np
 import xarray as xr
 
 from rgnet.catalog import expand, index_labels
+from rgnet.config import STOP_RULES
 from rgnet.errors import ConfigError, StoreError
 from rgnet.store.cf import self_describing
 from rgnet.store.reader import branches, read_levels
@@ -370,9 +371,6 @@ def _std(a) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return np.where(np.sum(~np.isnan(a), 0) > 1, np.nanstd(a, 0, ddof=1), np.nan)
-
-
-STOP_RULES = {"val_acc": "maximum validation accuracy", "val_loss": "minimum validation loss"}
 
 
 def protocol(config: str | dict, task: str | None = None) -> str:

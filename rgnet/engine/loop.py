@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rgnet.config import TrainConfig, eval_iterations
+from rgnet.config import EARLY_STOP, TrainConfig, eval_iterations
 from rgnet.engine.masks import Masker
 from rgnet.engine.optim import FusedOptimizer
 from rgnet.engine.seeds import epoch_permutation
@@ -215,7 +215,7 @@ def stop_index(curves: dict[str, np.ndarray], criterion: str, default: int = 0) 
         return int(valid[np.argmin(loss[valid])])
     if criterion == "val_acc":
         return int(valid[np.lexsort((valid, loss[valid], -acc[valid]))[0]])
-    raise ConfigError(f"unknown early-stopping criterion {criterion!r}; valid criteria are val_acc, val_loss")
+    raise ConfigError(f"unknown early-stopping criterion {criterion!r}; valid criteria are {', '.join(EARLY_STOP)}")
 
 
 def finite(model: nn.Module) -> bool:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
+from rgnet.config import STOP_RULES
 from rgnet.errors import ConfigError
 from rgnet.plot._style import (
     COLUMN,
@@ -200,9 +201,6 @@ def early_stop(runs: xr.Dataset, by: str | None = None, rule: str | None = None,
     return ax
 
 
-STOP_RULES = {"val_acc": "max. validation accuracy", "val_loss": "min. validation loss"}
-
-
 @styled
 def stopping_rules(study: xr.Dataset, interval: int | None = None):
     """The early-stopping study: test accuracy an early-stopping rule gives up against the best along training.
@@ -237,7 +235,7 @@ def stopping_rules(study: xr.Dataset, interval: int | None = None):
         density = np.asarray(m["density"].values, dtype=float)
         per = {v: m[v] if "criterion" in m[v].dims else m[v].expand_dims(criterion=m["criterion"].values)
                for v in ("best", "picked", "final")}
-        curves = [(STOP_RULES.get(str(c), str(c)), (per["best"] - per["picked"]).sel(criterion=c))
+        curves = [(STOP_RULES.get(str(c), str(c)).replace("imum", "."), (per["best"] - per["picked"]).sel(criterion=c))
                   for c in m["criterion"].values]
         curves.append(("end of training", (per["best"] - per["final"]).isel(criterion=0)))
         for k, (label, lost) in enumerate(curves):
