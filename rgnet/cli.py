@@ -22,7 +22,7 @@ from rgnet.tasks import TASKS
 from rgnet.universality import universality
 from rgnet.universality.classes import CLASS_METHODS
 from rgnet.universality.signatures import SIGNATURES
-from rgnet.verdicts import METRICS, winning_tickets
+from rgnet.verdicts import METRICS, RULES, winning_tickets
 
 # Every default shown or used here is the library's own (a dataclass field or a function's keyword), read at
 # parse time: a default has one source, and `rgnet --help` shows it.
@@ -131,8 +131,10 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--metric", default=_default(winning_tickets, "metric"),
                    help=f"accuracy variable: {_one_of(METRICS)} (default %(default)s: at the early-stop iteration, "
                         "as Frankle & Carbin; _final: at the end of training)")
-    w.add_argument("--tolerance", type=float, default=_default(winning_tickets, "tolerance"),
-                   help="matching tolerance when there is one seed (default %(default)s = 1 point)")
+    w.add_argument("--rule", default=_default(winning_tickets, "rule"),
+                   help=f"verdict rule: {_one_of(RULES)} (default %(default)s)")
+    w.add_argument("--tolerance", type=float, help="one_dense_std: matching tolerance when there is one seed "
+                                                   f"(default {RULES['one_dense_std'].params['tolerance']} = 1 point)")
     w.add_argument("--out", help="write the verdicts (and the transfer matrix, if any) as netCDF (a new file)")
     w.add_argument("--overwrite", action="store_true", help="replace an existing --out (never a run file or input)")
 
@@ -360,11 +362,11 @@ def _tickets(a) -> int:
 
     if a.out:
         check_new(a.out, "tickets", a.overwrite, a.files)  # refuse before the analysis, not after it
-    verdicts = winning_tickets(a.files, a.metric, a.tolerance)
+    verdicts = winning_tickets(a.files, a.metric, a.tolerance, rule=a.rule)
     print(format_tickets(verdicts))
     matrix = None
     if any(arm.startswith("transfer_") for arm in verdicts.arm.values):
-        matrix = transfer_matrix(a.files, a.metric, a.tolerance)
+        matrix = transfer_matrix(a.files, a.metric, a.tolerance, rule=a.rule)
         print("\n" + format_transfer_matrix(matrix))
         print("\n" + format_transfer_gaps(matrix))
     if a.out:

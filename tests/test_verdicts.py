@@ -36,6 +36,31 @@ def test_matching_rule():
     assert got.values.tolist() == [True, False]
 
 
+def test_a_rule_is_one_registry_entry_recorded_by_name(seeds):
+    """A new rule is one ``register`` call; verdict tables apply it and record its name, parameters and text."""
+    from rgnet.errors import ConfigError
+    from rgnet.verdicts import RULES, Rule, register
+
+    register(Rule("within_points", lambda acc, dense_mean, dense_std, points: acc >= dense_mean - points / 100,
+                  lambda points: f"matching = accuracy >= dense - {points:g} points", {"points": 5.0}))
+    try:
+        for p in seeds:
+            _set(p, "", [0.80, 0.70, 0.76, 0.60])
+        v = winning_tickets(seeds, rule="within_points")
+        e = v.experiment.values[0]
+        assert v.matching.sel(experiment=e, arm="imp").values.tolist() == [True, False, True, False]
+        assert v.attrs["rule_name"] == "within_points" and v.attrs["rule_params"] == '{"points": 5.0}'
+        assert "5 points" in v.attrs["rule"] and "5 points" in format_tickets(v)
+        d = winning_tickets(seeds)   # the default rule, recorded as such
+        assert d.attrs["rule_name"] == "one_dense_std" and d.attrs["tolerance"] == 0.01
+        with pytest.raises(ConfigError, match="takes no parameter tolerance"):
+            winning_tickets(seeds, rule="within_points", tolerance=0.02)
+        with pytest.raises(ConfigError, match="unknown verdict rule 'nope'; choose one of one_dense_std"):
+            winning_tickets(seeds, rule="nope")
+    finally:
+        del RULES["within_points"]
+
+
 def test_winning_level_walks_down_until_the_first_miss_and_skips_untrained_levels():
     acc = xr.DataArray([0.9, np.nan, 0.89, 0.85, 0.95], dims="level")
     ok = xr.DataArray([True, False, True, False, True], dims="level")

@@ -1,4 +1,4 @@
-"""Verdicts on recorded runs: which levels are *matching*, where the winning ticket lies, which tickets transfer.
+"""Verdict tables of recorded runs: which levels are *matching*, where the winning ticket lies, which tickets transfer.
 
 A level is **matching** when its accuracy is within one standard deviation (over seeds) of the dense
 accuracy — ``acc >= dense_mean - dense_std`` (Frankle et al.) — or, when only one seed exists, within
@@ -27,37 +27,11 @@ from rgnet.store.cf import self_describing
 from rgnet.store.reader import branches, read_levels
 from rgnet.store.schema import LEVEL_VARS
 from rgnet.tasks import task_label
+from rgnet.verdicts.rules import DEFAULT_RULE, get_rule, rule_attrs, winning_level
 
 TRUNK_ARM = "imp"
 METRICS = [m for m, (dims, *_) in LEVEL_VARS.items() if dims == ("level",) and "_acc" in m]
 DEFAULT_METRIC = "test_acc"  # test accuracy at the early-stop iteration (Frankle & Carbin)
-DEFAULT_TOLERANCE = 0.01
-
-
-def matching(acc, dense_mean, dense_std=None, tolerance: float = DEFAULT_TOLERANCE):
-    """``acc >= dense_mean - dense_std``; where ``dense_std`` is None or NaN (one seed), ``dense_mean - tolerance``.
-
-    Works elementwise on numbers, numpy arrays and DataArrays (NaN accuracies are not matching).
-    """
-    if dense_std is None:
-        margin = tolerance
-    elif isinstance(dense_std, xr.DataArray):
-        margin = dense_std.fillna(tolerance)
-    else:
-        margin = np.where(np.isnan(dense_std), tolerance, dense_std)
-    return acc >= dense_mean - margin
-
-
-def winning_level(is_matching: xr.DataArray, acc: xr.DataArray, dim: str = "level") -> xr.DataArray:
-    """The sparsest level reached while every trained level before it is matching (-1: none).
-
-    Levels without an accuracy (NaN ``acc``: not trained, e.g. level 0 of a baseline) are skipped.
-    """
-    has = acc.notnull()
-    lead = (is_matching.astype(bool) | ~has).astype(int).cumprod(dim).astype(bool) & has
-    index = xr.DataArray(np.arange(acc.sizes[dim]), dims=dim)
-    out = index.where(lead).max(dim).fillna(-1).astype(int)
-    return out.assign_attrs(long_name="winning-ticket level: last of the leading run of matching levels (-1: none)")
 
 
 def arms(path: str | Path, metric: str = DEFAULT_METRIC, labels: dict[str, str] | None = None) -> xr.Dataset:
@@ -99,14 +73,9 @@ def _without_diverged(values: dict, metric: str) -> np.ndarray:
     return np.where(values["diverged"] == 1, np.nan, acc) if "diverged" in values else acc
 
 
-def check_tolerance(tolerance: float) -> None:
-    if not (isinstance(tolerance, (int, float)) and np.isfinite(tolerance) and tolerance >= 0):
-        raise ConfigError(f"--tolerance must be a finite number >= 0 (an accuracy difference, 0.01 = 1 point), got "
-                          f"{tolerance}")
-
-
 def winning_tickets(paths: str | Path | Iterable[str | Path], metric: str = DEFAULT_METRIC,
-                    tolerance: float = DEFAULT_TOLERANCE, labels: dict[str, str] | None = None) -> xr.Dataset:
+                    tolerance: float | None = None, labels: dict[str, str] | None = None,
+                    rule: str = DEFAULT_RULE) -> xr.Dataset:
     """Matching verdicts and winning tickets for many run files (or a sweep's ``index.nc``), grouped by
     experiment (task label; a sweep index's run labels unless ``labels`` is given).
 
@@ -114,7 +83,7 @@ def winning_tickets(paths: str | Path | Iterable[str | Path], metric: str = DEFA
     ``matching``, the ``winning_density`` per arm — and per run ``(run, arm)`` the same verdict on single runs
     (a run is compared with its own dense accuracy, using its experiment's dense std when there are seeds).
     """
-    check_tolerance(tolerance)
+    rule_, params = get_rule(rule, tolerance=tolerance)
     labels = labels if labels is not None else index_labels(paths)  # a sweep index names its tasks
     runs = [arms(p, metric, labels) for p in expand(paths)]
     all_arms = list(dict.fromkeys(a for r in runs for a in r.arm.values))
@@ -136,7 +105,7 @@ def winning_tickets(paths: str | Path | Iterable[str | Path], metric: str = DEFA
     dense_mean, dense_std = mean.sel(arm=TRUNK_ARM, level=0), std.sel(arm=TRUNK_ARM, level=0)
     seeds = n.sel(arm=TRUNK_ARM, level=0)
     dense_std = dense_std.where(seeds > 1)
-    is_match = matching(mean, dense_mean, dense_std, tolerance).where(mean.notnull(), False)
+    is_match = rule_.matching(mean, dense_mean, dense_std, **params).where(mean.notnull(), False)
     density = per_run.run_density.groupby("experiment").mean("run")
     win = winning_level(is_match, mean)
     out = xr.Dataset({
@@ -156,7 +125,7 @@ def winning_tickets(paths: str | Path | Iterable[str | Path], metric: str = DEFA
     # single runs: own dense accuracy, the experiment's dense std where there are seeds
     run_dense = per_run.acc.sel(arm=TRUNK_ARM, level=0).drop_vars(["arm", "level"])
     run_std = dense_std.sel(experiment=per_run.experiment).drop_vars("experiment")
-    run_match = matching(per_run.acc, run_dense, run_std, tolerance).where(per_run.acc.notnull(), False)
+    run_match = rule_.matching(per_run.acc, run_dense, run_std, **params).where(per_run.acc.notnull(), False)
     run_win = winning_level(run_match, per_run.acc)
     out["run_acc"] = per_run.acc.assign_attrs(long_name=metric, units="1")
     out["run_matching"] = run_match.assign_attrs(long_name="run within one std of its own dense accuracy")
@@ -167,12 +136,13 @@ def winning_tickets(paths: str | Path | Iterable[str | Path], metric: str = DEFA
     out["seed"].attrs.update(long_name="seed of the run")
     out["level"].attrs.update(long_name="IMP level")
     out = out.assign_coords(run_experiment=("run", labels))
-    out.attrs.update(metric=metric, tolerance=tolerance, rule=_rule(tolerance), protocol=_protocols(runs, metric))
+    out.attrs.update(metric=metric, **params, **rule_attrs(rule_, params), protocol=_protocols(runs, metric))
     return self_describing(out, "rgnet winning tickets: matching verdicts per experiment, arm and level")
 
 
 def transfer_matrix(paths: str | Path | Iterable[str | Path], metric: str = DEFAULT_METRIC,
-                    tolerance: float = DEFAULT_TOLERANCE, labels: dict[str, str] | None = None) -> xr.Dataset:
+                    tolerance: float | None = None, labels: dict[str, str] | None = None,
+                    rule: str = DEFAULT_RULE) -> xr.Dataset:
     """The transfer experiment as a Dataset with dims ``(source, target, level)``.
 
     ``paths`` are target run files holding ``branches/transfer_*`` (and optionally baselines), or a sweep's
@@ -184,7 +154,7 @@ def transfer_matrix(paths: str | Path | Iterable[str | Path], metric: str = DEFA
     ``reinit_acc`` where the baselines exist. The diagonal (source = target task) is the own ticket. Aligned
     transfers (``rgnet transfer --align``) are sources of their own, labelled ``<source> [aligned inputs]``.
     """
-    check_tolerance(tolerance)
+    rule_, params = get_rule(rule, tolerance=tolerance)
     labels = labels if labels is not None else index_labels(paths)  # a sweep index names its tasks
     runs = [arms(p, metric, labels) for p in expand(paths)]
     nlev = max(r.sizes["level"] for r in runs)
@@ -243,8 +213,8 @@ def transfer_matrix(paths: str | Path | Iterable[str | Path], metric: str = DEFA
         vals = np.array([_mean(base[t][arm]) if base[t].get(arm) else np.full(nlev, np.nan) for t in targets])
         ds[var] = (("target", "level"), vals, {"long_name": f"target's {arm} baseline, {metric}"})
     dm, dsd = ds.dense_acc, ds.dense_std
-    ds["own_matching"] = matching(ds.own_acc, dm, dsd, tolerance).where(ds.own_acc.notnull(), False)
-    ds["transfer_matching"] = matching(ds.transfer_acc, dm, dsd, tolerance).where(ds.transfer_acc.notnull(), False)
+    ds["own_matching"] = rule_.matching(ds.own_acc, dm, dsd, **params).where(ds.own_acc.notnull(), False)
+    ds["transfer_matching"] = rule_.matching(ds.transfer_acc, dm, dsd, **params).where(ds.transfer_acc.notnull(), False)
     own_win = winning_level(ds.own_matching, ds.own_acc)
     tr_win = winning_level(ds.transfer_matching, ds.transfer_acc)
     ds["winning_density"] = _density_at(ds.density, own_win).assign_attrs(
@@ -265,79 +235,8 @@ def transfer_matrix(paths: str | Path | Iterable[str | Path], metric: str = DEFA
     ds["transfers"] = ((tr_win >= own_win_tested) & (tr_win >= 0)).where(tested).assign_attrs(
         long_name="transferred ticket is matching at a pruned level and stays matching at least as deep as the "
                   "target's own ticket (among the levels it was trained at); NaN: not run")
-    ds.attrs.update(metric=metric, tolerance=tolerance, rule=_rule(tolerance), protocol=_protocols(runs, metric))
+    ds.attrs.update(metric=metric, **params, **rule_attrs(rule_, params), protocol=_protocols(runs, metric))
     return self_describing(ds, "rgnet transfer matrix: tickets of source tasks trained on target tasks")
-
-
-def format_tickets(ds: xr.Dataset) -> str:
-    """The density ladder (mean ± std per arm) and the winning-ticket density of each experiment."""
-    lines = [f"protocol: {ds.attrs['protocol']}", f"matching rule: {ds.attrs['rule']}; metric {ds.attrs['metric']}"]
-    for e in ds.experiment.values:
-        d = ds.sel(experiment=e)
-        arms_here = [a for a in ds.arm.values if int(d.seeds.sel(arm=a).max()) > 0]
-        lines.append(f"\n{e}  ({int(d.seeds.sel(arm=TRUNK_ARM, level=0))} seeds; dense "
-                     f"{_pm(d.dense_mean, d.dense_std)})")
-        lines.append("level  density %  " + "  ".join(f"{a[:22]:>22}" for a in arms_here))
-        for lv in ds.level.values:
-            if np.isnan(float(d.density.sel(level=lv))):
-                continue
-            cells = []
-            for a in arms_here:
-                m = float(d.acc_mean.sel(arm=a, level=lv))
-                cell = "" if np.isnan(m) else _pm(d.acc_mean.sel(arm=a, level=lv), d.acc_std.sel(arm=a, level=lv)) \
-                    + (" *" if bool(d.matching.sel(arm=a, level=lv)) else "  ")
-                cells.append(f"{cell:>22}")
-            lines.append(f"{lv:>5}  {100 * float(d.density.sel(level=lv)):>9.1f}  " + "  ".join(cells))
-        lines.append("winning ticket (density %): " + ", ".join(
-            f"{a} {_pct(d.winning_density.sel(arm=a))}" for a in arms_here))
-        runs = ds.run.values[ds.run_experiment.values == e]
-        lines.append("per run, imp: " + ", ".join(
-            f"seed {int(ds.seed.sel(run=r))} {_pct(ds.run_winning_density.sel(run=r, arm=TRUNK_ARM))}" for r in runs))
-    lines.append("\n(* = matching; accuracies in %, mean ± std over seeds)")
-    return "\n".join(lines)
-
-
-def format_transfer_matrix(ds: xr.Dataset) -> str:
-    """Rows = source task, columns = target task: does the ticket transfer, and the gap at the target's
-    winning density."""
-    lines = [f"protocol: {ds.attrs['protocol']}", f"matching rule: {ds.attrs['rule']}; metric {ds.attrs['metric']}",
-             "cell: transfers? (yes/no), sparsest matching density % of the transferred ticket, gap to the "
-             "target's own ticket at its winning level (and to a random mask), in points"]
-    width = max(18, *(len(t) for t in [*ds.target.values, *ds.source.values]))
-    corner = "source \\ target"
-    lines.append(f"{corner:<{width}}  " + "  ".join(f"{t:>{width}}" for t in ds.target.values))
-    for s in ds.source.values:
-        cells = []
-        for t in ds.target.values:
-            c = ds.sel(source=s, target=t)
-            if np.isnan(float(c.transfers)):
-                cells.append(f"{'-':>{width}}")
-                continue
-            g, r = 100 * float(c.gap_at_winning), 100 * float(c.vs_random_at_winning)
-            cell = (f"{'yes' if bool(c.transfers) else 'no'} {_pct(c.transfer_winning_density)} "
-                    + ("n/a" if np.isnan(g) else f"{g:+.1f}") + ("" if np.isnan(r) else f" ({r:+.1f})"))
-            cells.append(f"{cell:>{width}}")
-        lines.append(f"{s:<{width}}  " + "  ".join(cells))
-    lines.append("own winning density %: " + ", ".join(
-        f"{t} {_pct(ds.winning_density.sel(target=t))}" for t in ds.target.values))
-    return "\n".join(lines)
-
-
-def format_transfer_gaps(ds: xr.Dataset) -> str:
-    """Per pair and level: transferred minus own ticket (mean ± std over paired seeds), in points."""
-    pairs = [(s, t) for s in ds.source.values for t in ds.target.values
-             if s != t and float(ds.n_transfers.sel(source=s, target=t).max()) > 0]
-    levels = [int(lv) for lv in ds.level.values
-              if lv > 0 and any(float(ds.n_transfers.sel(source=s, target=t, level=lv)) > 0 for s, t in pairs)]
-    width = max([len(f"{s} -> {t}") for s, t in pairs] + [12])
-    dens = ds.density.mean("target")
-    lines = [f"transferred minus own ticket, points ({ds.attrs['metric']}); columns: level (density %)",
-             f"{'':<{width}}  " + "  ".join(f"{f'{lv} ({100 * float(dens.sel(level=lv)):.1f})':>12}" for lv in levels)]
-    for s, t in pairs:
-        c = ds.sel(source=s, target=t)
-        cells = [_pm(c.gap.sel(level=lv), c.gap_std.sel(level=lv)) for lv in levels]
-        lines.append(f"{f'{s} -> {t}':<{width}}  " + "  ".join(f"{x:>12}" for x in cells))
-    return "\n".join(lines)
 
 
 def _density_at(density: xr.DataArray, level_index: xr.DataArray) -> xr.DataArray:
@@ -393,17 +292,3 @@ def _protocols(runs: list[xr.Dataset], metric: str) -> str:
             "test accuracy at the end of training" if metric == "test_acc_final" else metric)
     shared = found[0] if len(found) == 1 else "MIXED, compare with care: " + " | ".join(found)
     return f"{shared}; verdicts read the {what}"
-
-
-def _rule(tolerance: float) -> str:
-    return (f"matching = accuracy >= dense mean - dense std over seeds; with one seed, >= dense - {tolerance:g}")
-
-
-def _pm(mean, std) -> str:
-    m, s = 100 * float(mean), 100 * float(std)
-    return f"{m:.1f}" if np.isnan(s) else f"{m:.1f}±{s:.1f}"
-
-
-def _pct(v) -> str:
-    v = float(v)
-    return "none" if np.isnan(v) else f"{100 * v:.1f}"

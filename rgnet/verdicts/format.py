@@ -1,0 +1,89 @@
+"""The verdict tables as text: the density ladder of each experiment, the transfer matrix, the gaps per level."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from rgnet.verdicts.tables import TRUNK_ARM
+
+
+def format_tickets(ds: xr.Dataset) -> str:
+    """The density ladder (mean ± std per arm) and the winning-ticket density of each experiment."""
+    lines = [f"protocol: {ds.attrs['protocol']}", f"matching rule: {ds.attrs['rule']}; metric {ds.attrs['metric']}"]
+    for e in ds.experiment.values:
+        d = ds.sel(experiment=e)
+        arms_here = [a for a in ds.arm.values if int(d.seeds.sel(arm=a).max()) > 0]
+        lines.append(f"\n{e}  ({int(d.seeds.sel(arm=TRUNK_ARM, level=0))} seeds; dense "
+                     f"{_pm(d.dense_mean, d.dense_std)})")
+        lines.append("level  density %  " + "  ".join(f"{a[:22]:>22}" for a in arms_here))
+        for lv in ds.level.values:
+            if np.isnan(float(d.density.sel(level=lv))):
+                continue
+            cells = []
+            for a in arms_here:
+                m = float(d.acc_mean.sel(arm=a, level=lv))
+                cell = "" if np.isnan(m) else _pm(d.acc_mean.sel(arm=a, level=lv), d.acc_std.sel(arm=a, level=lv)) \
+                    + (" *" if bool(d.matching.sel(arm=a, level=lv)) else "  ")
+                cells.append(f"{cell:>22}")
+            lines.append(f"{lv:>5}  {100 * float(d.density.sel(level=lv)):>9.1f}  " + "  ".join(cells))
+        lines.append("winning ticket (density %): " + ", ".join(
+            f"{a} {_pct(d.winning_density.sel(arm=a))}" for a in arms_here))
+        runs = ds.run.values[ds.run_experiment.values == e]
+        lines.append("per run, imp: " + ", ".join(
+            f"seed {int(ds.seed.sel(run=r))} {_pct(ds.run_winning_density.sel(run=r, arm=TRUNK_ARM))}" for r in runs))
+    lines.append("\n(* = matching; accuracies in %, mean ± std over seeds)")
+    return "\n".join(lines)
+
+
+def format_transfer_matrix(ds: xr.Dataset) -> str:
+    """Rows = source task, columns = target task: does the ticket transfer, and the gap at the target's
+    winning density."""
+    lines = [f"protocol: {ds.attrs['protocol']}", f"matching rule: {ds.attrs['rule']}; metric {ds.attrs['metric']}",
+             "cell: transfers? (yes/no), sparsest matching density % of the transferred ticket, gap to the "
+             "target's own ticket at its winning level (and to a random mask), in points"]
+    width = max(18, *(len(t) for t in [*ds.target.values, *ds.source.values]))
+    corner = "source \\ target"
+    lines.append(f"{corner:<{width}}  " + "  ".join(f"{t:>{width}}" for t in ds.target.values))
+    for s in ds.source.values:
+        cells = []
+        for t in ds.target.values:
+            c = ds.sel(source=s, target=t)
+            if np.isnan(float(c.transfers)):
+                cells.append(f"{'-':>{width}}")
+                continue
+            g, r = 100 * float(c.gap_at_winning), 100 * float(c.vs_random_at_winning)
+            cell = (f"{'yes' if bool(c.transfers) else 'no'} {_pct(c.transfer_winning_density)} "
+                    + ("n/a" if np.isnan(g) else f"{g:+.1f}") + ("" if np.isnan(r) else f" ({r:+.1f})"))
+            cells.append(f"{cell:>{width}}")
+        lines.append(f"{s:<{width}}  " + "  ".join(cells))
+    lines.append("own winning density %: " + ", ".join(
+        f"{t} {_pct(ds.winning_density.sel(target=t))}" for t in ds.target.values))
+    return "\n".join(lines)
+
+
+def format_transfer_gaps(ds: xr.Dataset) -> str:
+    """Per pair and level: transferred minus own ticket (mean ± std over paired seeds), in points."""
+    pairs = [(s, t) for s in ds.source.values for t in ds.target.values
+             if s != t and float(ds.n_transfers.sel(source=s, target=t).max()) > 0]
+    levels = [int(lv) for lv in ds.level.values
+              if lv > 0 and any(float(ds.n_transfers.sel(source=s, target=t, level=lv)) > 0 for s, t in pairs)]
+    width = max([len(f"{s} -> {t}") for s, t in pairs] + [12])
+    dens = ds.density.mean("target")
+    lines = [f"transferred minus own ticket, points ({ds.attrs['metric']}); columns: level (density %)",
+             f"{'':<{width}}  " + "  ".join(f"{f'{lv} ({100 * float(dens.sel(level=lv)):.1f})':>12}" for lv in levels)]
+    for s, t in pairs:
+        c = ds.sel(source=s, target=t)
+        cells = [_pm(c.gap.sel(level=lv), c.gap_std.sel(level=lv)) for lv in levels]
+        lines.append(f"{f'{s} -> {t}':<{width}}  " + "  ".join(f"{x:>12}" for x in cells))
+    return "\n".join(lines)
+
+
+def _pm(mean, std) -> str:
+    m, s = 100 * float(mean), 100 * float(std)
+    return f"{m:.1f}" if np.isnan(s) else f"{m:.1f}±{s:.1f}"
+
+
+def _pct(v) -> str:
+    v = float(v)
+    return "none" if np.isnan(v) else f"{100 * v:.1f}"
