@@ -113,10 +113,15 @@ def hist_quantile_function(counts: np.ndarray, edges: np.ndarray, t: np.ndarray)
     return np.interp(t, cdf, edges)
 
 
-def layer_theory(trained: np.ndarray, rewind: np.ndarray, mask: np.ndarray, bins: int) -> dict:
-    """Statistics of one layer's survivors: histograms on their own grid, quantile atoms, quantiles, moments."""
+def layer_theory(trained: np.ndarray | None, rewind: np.ndarray, mask: np.ndarray, bins: int) -> dict:
+    """Statistics of one layer's survivors: histograms on their own grid, quantile atoms, quantiles, moments.
+
+    ``trained`` None (the level diverged): every statistic of the trained weights is that of no weights (NaN,
+    empty histogram); counts, densities and the rewound values' statistics are kept.
+    """
     keep = mask.astype(bool).ravel()
-    x = np.sort(trained.ravel()[keep].astype(np.float64))   # sorted once: atoms, quantiles, |w| quantiles
+    # sorted once: atoms, quantiles, |w| quantiles
+    x = np.sort(trained.ravel()[keep].astype(np.float64)) if trained is not None else np.empty(0)
     w0 = rewind.ravel()[keep].astype(np.float64)
     scale = grid_scale(x[:1], x[-1:], w0)
     out: dict = {"layer_count": int(keep.sum()), "layer_density": float(keep.mean()), "bin_scale": scale,
@@ -125,7 +130,7 @@ def layer_theory(trained: np.ndarray, rewind: np.ndarray, mask: np.ndarray, bins
     if x.size == 0:
         nan = np.full(len(QUANTILES), np.nan)
         out.update(w_quantile=nan, absw_quantile=nan, w_mean=np.nan, w_std=np.nan, w_skew=np.nan,
-                   w_kurtosis=np.nan, w_absmean=np.nan, rewind_std=np.nan)
+                   w_kurtosis=np.nan, w_absmean=np.nan, rewind_std=float(w0.std()) if w0.size else np.nan)
         return out
     out["w_quantile"] = sorted_quantiles(x, QUANTILES)
     out["absw_quantile"] = abs_quantiles(x, QUANTILES)
@@ -137,8 +142,9 @@ def layer_theory(trained: np.ndarray, rewind: np.ndarray, mask: np.ndarray, bins
     return out
 
 
-def level_theory(trained: dict[str, np.ndarray], rewind: dict[str, np.ndarray], masks: dict[str, np.ndarray],
+def level_theory(trained: dict[str, np.ndarray] | None, rewind: dict[str, np.ndarray], masks: dict[str, np.ndarray],
                  bins: int) -> dict[str, np.ndarray]:
-    """Stack :func:`layer_theory` over layers (in the order of ``masks``): arrays with a leading layer axis."""
-    per = [layer_theory(trained[n], rewind[n], masks[n], bins) for n in masks]
+    """Stack :func:`layer_theory` over layers (in the order of ``masks``): arrays with a leading layer axis.
+    ``trained`` None: a diverged level (see :func:`layer_theory`)."""
+    per = [layer_theory(None if trained is None else trained[n], rewind[n], masks[n], bins) for n in masks]
     return {k: np.asarray([p[k] for p in per]) for k in per[0]}

@@ -247,3 +247,29 @@ def test_theory_matches_numpy_and_scipy():
     a, b = rng.normal(size=5000), rng.normal(0.1, 1.2, size=300)   # more and fewer atoms than QF_SIZE
     assert abs(w1_atoms(quantile_atoms(a), quantile_atoms(b)) / stats.wasserstein_distance(a, b) - 1) < 0.01
     assert w1_atoms(quantile_atoms(b), quantile_atoms(b + 0.5)) == pytest.approx(0.5)
+
+
+def test_a_diverged_level_has_no_statistics_of_its_trained_weights():
+    """Every statistic of the trained weights is NaN (or an empty histogram) for a diverged level, whatever the
+    theory computes: the rule lives in the theory, not in a list of names beside it."""
+    from rgnet.store.schema import LEVEL_VARS
+    from rgnet.theory import level_theory
+
+    rng = np.random.default_rng(0)
+    trained = {"a": rng.normal(size=(8, 5)), "b": rng.normal(size=(3, 8))}
+    rewind = {k: rng.normal(size=v.shape) for k, v in trained.items()}
+    masks = {k: rng.random(v.shape) < 0.6 for k, v in trained.items()}
+    ok, bad = level_theory(trained, rewind, masks, 16), level_theory(None, rewind, masks, 16)
+    assert set(ok) == set(bad) and set(ok) <= set(LEVEL_VARS)
+    for name in ("layer_count", "layer_density", "rewind_std"):   # from the masks and the rewound values
+        np.testing.assert_array_equal(ok[name], bad[name])
+    assert bad["hist"].sum() == 0 and np.isnan(bad["w_qf"]).all()
+    for name in set(ok) - {"layer_count", "layer_density", "hist_rewind", "rewind_std", "hist", "bin_scale"}:
+        assert np.isnan(bad[name]).all(), name
+    # what the recorder stored before this rule moved into the theory: zeroed weights, then a list of NaNs
+    zeros = level_theory({k: np.zeros_like(v) for k, v in trained.items()}, rewind, masks, 16)
+    for name in ("w_qf", "w_quantile", "absw_quantile", "w_mean", "w_std", "w_skew", "w_kurtosis", "w_absmean"):
+        zeros[name] = np.full_like(zeros[name], np.nan, dtype=float)
+    zeros["hist"] = np.zeros_like(zeros["hist"])
+    for name in zeros:
+        np.testing.assert_array_equal(zeros[name], bad[name], err_msg=name)

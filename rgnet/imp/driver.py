@@ -470,15 +470,8 @@ def describe_level(cfg: RunConfig, result, seconds: float, masks, trained: dict,
     if next_masks is not None:
         rec["next_mask"] = {n: m.cpu().numpy().astype(np.uint8) for n, m in next_masks.items()}
     rec["trained"] = trained if cfg.store.tensors else {}
-    weights = {n: trained[f"{n}.weight"] for n in masks}
-    if diverged:  # counts and densities from the masks; no statistics of non-finite weights
-        weights = {n: np.zeros_like(w) for n, w in weights.items()}
-    theory = level_theory(weights, {n: rewind[f"{n}.weight"] for n in masks}, rec["mask"], cfg.store.bins)
-    if diverged:
-        for name in ("w_qf", "w_quantile", "absw_quantile", "w_mean", "w_std", "w_skew", "w_kurtosis", "w_absmean"):
-            theory[name] = np.full_like(theory[name], np.nan, dtype=float)
-        theory["hist"] = np.zeros_like(theory["hist"])
-    rec.update(theory)
+    weights = None if diverged else {n: trained[f"{n}.weight"] for n in masks}  # no statistics of non-finite weights
+    rec.update(level_theory(weights, {n: rewind[f"{n}.weight"] for n in masks}, rec["mask"], cfg.store.bins))
     return rec
 
 
