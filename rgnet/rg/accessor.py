@@ -11,7 +11,7 @@ from rgnet.rg.couplings import couplings
 from rgnet.rg.dmd import dmd
 from rgnet.rg.flow import wasserstein_flow
 from rgnet.rg.linearise import linearise
-from rgnet.rg.report import flow_report
+from rgnet.rg.summary import flow_report
 from rgnet.rg.trajectory import scale_factor
 
 

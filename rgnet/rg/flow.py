@@ -4,7 +4,7 @@ Convention: every per-step quantity is labelled by the *source* level ``n`` and 
 ``n -> n+1`` (so the last level has no entry).
 
 Distances come from the stored quantile atoms ``w_qf`` (see :mod:`rgnet.theory`): the exact W1 between
-them is within 1 % of the sample W1 of the trained weights. Files without them (schema 1, or
+them, close to the sample W1 of the trained weights (README). Files without them (schema 1, or
 ``hist_rewind``) fall back to the histograms: ``W1 = integral_0^1 |Q_a(t) - Q_b(t)| dt`` with ``Q`` the
 quantile function of the histogram (uniform density inside each bin).
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from rgnet.config import RunConfig
 from rgnet.imp.names import baseline_names, transfer_name
 from rgnet.store.reader import run_progress
-from rgnet.sweep.spec import Run, Spec
+from rgnet.sweep.spec import PlannedRun, Spec
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def plan(spec: Spec, out: str | Path) -> list[Unit]:
               for r in spec.runs]
     chains: dict[str, list[Unit]] = {u.path: [u] for u in trunks}
 
-    def add(target: Run, src: Run | None = None, **kw) -> None:
+    def add(target: PlannedRun, src: PlannedRun | None = None, **kw) -> None:
         chain = chains[path[target.config.run_id]]
         needs = (chain[0].name,) + ((f"trunk {name[src.config.run_id]}",) if src is not None else ())
         after = tuple(dict.fromkeys((chain[-1].name,) + needs[1:]))  # the previous writer, and the source
@@ -93,7 +93,7 @@ def plan(spec: Spec, out: str | Path) -> list[Unit]:
     return sorted(units, key=lambda u: u.stage)  # stable: plan order within a stage; needs lie in earlier stages
 
 
-def _all_levels(r: Run) -> tuple[int, ...]:
+def _all_levels(r: PlannedRun) -> tuple[int, ...]:
     """Every pruned level the run plans (what run_baselines and transfer train by default)."""
     return tuple(range(1, r.config.prune.levels + 1))
 

@@ -69,7 +69,7 @@ _KEYS = {"sweep": ("seeds",), "tasks": ("name", "params"), "models": ("name", "p
 
 
 @dataclass(frozen=True)
-class Run:
+class PlannedRun:
     """One run of the sweep: its readable ``label`` (without the seed), normalised config and file name."""
 
     label: str
@@ -96,17 +96,17 @@ class Branches:
 
 @dataclass(frozen=True)
 class Spec:
-    runs: tuple[Run, ...]
+    runs: tuple[PlannedRun, ...]
     baselines: Branches | None
     transfers: Branches | None
     text: str   # the TOML source, kept in the sweep's index
 
-    def transfer_pairs(self) -> list[tuple[Run, Run]]:
+    def transfer_pairs(self) -> list[tuple[PlannedRun, PlannedRun]]:
         """(source, target) runs: the label pairs, same model, same seed unless ``seeds = "all"``."""
         t = self.transfers
         if t is None:
             return []
-        by_label: dict[str, list[Run]] = {}
+        by_label: dict[str, list[PlannedRun]] = {}
         for r in self.runs:
             by_label.setdefault(r.label, []).append(r)
         out = []
@@ -163,7 +163,7 @@ def parse_spec(d: dict[str, Any], text: str = "") -> Spec:
 
 # ------------------------------------------------------------------------------------------ the runs
 
-def _expand(base: dict, tasks: dict, models: dict, grid: dict, seeds: list[int]) -> list[Run]:
+def _expand(base: dict, tasks: dict, models: dict, grid: dict, seeds: list[int]) -> list[PlannedRun]:
     from rgnet.imp.driver import normalise  # noqa: PLC0415  (validates task and model parameters against their registries)
 
     runs, ids = [], {}
@@ -189,7 +189,7 @@ def _expand(base: dict, tasks: dict, models: dict, grid: dict, seeds: list[int])
             raise ConfigError(f"runs {ids[cfg.run_id]!r} and {label!r} (seed {seed}) are the same run (run_id "
                               f"{cfg.run_id}); make the members differ or remove one")
         ids[cfg.run_id] = label
-        runs.append(Run(label, cfg))
+        runs.append(PlannedRun(label, cfg))
     labels = [(r.label, r.config.seed) for r in runs]
     if len(set(labels)) < len(labels):
         dup = next(x for x in labels if labels.count(x) > 1)
@@ -294,7 +294,7 @@ def _grid(g: Any) -> dict[str, list]:
     return g
 
 
-def _levels(v: Any, where: str, runs: list[Run]) -> tuple[int, ...] | None:
+def _levels(v: Any, where: str, runs: list[PlannedRun]) -> tuple[int, ...] | None:
     if v is None:
         return None
     out = _numbers(v, f"[{where}] levels")
@@ -316,7 +316,7 @@ def _bool(t: dict, key: str, where: str) -> bool | None:
     return v
 
 
-def _baselines(t: Any, runs: list[Run]) -> Branches:
+def _baselines(t: Any, runs: list[PlannedRun]) -> Branches:
     if not isinstance(t, dict):
         raise ConfigError(f"[baselines] must be a table, got {t!r}")
     _known(t, "baselines")
@@ -333,7 +333,7 @@ def _baselines(t: Any, runs: list[Run]) -> Branches:
                     kinds=tuple(dict.fromkeys(kinds)), rewind_to=rewind_to)
 
 
-def _transfers(t: Any, runs: list[Run]) -> Branches:
+def _transfers(t: Any, runs: list[PlannedRun]) -> Branches:
     if not isinstance(t, dict):
         raise ConfigError(f"[transfers] must be a table, got {t!r}")
     _known(t, "transfers")

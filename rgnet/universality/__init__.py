@@ -11,7 +11,7 @@ No torch is imported here.
 from rgnet.universality.analysis import SYMMETRY_NOTE, read_transfer, symmetry_pairs, universality
 from rgnet.universality.classes import class_graph, class_share, classes, permutation_test, same_class, same_class_test
 from rgnet.universality.distances import run_distances, w1_spectra
-from rgnet.universality.report import format_universality
+from rgnet.universality.format import format_universality
 from rgnet.universality.scoring import auroc, loto_balanced_accuracy, mantel_p, weighted_tau
 from rgnet.universality.signatures import SIGNATURES, pooled_exponents, register_signature, signatures
 

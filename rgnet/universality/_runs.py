@@ -19,7 +19,7 @@ RunSource = str | os.PathLike | xr.Dataset
 
 
 @dataclass
-class Run:
+class LoadedRun:
     """One IMP run: its trunk summaries (``ds``, dims ``level, layer, ...``), task key, seed and file."""
 
     ds: xr.Dataset
@@ -60,8 +60,8 @@ class Run:
         return t
 
 
-def read_runs(sources: RunSource | Iterable[RunSource], labels: dict[str, str] | None = None) -> list[Run]:
-    """Open run files (paths, a glob, a directory) or take in-memory run Datasets, as :class:`Run` objects.
+def read_runs(sources: RunSource | Iterable[RunSource], labels: dict[str, str] | None = None) -> list[LoadedRun]:
+    """Open run files (paths, a glob, a directory) or take in-memory run Datasets, as :class:`LoadedRun` objects.
 
     ``labels`` renames task keys (``task_label``) or run ids to short names, as in :func:`rgnet.transfer_matrix`.
     """
@@ -80,25 +80,25 @@ def read_runs(sources: RunSource | Iterable[RunSource], labels: dict[str, str] |
         cfg = json.loads(ds.attrs["config"])
         run_id = str(ds.attrs.get("run_id", ""))
         task = (labels or {}).get(run_id) or task_label(cfg, labels)
-        runs.append(Run(ds.load(), task, int(cfg.get("seed", 0)), run_id,
+        runs.append(LoadedRun(ds.load(), task, int(cfg.get("seed", 0)), run_id,
                         "" if isinstance(item, xr.Dataset) else str(item)))
     return runs
 
 
-def to_runs(sources: RunSource | Iterable[RunSource] | Sequence[Run],
-            labels: dict[str, str] | None = None) -> list[Run]:
-    """``sources`` as :class:`Run` objects: a list of them is taken as it is, anything else is read."""
-    if isinstance(sources, (list, tuple)) and sources and all(isinstance(s, Run) for s in sources):
+def to_runs(sources: RunSource | Iterable[RunSource] | Sequence[LoadedRun],
+            labels: dict[str, str] | None = None) -> list[LoadedRun]:
+    """``sources`` as :class:`LoadedRun` objects: a list of them is taken as it is, anything else is read."""
+    if isinstance(sources, (list, tuple)) and sources and all(isinstance(s, LoadedRun) for s in sources):
         return list(sources)
     return read_runs(sources, labels)
 
 
-def run_coords(runs: Sequence[Run]) -> dict[str, tuple[str, np.ndarray]]:
+def run_coords(runs: Sequence[LoadedRun]) -> dict[str, tuple[str, np.ndarray]]:
     """Coordinates along ``run``: ``task`` (the task key), ``seed``, ``run_id`` and ``path``."""
     return {"task": ("run", np.array([r.task for r in runs])), "seed": ("run", np.array([r.seed for r in runs])),
             "run_id": ("run", np.array([r.run_id for r in runs])), "path": ("run", np.array([r.path for r in runs]))}
 
 
-def task_params(runs: Sequence[Run]) -> dict[str, dict]:
+def task_params(runs: Sequence[LoadedRun]) -> dict[str, dict]:
     """The task section of the config (name and parameters) of each task key."""
     return {r.task: r.config["task"] for r in runs}

@@ -16,7 +16,7 @@ from rgnet.config import TaskConfig
 from rgnet.errors import ConfigError, DataError, StoreError
 from rgnet.store.writer import check_run_file
 from rgnet.tasks import symmetric, task_label
-from rgnet.universality._runs import Run, RunSource, task_params, to_runs
+from rgnet.universality._runs import LoadedRun, RunSource, task_params, to_runs
 from rgnet.universality.baselines import (
     additive_scores,
     excess_mask_iou,
@@ -60,7 +60,7 @@ def universality(sources: RunSource | Iterable[RunSource], transfer: str | os.Pa
 
     Parameters
     ----------
-    sources : run files (paths, glob, directory), run Datasets, or :class:`~rgnet.universality._runs.Run` objects
+    sources : run files (paths, glob, directory), run Datasets, or :class:`~rgnet.universality._runs.LoadedRun` objects
     transfer : the measured transfer matrix: a Dataset from :func:`rgnet.transfer_matrix`, or a netCDF file
         holding one (group ``transfer``, as ``rgnet tickets --out`` writes; its ``tickets`` group, if present,
         names the runs' tasks). Default: computed from the run files' transfer branches.
@@ -195,7 +195,7 @@ def read_transfer(path: str | os.PathLike) -> tuple[xr.Dataset, dict[str, str]]:
     return measured, labels
 
 
-def _measured_from_files(runs: Sequence[Run], labels) -> xr.Dataset | None:
+def _measured_from_files(runs: Sequence[LoadedRun], labels) -> xr.Dataset | None:
     paths = [r.path for r in runs if r.path]
     return transfer_matrix(paths, labels=labels) if len(paths) == len(runs) else None
 
@@ -264,12 +264,12 @@ def _baselines(runs, labels, scored, measured, idx_boot, unavailable) -> dict:
     return out
 
 
-def _output_trajectories(runs: Sequence[Run], source: str) -> list[xr.DataArray]:
+def _output_trajectories(runs: Sequence[LoadedRun], source: str) -> list[xr.DataArray]:
     """Each run's output-layer trajectory (the last prunable layer), as 2302.09160 uses."""
     return [weight_trajectory(r, source, [str(r.ds["layer"].values[-1])]) for r in runs]
 
 
-def symmetry_pairs(runs: Sequence[Run], tasks: Sequence[str]) -> list[tuple[str, str, list[str]]]:
+def symmetry_pairs(runs: Sequence[LoadedRun], tasks: Sequence[str]) -> list[tuple[str, str, list[str]]]:
     """Pairs of tasks that differ only in parameters their task declares as input permutations
     (:func:`rgnet.tasks.symmetric`), with those parameters."""
     cfgs = {t: TaskConfig(c["name"], c["params"]) for t, c in task_params(runs).items()}
@@ -282,7 +282,7 @@ def symmetry_pairs(runs: Sequence[Run], tasks: Sequence[str]) -> list[tuple[str,
 
 
 def _scoring(predictors: dict, scored: list[str], measured: xr.Dataset, seed: int, n_perm: int,
-             runs: Sequence[Run]) -> xr.Dataset:
+             runs: Sequence[LoadedRun]) -> xr.Dataset:
     sel = {"source": scored, "target": scored}
     transfers = measured["transfers"].sel(sel).values.astype(float)
     gap = measured["gap_at_winning"].sel(sel).values.astype(float)

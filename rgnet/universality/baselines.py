@@ -26,12 +26,12 @@ from scipy.optimize import linear_sum_assignment
 from rgnet.config import TaskConfig
 from rgnet.errors import DataError
 from rgnet.tasks import load_task
-from rgnet.universality._runs import Run
+from rgnet.universality._runs import LoadedRun
 from rgnet.universality.distances import w1_spectra
 from rgnet.universality.signatures import spectrum
 
 
-def excess_mask_iou(runs: Sequence[Run]) -> np.ndarray:
+def excess_mask_iou(runs: Sequence[LoadedRun]) -> np.ndarray:
     """``(run, run2)`` mask IoU minus chance, averaged over the pruned levels both runs have (``tensors/mask``)."""
     masks = []
     for r in runs:

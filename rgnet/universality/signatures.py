@@ -1,6 +1,6 @@
 """Signatures of one IMP run: what a universality class is judged by. One function each, one registry.
 
-Every signature function takes a :class:`~rgnet.universality._runs.Run` and keyword options and returns an
+Every signature function takes a :class:`~rgnet.universality._runs.LoadedRun` and keyword options and returns an
 ``xr.Dataset`` without a ``run`` dim; :func:`signatures` stacks them along ``run`` (coordinates ``task``,
 ``seed``, ``run_id``, ``path``). Each registered signature names the distance it is compared with
 (:mod:`rgnet.universality.distances`): ``spectrum`` (W1 between eigenvalue sets), ``standardised``
@@ -26,7 +26,7 @@ from rgnet.errors import ConfigError, DataError
 from rgnet.rg import couplings, dmd, linearise, microscopic, wasserstein_flow
 from rgnet.rg.dmd import numerical_rank
 from rgnet.rg.trajectory import as_runs, snapshot_pairs
-from rgnet.universality._runs import Run, RunSource, run_coords, to_runs
+from rgnet.universality._runs import LoadedRun, RunSource, run_coords, to_runs
 
 DISTANCES = ("spectrum", "standardised", "l2")
 
@@ -57,14 +57,14 @@ def register_signature(name: str, distance: str, doc: str, needs: str = "summari
     return deco
 
 
-def signatures(sources: RunSource | Iterable[RunSource] | Sequence[Run], names: Sequence[str] | None = None,
+def signatures(sources: RunSource | Iterable[RunSource] | Sequence[LoadedRun], names: Sequence[str] | None = None,
                labels: dict[str, str] | None = None, options: dict[str, dict] | None = None,
                skipped: dict[str, str] | None = None) -> dict[str, xr.Dataset]:
     """Compute signatures for many runs.
 
     Parameters
     ----------
-    sources : run files, a glob, a directory, run Datasets or :class:`Run` objects
+    sources : run files, a glob, a directory, run Datasets or :class:`LoadedRun` objects
     names : signature names (default: all of :data:`SIGNATURES`)
     labels : renames task keys or run ids to short task names
     options : per signature name, keyword options of its function (e.g. ``{"dmd_micro": {"layers": ["fc3"]}}``)
@@ -127,7 +127,7 @@ def spectrum(traj: xr.DataArray, rank: int | None = None, delays: int = 0, metho
         attrs={"rank": int(fit.attrs["rank"]), "delays": int(delays), "method": method})
 
 
-def weight_trajectory(run: Run, source: str = "trained", layers: Sequence[str] | None = None) -> xr.DataArray:
+def weight_trajectory(run: LoadedRun, source: str = "trained", layers: Sequence[str] | None = None) -> xr.DataArray:
     """Microscopic trajectory ``(level, component)`` of one run.
 
     ``source="trained"``: the trained weights of every level (``tensors/trained``; :func:`rgnet.rg.microscopic`,
@@ -154,7 +154,7 @@ def weight_trajectory(run: Run, source: str = "trained", layers: Sequence[str] |
 
 @register_signature("dmd_micro", "spectrum", "Koopman/DMD spectrum of the flattened trained weights (Redman et al.)",
                     needs="tensors")
-def dmd_micro(run: Run, layers: Sequence[str] | None = None, delays: int = 0, rank: int | None = None,
+def dmd_micro(run: LoadedRun, layers: Sequence[str] | None = None, delays: int = 0, rank: int | None = None,
               method: str = "exact") -> xr.Dataset:
     """DMD of the trained weights per level (``tensors/trained``; ``layers`` e.g. ``["fc3"]``, default all)."""
     return spectrum(weight_trajectory(run, "trained", layers), rank, delays, method)
@@ -162,14 +162,14 @@ def dmd_micro(run: Run, layers: Sequence[str] | None = None, delays: int = 0, ra
 
 @register_signature("dmd_ticket", "spectrum", "DMD spectrum of the rewound tickets (mask x rewind weights) per level",
                     needs="tensors")
-def dmd_ticket(run: Run, layers: Sequence[str] | None = None, delays: int = 0, rank: int | None = None,
+def dmd_ticket(run: LoadedRun, layers: Sequence[str] | None = None, delays: int = 0, rank: int | None = None,
                method: str = "exact") -> xr.Dataset:
     """DMD of the tickets ``mask_n * theta_rewind`` (see :func:`weight_trajectory`), in every run file."""
     return spectrum(weight_trajectory(run, "ticket", layers), rank, delays, method)
 
 
 @register_signature("dmd_coarse", "spectrum", "DMD spectrum of the coupling trajectory (log std per layer)")
-def dmd_coarse(run: Run, kind: str | Sequence[str] = "scale", delays: int = 0, rank: int | None = None,
+def dmd_coarse(run: LoadedRun, kind: str | Sequence[str] = "scale", delays: int = 0, rank: int | None = None,
                method: str = "exact") -> xr.Dataset:
     """DMD of the coarse-grained couplings (:func:`rgnet.rg.couplings`, default ``scale``: ln std per layer)."""
     return spectrum(couplings(run.ds, kind), rank, delays, method)
@@ -180,7 +180,7 @@ def dmd_coarse(run: Run, kind: str | Sequence[str] = "scale", delays: int = 0, r
 
 @register_signature("exponents", "standardised", "RG exponents y = ln|lambda| / ln b of the linearised map, "
                     "with bootstrap errors")
-def exponents(run: Run, kind: str | Sequence[str] = "scale", n_boot: int = 200, method: str = "ols",
+def exponents(run: LoadedRun, kind: str | Sequence[str] = "scale", n_boot: int = 200, method: str = "ols",
               ci: float = 0.95, seed: int = 0) -> xr.Dataset:
     """Exponents of one run's linearised RG map (:func:`rgnet.rg.linearise`, snapshot pairs bootstrapped)."""
     lin = linearise(couplings(run.ds, kind), n_boot=n_boot, method=method, ci=ci, seed=seed)
@@ -204,7 +204,7 @@ def exponent_dataset(lin: xr.Dataset, ci: float = 0.95) -> xr.Dataset:
         attrs={"scale_factor": float(lin.attrs["scale_factor"])})
 
 
-def pooled_exponents(runs: Sequence[Run], kind: str | Sequence[str] = "scale", n_boot: int = 200,
+def pooled_exponents(runs: Sequence[LoadedRun], kind: str | Sequence[str] = "scale", n_boot: int = 200,
                      method: str = "ols", ci: float = 0.95, seed: int = 0) -> xr.Dataset:
     """Exponents per task from snapshot pairs pooled over the task's runs, bootstrapped over runs.
 
@@ -228,7 +228,7 @@ def pooled_exponents(runs: Sequence[Run], kind: str | Sequence[str] = "scale", n
 
 
 @register_signature("fingerprint", "l2", "distribution-flow fingerprint: W1 of w/std between successive levels")
-def fingerprint(run: Run, variable: str = "hist") -> xr.Dataset:
+def fingerprint(run: LoadedRun, variable: str = "hist") -> xr.Dataset:
     """``w1_shape`` of :func:`rgnet.rg.wasserstein_flow` per (step, layer), flattened to ``vector(component)``."""
     w = wasserstein_flow(run.ds, variable)["w1_shape"].transpose("level", "layer")
     names = [f"{lv}:{layer}" for lv in w.level.values for layer in w.layer.values]
@@ -239,7 +239,7 @@ def fingerprint(run: Run, variable: str = "hist") -> xr.Dataset:
 
 @register_signature("scaling", "standardised", "error-vs-density scaling: slope of ln(error) against -ln(density) "
                     "after the plateau, and the knee (Rosenfeld et al. 2006.10621)")
-def scaling(run: Run, metric: str = "test_acc") -> xr.Dataset:
+def scaling(run: LoadedRun, metric: str = "test_acc") -> xr.Dataset:
     """Hinge fit of ``ln err = c + gamma * max(0, x - x_k)`` with ``x = -ln density`` and ``err = 1 - acc``.
 
     The knee ``x_k`` is the level (of those leaving at least two points after it) that minimises the squared
