@@ -153,3 +153,20 @@ def test_open_runs_stacks_runs_lazily(tmp_path, small_cfg):
     by_seed = ds.swap_dims(run="run_id")
     assert by_seed.sizes["run_id"] == 3
     assert len({ds.run_id.values[i] for i in range(3)}) == 3
+
+
+def test_each_committed_level_reaches_the_sink(tmp_path, small_cfg, one_thread):
+    """The level loop reports every level it commits (trunk and branches) to a sink passed in."""
+    from rgnet.imp.branches import open_trunk, reinit, run_branches
+
+    seen = []
+    path = rgnet.record(small_cfg, tmp_path / "r.h5", progress=False,
+                        sink=lambda p, level, rec, group: seen.append((p, level, group, rec["test_acc"])))
+    ds = rgnet.open_run(path)
+    assert [(lv, g) for _, lv, g, _ in seen] == [(lv, None) for lv in range(ds.sizes["level"])]
+    assert [acc for *_, acc in seen] == ds.test_acc.values.tolist() and all(p == path for p, *_ in seen)
+    seen.clear()
+    trunk = open_trunk(path)
+    run_branches(trunk, [reinit(trunk)], [1, 2], progress=False,
+                 sink=lambda p, level, rec, group: seen.append((level, group)))
+    assert sorted(seen) == [(1, "branches/reinit"), (2, "branches/reinit")]

@@ -84,7 +84,8 @@ class BatchOrder:
     """The rows of :func:`batch_indices` one step at a time, for one stream or a ``(K,)`` tensor of streams.
 
     Only the current epoch's permutation is held (generated on the device when the epoch begins), so a level
-    never materialises all its indices and the step never waits for the host. ``batch(i)`` is the minibatch of step ``start + i + 1``: shape ``(batch,)`` or ``(K, batch)``.
+    never materialises all its indices and the step never waits for the host. ``batch(i)`` is the minibatch of
+    step ``start + i + 1``: shape ``(batch,)`` or ``(K, batch)``.
     """
 
     def __init__(self, n: int, batch: int, stream: int | torch.Tensor, device=None):

@@ -26,9 +26,11 @@ from rgnet.errors import ConfigError, DivergedError, StoreError
 from rgnet.imp.driver import (
     LevelBar,
     LevelJob,
+    LevelSink,
     build,
     check_stack,
     check_threads,
+    commit,
     describe_level,
     layout_of,
     load_checked_task,
@@ -44,7 +46,6 @@ from rgnet.store.writer import (
     atomic_update,
     check_current,
     check_run_file,
-    commit_level,
     create_branch,
     exclusive,
 )
@@ -124,7 +125,7 @@ def run_branch(trunk: Trunk, branch: Branch, levels: list[int], *, tensors: bool
 
 def run_branches(trunk: Trunk, branches: list[Branch], levels: list[int], *, tensors: bool | None = None,
                  progress: bool | None = None, threads: int | None = None, log: Callable[[str], None] | None = None,
-                 stack: int | None = None) -> list[str]:
+                 stack: int | None = None, sink: LevelSink | None = None) -> list[str]:
     """Train each of ``branches`` at ``levels`` of ``trunk`` (skipping the levels done), all branch levels as
     stacks of at most ``stack`` runs (default: all) by :func:`rgnet.imp.driver.train_levels`; each level is
     committed to its group as soon as its stack is trained. Returns the group paths; a branch level that
@@ -148,7 +149,7 @@ def run_branches(trunk: Trunk, branches: list[Branch], levels: list[int], *, ten
             if log:
                 log(f"{trunk.path}:{group}: {len(levels) - len(todo)} of {len(levels)} levels already done"
                     if len(todo) < len(levels) else f"{trunk.path}:{group}: training levels {_span(levels)}")
-            jobs += [_branch_level(trunk, branch, cfg, level, group, diverged[group]) for level in todo]
+            jobs += [_branch_level(trunk, branch, cfg, level, group, diverged[group], sink) for level in todo]
         with torch_threads(trunk.model, threads), LevelBar(len(jobs) * cfg.train.steps, progress) as bar:
             train_levels(jobs, bar, stack)
     failed = [f"training of {trunk.path}:{g} diverged at {', '.join(d)} (non-finite loss or weights); those levels "
@@ -159,14 +160,14 @@ def run_branches(trunk: Trunk, branches: list[Branch], levels: list[int], *, ten
 
 
 def _branch_level(trunk: Trunk, branch: Branch, cfg: RunConfig, level: int, group: str,
-                  diverged: list[str]) -> LevelJob:
+                  diverged: list[str], sink: LevelSink | None) -> LevelJob:
     """Level ``level`` of ``branch``: its masks from its rewind weights; finishing commits it to ``group``."""
     masks = {n: torch.from_numpy(m).to(trunk.data.x["train"].device) for n, m in branch.masks(level).items()}
 
     def finish(t, seconds: float) -> None:
         rec = describe_level(cfg, t.result, seconds, masks, t.trained, branch.rewind)
         rec["rewind"] = branch.rewind
-        commit_level(trunk.path, level, rec, group=group)
+        commit(trunk.path, level, rec, group, sink)
         if t.result.diverged_at is not None:
             diverged.append(f"level {level} at iteration {t.result.diverged_at}")
 

@@ -61,9 +61,21 @@ def default_path(cfg: RunConfig) -> Path:
     return Path("runs") / f"{cfg.task.name}-{cfg.model.name}-s{cfg.seed}-{cfg.run_id}.h5"
 
 
+# Where each committed level is reported besides the run file: (run file, level, what was stored, branch group or
+# None for the trunk). A progress display, a live plot or a test's in-memory list.
+LevelSink = Callable[[Path, int, dict, "str | None"], None]
+
+
+def commit(path: Path, level: int, rec: dict, group: str | None, sink: LevelSink | None) -> None:
+    """Commit ``level`` to the run file, then report it to ``sink``."""
+    commit_level(path, level, rec, group=group)
+    if sink is not None:
+        sink(path, level, rec, group)
+
+
 def record(cfg: RunConfig, out: str | Path | None = None, *, device: str = "cpu",
            data_root: str | Path | None = None, progress: bool | None = None, threads: int | None = None,
-           log: Callable[[str], None] | None = None) -> Path:
+           log: Callable[[str], None] | None = None, sink: LevelSink | None = None) -> Path:
     """Run (or resume) IMP for ``cfg`` and record every level into ``out``; returns the file path.
 
     ``progress=None`` shows a bar only on a terminal. ``threads``: CPU threads for torch; by default 1 for
@@ -71,15 +83,17 @@ def record(cfg: RunConfig, out: str | Path | None = None, *, device: str = "cpu"
     two threads up to 10x slower), torch's default otherwise. Every check (settings, data, model) runs before
     anything is written; a file at ``out`` with another config, or that is not an rgnet file, is never
     modified (:class:`StoreError`). A level whose training diverges is recorded as such and ends the run
-    (:class:`DivergedError`). The same as :func:`record_many` with one run.
+    (:class:`DivergedError`). ``sink`` hears of every level once it is committed. The same as
+    :func:`record_many` with one run.
     """
     return record_many([cfg], [out], device=device, data_root=data_root, progress=progress, threads=threads,
-                       log=log)[0]
+                       log=log, sink=sink)[0]
 
 
 def record_many(cfgs: list[RunConfig], outs: list | None = None, *, stack: int | None = None,
                 device: str = "cpu", data_root: str | Path | None = None, progress: bool | None = None,
-                threads: int | None = None, log: Callable[[str], None] | None = None) -> list[Path]:
+                threads: int | None = None, log: Callable[[str], None] | None = None,
+                sink: LevelSink | None = None) -> list[Path]:
     """Record several runs (e.g. seeds), each into its own resumable file, training up to ``stack`` of them
     at once as one stacked model (:mod:`rgnet.engine`; default: all runs that share an architecture, training
     settings and data shapes). Each file is the one :func:`record` writes for that run alone, except for the
@@ -120,7 +134,7 @@ def record_many(cfgs: list[RunConfig], outs: list | None = None, *, stack: int |
     for group in groups:  # limits before the first write
         check_capacity([(cfg, task) for cfg, _, task in group], dev)
     for group in groups:
-        diverged += _record_stack(group, dev, data_root, progress, threads, log)
+        diverged += _record_stack(group, dev, data_root, progress, threads, log, sink)
     if diverged:
         raise DivergedError("; ".join(diverged))
     return paths
@@ -137,7 +151,7 @@ def _stacks(todo: list, size: int | None) -> list[list]:
     return [g[i:i + size] for g in groups.values() for i in range(0, len(g), size)]
 
 
-def _record_stack(group: list, dev: torch.device, data_root, progress, threads, log) -> list[str]:
+def _record_stack(group: list, dev: torch.device, data_root, progress, threads, log, sink) -> list[str]:
     """Open (create or resume) the files of ``group`` under their locks and train them level by level."""
     diverged: list[str] = []
     data: dict[int, DeviceData] = {}
@@ -152,7 +166,7 @@ def _record_stack(group: list, dev: torch.device, data_root, progress, threads, 
                 runs.append(run)
         if runs:
             with torch_threads(runs[0].model, threads):
-                diverged += _run_levels(runs, progress)
+                diverged += _run_levels(runs, progress, sink)
     return diverged
 
 
@@ -388,7 +402,7 @@ def train_levels(jobs: list[LevelJob], bar: "LevelBar", stack: int | None = None
                 j.finish(t, seconds)
 
 
-def _run_levels(runs: list[_Run], progress) -> list[str]:
+def _run_levels(runs: list[_Run], progress, sink: LevelSink | None) -> list[str]:
     """IMP of ``runs``: train every unfinished run's next level (as stacks), prune, commit, until each run is
     done; returns the divergence messages."""
     steps = runs[0].cfg.train.steps
@@ -396,11 +410,11 @@ def _run_levels(runs: list[_Run], progress) -> list[str]:
     total = sum((r.cfg.prune.levels + 1 - r.level) * steps for r in runs)
     with LevelBar(total, progress) as bar:
         while not all(r.done for r in runs):
-            train_levels([_trunk_level(r, diverged) for r in runs if not r.done], bar)
+            train_levels([_trunk_level(r, diverged, sink) for r in runs if not r.done], bar)
     return diverged
 
 
-def _trunk_level(r: _Run, diverged: list[str]) -> LevelJob:
+def _trunk_level(r: _Run, diverged: list[str], sink: LevelSink | None) -> LevelJob:
     """The next level of trunk ``r``: level 0 trains from 0 and captures the rewind point; later levels start
     there. Finishing prunes, commits and moves ``r`` to its next level."""
     level, k = r.level, r.cfg.prune.rewind
@@ -414,7 +428,7 @@ def _trunk_level(r: _Run, diverged: list[str]) -> LevelJob:
         rec = describe_level(r.cfg, t.result, seconds, r.masks, t.trained, r.rewind, pruned)
         if level == 0:
             rec.update(init=r.init, rewind=r.rewind)
-        commit_level(r.path, level, rec)
+        commit(r.path, level, rec, None, sink)
         if failed:
             diverged.append(_diverged_message(r.path, level, t.result.diverged_at))
         r.masks, r.level = pruned, level + 1
