@@ -117,3 +117,26 @@ def test_the_checks_can_fail(bad, tmp_path):
 
 def test_layers_are_disjoint():
     assert all(not (x & y) for x, y in itertools.combinations(LAYERS, 2))
+
+
+#: What may be imported inside a function (slow to import, and not needed by `import rgnet`, `rgnet --help` or the
+#: analysis commands): torch and what imports it, scipy, matplotlib, networkx, dask, tqdm, mnist1d. The CLI loads
+#: each subcommand's modules when it runs.
+LAZY = ("torch", "torchvision", "scipy", "matplotlib", "networkx", "dask", "distributed", "tqdm", "mnist1d",
+        "rgnet.imp", "rgnet.engine", "rgnet.models")
+
+
+def test_imports_inside_functions_are_the_slow_ones():
+    wrong = []
+    for module, path in MODULES.items():
+        if module == "rgnet.cli":
+            continue
+        for fn in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+                wrong += [f"{module}:{node.lineno} imports {n} inside {fn.name}" for n in names
+                          if not any(n == m or n.startswith(m + ".") for m in LAZY)]
+    assert wrong == []

@@ -243,3 +243,27 @@ def test_universality_never_imports_torch():
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
                 assert not any(n.split(".")[0] == "torch" for n in names), path
+
+
+def test_a_signature_is_one_registry_entry():
+    """A new signature is one ``register_signature`` function; ``signatures`` computes it, the CLI lists it."""
+    from rgnet.cli import _parser
+    from rgnet.rg._synthetic import synthetic_run
+    from rgnet.universality.signatures import SIGNATURES, register_signature, signatures
+
+    @register_signature("std_decay", "l2", "per-level decay of the weight std (test signature)")
+    def std_decay(run, layer: str = "fc1"):
+        s = run.ds["w_std"].sel(layer=layer).values
+        return xr.Dataset({"vector": (("component",), np.log(s[1:] / s[:-1]))},
+                          coords={"component": np.arange(len(s) - 1)})
+
+    try:
+        runs = [synthetic_run(levels=5, decay=d, seed=s, run_id=f"r{d}{s}") for d in (0.9, 0.7) for s in (0, 1)]
+        out = signatures(runs, names=["std_decay"], options={"std_decay": {"layer": "fc2"}})["std_decay"]
+        assert out.sizes["run"] == 4 and out.attrs["distance"] == "l2"
+        np.testing.assert_allclose(out.vector.values[:2], np.log(0.9), atol=0.05)
+        np.testing.assert_allclose(out.vector.values[2:], np.log(0.7), atol=0.05)
+        assert "std_decay" in next(a for a in _parser()._actions if a.dest == "command").choices[
+            "universality"].format_help()
+    finally:
+        del SIGNATURES["std_decay"]
