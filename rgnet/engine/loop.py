@@ -21,9 +21,9 @@ from rgnet.engine.masks import Masker
 from rgnet.engine.optim import FusedOptimizer
 from rgnet.engine.seeds import epoch_permutation
 from rgnet.errors import ConfigError
+from rgnet.store.schema import METRIC_NAMES, SPLITS
 from rgnet.tasks import Task
 
-SPLITS = ("train", "val", "test")
 EVAL_CHUNK = 4096      # examples per forward pass when evaluating
 TRAIN_EVAL_MAX = 5000  # training-set metrics use a fixed subset of at most this many examples
 
@@ -143,7 +143,7 @@ def add_metrics(loss: torch.Tensor, correct: torch.Tensor, out: torch.Tensor, y:
 
 def new_curves(n_evals: int) -> dict[str, np.ndarray]:
     """NaN learning curves ``{split}_{loss|acc}`` for ``n_evals`` evaluation points."""
-    return {f"{s}_{m}": np.full(n_evals, np.nan) for s in SPLITS for m in ("loss", "acc")}
+    return {name: np.full(n_evals, np.nan) for name in METRIC_NAMES}
 
 
 def level_result(its: np.ndarray, curves: dict, cfg: TrainConfig, start: int, diverged_at: int | None) -> LevelResult:

@@ -23,7 +23,6 @@ from torch import nn
 from rgnet.config import TrainConfig, eval_iterations
 from rgnet.engine.loop import (
     EVAL_CHUNK,
-    SPLITS,
     BatchOrder,
     DeviceData,
     LevelResult,
@@ -36,6 +35,7 @@ from rgnet.engine.loop import (
 from rgnet.engine.masks import Masker, Masks
 from rgnet.engine.optim import FusedOptimizer
 from rgnet.engine.stacked import StackedMLP, stackable
+from rgnet.store.schema import SPLITS
 
 EVAL_ROWS = 1 << 16   # examples x runs per evaluation forward pass (bounds its memory at large K)
 OnEval = Callable[[int, dict[str, float], int], None]  # (iteration, metrics, run index)

@@ -38,6 +38,9 @@ from __future__ import annotations
 SCHEMA_VERSION = 2
 
 _LOSS = "cross-entropy in nats (natural logarithm)"
+SPLITS = ("train", "val", "test")   # the data splits every evaluation measures, each by loss and accuracy
+_SPLIT_NAMES = dict(zip(SPLITS, ("training-set", "validation", "test")))
+_MEASURES = (("loss", _LOSS), ("acc", "accuracy"))
 
 # name -> (dims, dtype, long_name, units)
 LEVEL_VARS: dict[str, tuple[tuple[str, ...], str, str, str]] = {
@@ -49,14 +52,11 @@ LEVEL_VARS: dict[str, tuple[tuple[str, ...], str, str, str]] = {
     "diverged_iteration": (("level",), "i4", "evaluation iteration at which divergence was found (-1: none), in "
                            "optimiser steps", "1"),
     **{f"{s}_{m}": (("level",), "f8", f"{name} {what} at the early-stop iteration", "1")
-       for s, name in (("train", "training-set"), ("val", "validation"), ("test", "test"))
-       for m, what in (("loss", _LOSS), ("acc", "accuracy"))},
+       for s, name in _SPLIT_NAMES.items() for m, what in _MEASURES},
     **{f"{s}_{m}_final": (("level",), "f8", f"{name} {what} at the end of training", "1")
-       for s, name in (("train", "training-set"), ("val", "validation"), ("test", "test"))
-       for m, what in (("loss", _LOSS), ("acc", "accuracy"))},
+       for s, name in _SPLIT_NAMES.items() for m, what in _MEASURES},
     **{f"curve_{s}_{m}": (("level", "eval"), "f8", f"{name} {what} during training", "1")
-       for s, name in (("train", "training-set"), ("val", "validation"), ("test", "test"))
-       for m, what in (("loss", _LOSS), ("acc", "accuracy"))},
+       for s, name in _SPLIT_NAMES.items() for m, what in _MEASURES},
     "layer_density": (("level", "layer"), "f8", "fraction of the layer's weights remaining", "1"),
     "layer_count": (("level", "layer"), "i4", "number of surviving weights", "1"),
     "bin_scale": (("level", "layer"), "f8", "weight value at bin coordinate 1 (largest surviving |weight|)", "1"),
@@ -74,7 +74,7 @@ LEVEL_VARS: dict[str, tuple[tuple[str, ...], str, str, str]] = {
     "rewind_std": (("level", "layer"), "f8", "standard deviation of the survivors' rewound values", "1"),
 }
 
-METRIC_NAMES = [f"{s}_{m}" for s in ("train", "val", "test") for m in ("loss", "acc")]
+METRIC_NAMES = [f"{s}_{m}" for s in SPLITS for m, _ in _MEASURES]   # what one evaluation measures
 
 # tensor files: kinds that are per level, and the state dicts written once
 LEVEL_KINDS = ("mask", "next_mask", "trained")

@@ -323,10 +323,6 @@ def create_branch(f, name: str, attrs: dict, **layout) -> None:
                    flag_meanings="false true")
 
 
-def branch_names(f) -> list[str]:
-    return sorted(f[BRANCHES].groups) if BRANCHES in f.groups else []
-
-
 # ------------------------------------------------------------------------------------------ commits
 
 def commit_level(path: Path, level: int, record: dict, group: str | None = None) -> None:
