@@ -131,6 +131,7 @@ def test_notebook_is_stored_without_outputs():
     assert sum("plot." in c.source for c in code) >= 2  # reproduces paper figures through rgnet.plot
 
 
+@pytest.mark.slow   # starts a Jupyter kernel
 def test_notebook_runs_on_the_data_directory(tmp_path):
     import nbformat
     from nbclient import NotebookClient

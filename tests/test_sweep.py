@@ -289,6 +289,7 @@ def test_sequential_reruns_only_what_is_missing(reference, tiny, capsys):
     assert "transfer b-s0 -> a-s0  [done]  after: baselines a-s0, trunk b-s0" in plan_lines
 
 
+@pytest.mark.slow   # a dask cluster of worker processes
 def test_two_workers_equal_the_sequential_run_and_rerun_nothing(reference, tiny, client, tmp_path):
     seq, _ = reference
     out = tmp_path / "dask"
@@ -358,6 +359,7 @@ def _kill_a_worker_mid_trunk(out: Path, client, killed: dict, stop: threading.Ev
         time.sleep(0.005)
 
 
+@pytest.mark.slow   # a dask cluster of worker processes
 def test_a_worker_killed_mid_unit_loses_at_most_its_level(reference, tiny, client, tmp_path):
     seq, _ = reference
     out = tmp_path / "killed"
