@@ -325,6 +325,7 @@ def test_two_workers_equal_the_sequential_run_and_rerun_nothing(reference, tiny,
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name != "index.nc"} == before
 
 
+@pytest.mark.slow   # a dask cluster of worker processes
 def test_stacked_trunks_train_as_one_model_and_equal_the_sequential_run(reference, tiny, client, tmp_path):
     seq, _ = reference
     out = tmp_path / "stacked"
