@@ -267,3 +267,10 @@ def test_a_signature_is_one_registry_entry():
             "universality"].format_help()
     finally:
         del SIGNATURES["std_decay"]
+
+
+def test_input_distance_of_a_task_this_rgnet_does_not_know_is_nan():
+    from rgnet.universality.baselines import input_distance
+
+    d = input_distance({"a": {"name": "mnist1d", "params": {}}, "b": {"name": "no_such_task", "params": {}}})
+    assert np.isfinite(d[0, 0]) and np.isnan(d[0, 1]) and np.isnan(d[1, 1])

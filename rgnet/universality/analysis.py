@@ -88,8 +88,8 @@ def universality(sources: RunSource | Iterable[RunSource], transfer: str | os.Pa
     """
     if not 0 < alpha < 1:
         raise ConfigError(f"alpha must be between 0 and 1, got {alpha}")
-    if n_boot < 0:
-        raise ConfigError(f"n_boot must be 0 or more, got {n_boot}")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 1:
+        raise ConfigError(f"n_boot (--n-boot) must be a whole number of seed bootstraps, 1 or more, got {n_boot}")
     if class_method not in CLASS_METHODS:
         raise ConfigError(f"unknown class method {class_method!r}; choose one of {', '.join(CLASS_METHODS)}")
     if unequal not in UNEQUAL:

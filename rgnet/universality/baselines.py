@@ -24,7 +24,7 @@ import xarray as xr
 from scipy.optimize import linear_sum_assignment
 
 from rgnet.config import TaskConfig
-from rgnet.errors import DataError
+from rgnet.errors import ConfigError, DataError
 from rgnet.tasks import load_task
 from rgnet.universality._runs import LoadedRun
 from rgnet.universality.distances import w1_spectra
@@ -99,7 +99,7 @@ def input_distance(task_configs: dict[str, dict], n_projections: int = 64, n_qua
         cfg = task_configs[t]
         try:
             data = load_task(TaskConfig(cfg["name"], cfg["params"]))
-        except DataError:
+        except (DataError, ConfigError):   # files missing, or a task this rgnet does not know: NaN
             continue
         x = data.x_train.reshape(len(data.x_train), -1).astype(float)
         shapes[t] = x.shape[1]
