@@ -135,6 +135,10 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"verdict rule: {_one_of(RULES)} (default %(default)s)")
     w.add_argument("--tolerance", type=float, help="one_dense_std: matching tolerance when there is one seed "
                                                    f"(default {RULES['one_dense_std'].params['tolerance']} = 1 point)")
+    w.add_argument("--margin", type=float, help="noninferior: the margin, an accuracy difference (default "
+                                                f"{RULES['noninferior'].params['margin']} = 2 points)")
+    w.add_argument("--alpha", type=float, help="noninferior: one-sided level of each t bound (default "
+                                               f"{RULES['noninferior'].params['alpha']})")
     w.add_argument("--out", help="write the verdicts (and the transfer matrix, if any) as netCDF (a new file)")
     w.add_argument("--overwrite", action="store_true", help="replace an existing --out (never a run file or input)")
 
@@ -362,11 +366,12 @@ def _tickets(a) -> int:
 
     if a.out:
         check_new(a.out, "tickets", a.overwrite, a.files)  # refuse before the analysis, not after it
-    verdicts = winning_tickets(a.files, a.metric, a.tolerance, rule=a.rule)
+    params = {k: v for k, v in (("margin", a.margin), ("alpha", a.alpha)) if v is not None}
+    verdicts = winning_tickets(a.files, a.metric, a.tolerance, rule=a.rule, rule_params=params)
     print(format_tickets(verdicts))
     matrix = None
     if any(arm.startswith("transfer_") for arm in verdicts.arm.values):
-        matrix = transfer_matrix(a.files, a.metric, a.tolerance, rule=a.rule)
+        matrix = transfer_matrix(a.files, a.metric, a.tolerance, rule=a.rule, rule_params=params)
         print("\n" + format_transfer_matrix(matrix))
         print("\n" + format_transfer_gaps(matrix))
     if a.out:

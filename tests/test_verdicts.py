@@ -41,7 +41,10 @@ def test_a_rule_is_one_registry_entry_recorded_by_name(seeds):
     from rgnet.errors import ConfigError
     from rgnet.verdicts import RULES, Rule, register
 
-    register(Rule("within_points", lambda acc, dense_mean, dense_std, points: acc >= dense_mean - points / 100,
+    def decide(x, ref, dim, points):   # the mean over seeds within ``points`` of the dense mean
+        return (x.mean(dim) >= ref.mean(dim) - points / 100).astype(float)
+
+    register(Rule("within_points", decide, lambda ds, points: ds.n_transfers.max("level") * 0 + 1,
                   lambda points: f"matching = accuracy >= dense - {points:g} points", {"points": 5.0}))
     try:
         for p in seeds:
@@ -52,10 +55,11 @@ def test_a_rule_is_one_registry_entry_recorded_by_name(seeds):
         assert v.attrs["rule_name"] == "within_points" and v.attrs["rule_params"] == '{"points": 5.0}'
         assert "5 points" in v.attrs["rule"] and "5 points" in format_tickets(v)
         d = winning_tickets(seeds)   # the default rule, recorded as such
-        assert d.attrs["rule_name"] == "one_dense_std" and d.attrs["tolerance"] == 0.01
+        assert d.attrs["rule_name"] == "noninferior" and d.attrs["margin"] == 0.02
+        assert winning_tickets(seeds, rule="one_dense_std").attrs["tolerance"] == 0.01
         with pytest.raises(ConfigError, match="takes no parameter tolerance"):
             winning_tickets(seeds, rule="within_points", tolerance=0.02)
-        with pytest.raises(ConfigError, match="unknown verdict rule 'nope'; choose one of one_dense_std"):
+        with pytest.raises(ConfigError, match="unknown verdict rule 'nope'; choose one of one_dense_std, noninferior"):
             winning_tickets(seeds, rule="nope")
     finally:
         del RULES["within_points"]
@@ -84,7 +88,7 @@ def test_winning_tickets_over_seeds(seeds):
     for p, a, r in zip(seeds, imp, reinit):
         _set(p, "", a)
         _set(p, "branches/reinit", r)
-    v = winning_tickets(seeds)
+    v = winning_tickets(seeds, rule="one_dense_std")
     e = v.experiment.values[0]
     assert v.sizes["experiment"] == 1 and int(v.seeds.sel(experiment=e, arm="imp", level=0)) == 3
     np.testing.assert_allclose(float(v.dense_mean.sel(experiment=e)), 0.82)
@@ -106,7 +110,7 @@ def test_transfer_matrix_verdicts(tmp_path):
     group = transfer(a, b, [1, 2, 3], progress=False)
     _set(b, "", [0.80, 0.80, 0.79, 0.70])                 # one seed: tolerance 0.01 -> own winning level 2
     _set(b, group, [np.nan, 0.795, 0.78, 0.75])          # matching at 1 only -> does not transfer
-    m = transfer_matrix([a, b], tolerance=0.01)
+    m = transfer_matrix([a, b], tolerance=0.01, rule="one_dense_std")
     src, tgt = "mnist1d", "mnist1d(shuffle_seq=true)"
     assert set(m.source.values) == {src, tgt} and m.transfer_acc.dims == ("source", "target", "level")
     c = m.sel(source=src, target=tgt)
@@ -116,14 +120,62 @@ def test_transfer_matrix_verdicts(tmp_path):
     assert np.isnan(float(m.transfers.sel(source=tgt, target=src)))   # never run
     assert bool(m.transfers.sel(source=tgt, target=tgt))               # the diagonal is the own ticket
     _set(b, group, [np.nan, 0.80, 0.795, 0.75])
-    m = transfer_matrix([a, b], tolerance=0.01)
+    m = transfer_matrix([a, b], tolerance=0.01, rule="one_dense_std")
     assert bool(m.transfers.sel(source=src, target=tgt))
     assert "yes" in format_transfer_matrix(m)
     # the own ticket fails at every pruned level: a matching transferred ticket transfers, a failing one does not
     _set(b, "", [0.80, 0.70, 0.70, 0.70])
     _set(b, group, [np.nan, 0.80, 0.80, 0.60])
-    m2 = transfer_matrix([a, b], tolerance=0.01).sel(source=src, target=tgt)
+    m2 = transfer_matrix([a, b], tolerance=0.01, rule="one_dense_std").sel(source=src, target=tgt)
     assert int(m2.compare_level) == -1 and bool(m2.transfers)
     _set(b, group, [np.nan, 0.70, 0.70, 0.70])
-    assert not bool(transfer_matrix([a, b], tolerance=0.01).transfers.sel(source=src, target=tgt))
+    assert not bool(transfer_matrix([a, b], tolerance=0.01, rule="one_dense_std").transfers.sel(source=src, target=tgt))
     assert f"{src} -> {tgt}" in format_transfer_gaps(m) and "5.0" in format_transfer_gaps(m)
+
+
+def test_noninferiority_by_hand_against_scipy():
+    """Three values from one-sided t bounds on paired differences, as scipy's one-sample t test gives them."""
+    from scipy import stats
+
+    from rgnet.verdicts.rules import noninferior
+
+    rng = np.random.default_rng(1)
+    cases = {"transfers": rng.normal(0.0, 0.01, 8), "does not": rng.normal(-0.06, 0.01, 8),
+             "undecided": np.array([-0.03, 0.01, -0.05, 0.0])}
+    for want, d in zip((1, 0, -1), cases.values()):
+        got = float(noninferior(xr.DataArray(d, dims="seed"), "seed", 0.02, 0.05))
+        above = stats.ttest_1samp(d, -0.02, alternative="greater").pvalue < 0.05   # lower bound above -margin
+        below = stats.ttest_1samp(d, -0.02, alternative="less").pvalue < 0.05      # upper bound below it
+        assert got == want == (1 if above else 0 if below else -1)
+    assert float(noninferior(xr.DataArray([0.05], dims="seed"), "seed", 0.02, 0.05)) == -1   # one seed: undecided
+    assert np.isnan(float(noninferior(xr.DataArray([np.nan, np.nan], dims="seed"), "seed", 0.02, 0.05)))
+
+
+def test_transfer_as_a_paired_number_with_intervals(tmp_path):
+    """Per seed, the transferred ticket minus the own ticket of that seed and level; intervals over seeds."""
+    from scipy import stats
+
+    files = {}
+    for seed in (0, 1, 2):
+        a = rgnet.record(small_config(seed=seed), tmp_path / f"a{seed}.h5", progress=False)
+        b = rgnet.record(small_config(seed=seed, task={"params": {"shuffle_seq": True}}), tmp_path / f"b{seed}.h5",
+                         progress=False)
+        files[seed] = (a, b, transfer(a, b, [1, 2, 3], progress=False))
+    gaps = {0: [-0.01, -0.02, -0.03], 1: [0.0, -0.01, -0.01], 2: [-0.02, -0.02, -0.05]}
+    for seed, (a, b, group) in files.items():
+        _set(b, "", [0.80, 0.79, 0.78, 0.76])
+        _set(b, group, [np.nan, *(np.array([0.79, 0.78, 0.76]) + gaps[seed])])
+    m = transfer_matrix([b for _, b, _ in files.values()] + [a for a, _, _ in files.values()])
+    src, tgt = "mnist1d", "mnist1d(shuffle_seq=true)"
+    c = m.sel(source=src, target=tgt)
+    np.testing.assert_allclose(c.gap_seed.sel(level=[1, 2, 3]).values, [gaps[s] for s in (0, 1, 2)], atol=1e-12)
+    per_seed = np.array([np.mean(gaps[s]) for s in (0, 1, 2)])
+    np.testing.assert_allclose(c.gap_range_seed.values, per_seed)
+    low, high = stats.t.interval(0.95, 2, loc=per_seed.mean(), scale=stats.sem(per_seed))
+    np.testing.assert_allclose(c.gap_range_ci.values, [low, high])
+    low, high = c.gap_range_boot.values   # a percentile interval of means lies within the seeds' range
+    assert per_seed.min() - 1e-12 <= low < per_seed.mean() < high <= per_seed.max() + 1e-12
+    assert int(c.range_levels) == 3 and m.attrs["rule_name"] == "noninferior"
+    # mean -0.0189 with 3 seeds: the lower bound is far below -2 points, the upper far above: undecided
+    assert int(c.transfer_verdict) == -1 and np.isnan(float(c.transfers))
+    assert int(m.transfer_verdict.sel(source=tgt, target=src)) == -2   # never run

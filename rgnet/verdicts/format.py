@@ -37,26 +37,30 @@ def format_tickets(ds: xr.Dataset) -> str:
 
 
 def format_transfer_matrix(ds: xr.Dataset) -> str:
-    """Rows = source task, columns = target task: does the ticket transfer, and the gap at the target's
-    winning density."""
-    lines = [f"protocol: {ds.attrs['protocol']}", f"matching rule: {ds.attrs['rule']}; metric {ds.attrs['metric']}",
-             "cell: transfers? (yes/no), sparsest matching density % of the transferred ticket, gap to the "
-             "target's own ticket at its winning level (and to a random mask), in points"]
-    width = max(18, *(len(t) for t in [*ds.target.values, *ds.source.values]))
+    """Rows = source task, columns = target task: the rule's verdict and the paired gap over the density range."""
+    lo, hi = ds.attrs.get("density_range", (0.0, 1.0))
+    lines = [f"protocol: {ds.attrs['protocol']}", f"rule {ds.attrs.get('rule_name', '')}: {ds.attrs['rule']}; "
+             f"metric {ds.attrs['metric']}",
+             "cell: verdict (yes / no / ? = undecided), then the transferred minus own ticket (same seed and level) "
+             f"averaged over the pruned levels with density in ({lo:g}, {hi:g}], mean over seeds in points, with its "
+             f"{ds.attrs.get('ci', 0.95):g} t interval"]
+    width = max(24, *(len(t) for t in ds.target.values))
+    rows = max(len("source \\ target"), *(len(s) for s in ds.source.values))
     corner = "source \\ target"
-    lines.append(f"{corner:<{width}}  " + "  ".join(f"{t:>{width}}" for t in ds.target.values))
+    lines.append(f"{corner:<{rows}}  " + "  ".join(f"{t:>{width}}" for t in ds.target.values))
     for s in ds.source.values:
         cells = []
         for t in ds.target.values:
             c = ds.sel(source=s, target=t)
-            if np.isnan(float(c.transfers)):
+            v = int(c.transfer_verdict)
+            if v == -2:
                 cells.append(f"{'-':>{width}}")
                 continue
-            g, r = 100 * float(c.gap_at_winning), 100 * float(c.vs_random_at_winning)
-            cell = (f"{'yes' if bool(c.transfers) else 'no'} {_pct(c.transfer_winning_density)} "
-                    + ("n/a" if np.isnan(g) else f"{g:+.1f}") + ("" if np.isnan(r) else f" ({r:+.1f})"))
+            g, (low, high) = 100 * float(c.gap_range), 100 * c.gap_range_ci.values
+            cell = {1: "yes", 0: "no", -1: "?"}[v] + " " + ("n/a" if np.isnan(g) else f"{g:+.1f}") + (
+                "" if np.isnan(low) else f" [{low:+.1f}, {high:+.1f}]")
             cells.append(f"{cell:>{width}}")
-        lines.append(f"{s:<{width}}  " + "  ".join(cells))
+        lines.append(f"{s:<{rows}}  " + "  ".join(cells))
     lines.append("own winning density %: " + ", ".join(
         f"{t} {_pct(ds.winning_density.sel(target=t))}" for t in ds.target.values))
     return "\n".join(lines)

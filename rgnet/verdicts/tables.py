@@ -27,11 +27,20 @@ from rgnet.store.cf import self_describing
 from rgnet.store.reader import branches, read_levels
 from rgnet.store.schema import LEVEL_VARS
 from rgnet.tasks import task_label
-from rgnet.verdicts.rules import DEFAULT_RULE, get_rule, rule_attrs, winning_level
+from rgnet.verdicts.rules import (
+    DEFAULT_RULE,
+    DEFAULT_TOLERANCE,
+    get_rule,
+    matching,
+    rule_attrs,
+    verdict_codes,
+    winning_level,
+)
 
 TRUNK_ARM = "imp"
 METRICS = [m for m, (dims, *_) in LEVEL_VARS.items() if dims == ("level",) and "_acc" in m]
 DEFAULT_METRIC = "test_acc"  # test accuracy at the early-stop iteration (Frankle & Carbin)
+DENSITY_RANGE = (0.0, 1.0)   # transfer gaps averaged over every pruned level measured: no range chosen per data
 
 
 def arms(path: str | Path, metric: str = DEFAULT_METRIC, labels: dict[str, str] | None = None) -> xr.Dataset:
@@ -75,15 +84,17 @@ def _without_diverged(values: dict, metric: str) -> np.ndarray:
 
 def winning_tickets(paths: str | Path | Iterable[str | Path], metric: str = DEFAULT_METRIC,
                     tolerance: float | None = None, labels: dict[str, str] | None = None,
-                    rule: str = DEFAULT_RULE) -> xr.Dataset:
+                    rule: str = DEFAULT_RULE, rule_params: dict | None = None) -> xr.Dataset:
     """Matching verdicts and winning tickets for many run files (or a sweep's ``index.nc``), grouped by
     experiment (task label; a sweep index's run labels unless ``labels`` is given).
 
-    Returns a Dataset with dims ``(experiment, arm, level)`` — mean and std of the accuracy over seeds,
-    ``matching``, the ``winning_density`` per arm — and per run ``(run, arm)`` the same verdict on single runs
-    (a run is compared with its own dense accuracy, using its experiment's dense std when there are seeds).
+    Returns a Dataset with dims ``(experiment, arm, level)`` — mean and std of the accuracy over seeds, the
+    ``verdict`` of ``rule`` (:mod:`rgnet.verdicts.rules`: 1 matching, 0 not, -1 undecided), ``matching`` (decided
+    matching), the ``winning_density`` per arm — and per run ``(run, arm)`` a single-run view (a run within one
+    dense std of its own dense accuracy: the experiment's std where there are seeds, else ``tolerance``).
+    ``rule_params`` (and ``tolerance``) set the rule's parameters.
     """
-    rule_, params = get_rule(rule, tolerance=tolerance)
+    rule_, params = get_rule(rule, **{"tolerance": tolerance, **(rule_params or {})})
     labels = labels if labels is not None else index_labels(paths)  # a sweep index names its tasks
     runs = [arms(p, metric, labels) for p in expand(paths)]
     all_arms = list(dict.fromkeys(a for r in runs for a in r.arm.values))
@@ -105,7 +116,9 @@ def winning_tickets(paths: str | Path | Iterable[str | Path], metric: str = DEFA
     dense_mean, dense_std = mean.sel(arm=TRUNK_ARM, level=0), std.sel(arm=TRUNK_ARM, level=0)
     seeds = n.sel(arm=TRUNK_ARM, level=0)
     dense_std = dense_std.where(seeds > 1)
-    is_match = rule_.matching(mean, dense_mean, dense_std, **params).where(mean.notnull(), False)
+    verdict = xr.concat([rule_.decide(sub, sub.sel(arm=TRUNK_ARM, level=0, drop=True), "run", **params)
+                         .expand_dims(experiment=[e]) for e, sub in per_run.acc.groupby("experiment")], "experiment")
+    is_match = verdict == 1
     density = per_run.run_density.groupby("experiment").mean("run")
     win = winning_level(is_match, mean)
     out = xr.Dataset({
@@ -116,7 +129,8 @@ def winning_tickets(paths: str | Path | Iterable[str | Path], metric: str = DEFA
             long_name=f"dense {metric}, mean over seeds", units="1"),
         "dense_std": dense_std.drop_vars(["arm", "level"]).assign_attrs(
             long_name=f"dense {metric}, std over seeds (ddof 1)", units="1"),
-        "matching": is_match.assign_attrs(long_name="within one std of dense (tolerance with one seed)"),
+        "verdict": verdict_codes(verdict).assign_attrs(long_name=f"matching verdict of rule {rule_.name}"),
+        "matching": is_match.assign_attrs(long_name=f"decided matching by rule {rule_.name}"),
         "winning_level": win.assign_attrs(long_name="IMP level of the winning ticket"),
         "winning_density": _density_at(density, win).assign_attrs(
             long_name="density of the winning ticket (sparsest level with all denser levels matching)", units="1"),
@@ -125,7 +139,8 @@ def winning_tickets(paths: str | Path | Iterable[str | Path], metric: str = DEFA
     # single runs: own dense accuracy, the experiment's dense std where there are seeds
     run_dense = per_run.acc.sel(arm=TRUNK_ARM, level=0).drop_vars(["arm", "level"])
     run_std = dense_std.sel(experiment=per_run.experiment).drop_vars("experiment")
-    run_match = rule_.matching(per_run.acc, run_dense, run_std, **params).where(per_run.acc.notnull(), False)
+    tol = params.get("tolerance", DEFAULT_TOLERANCE)
+    run_match = matching(per_run.acc, run_dense, run_std, tol).where(per_run.acc.notnull(), False)
     run_win = winning_level(run_match, per_run.acc)
     out["run_acc"] = per_run.acc.assign_attrs(long_name=metric, units="1")
     out["run_matching"] = run_match.assign_attrs(long_name="run within one std of its own dense accuracy")
@@ -142,7 +157,9 @@ def winning_tickets(paths: str | Path | Iterable[str | Path], metric: str = DEFA
 
 def transfer_matrix(paths: str | Path | Iterable[str | Path], metric: str = DEFAULT_METRIC,
                     tolerance: float | None = None, labels: dict[str, str] | None = None,
-                    rule: str = DEFAULT_RULE) -> xr.Dataset:
+                    rule: str = DEFAULT_RULE, rule_params: dict | None = None,
+                    density_range: tuple[float, float] = DENSITY_RANGE, ci: float = 0.95,
+                    seed: int = 0) -> xr.Dataset:
     """The transfer experiment as a Dataset with dims ``(source, target, level)``.
 
     ``paths`` are target run files holding ``branches/transfer_*`` (and optionally baselines), or a sweep's
@@ -153,26 +170,38 @@ def transfer_matrix(paths: str | Path | Iterable[str | Path], metric: str = DEFA
     the target's own winning-ticket density. Per target: ``own_acc``, ``dense_acc``, ``random_acc`` and
     ``reinit_acc`` where the baselines exist. The diagonal (source = target task) is the own ticket. Aligned
     transfers (``rgnet transfer --align``) are sources of their own, labelled ``<source> [aligned inputs]``.
+
+    Transfer as a number: ``gap_seed(source, target, seed, level)`` is the transferred ticket minus the target's
+    own IMP ticket of the same seed and level; ``gap_ci`` its ``ci`` t interval over seeds per level;
+    ``gap_range_seed`` its mean over the pruned levels whose density lies in ``density_range`` (the same levels
+    for every seed of a pair), with ``gap_range``, its t interval ``gap_range_ci`` and percentile bootstrap
+    interval ``gap_range_boot`` (over seeds, ``seed`` seeds the resampling). ``transfer_verdict`` is ``rule``'s
+    (1 transfers, 0 does not, -1 undecided, -2 not run) and ``transfers`` the decided part of it (NaN otherwise).
     """
-    rule_, params = get_rule(rule, tolerance=tolerance)
+    rule_, params = get_rule(rule, **{"tolerance": tolerance, **(rule_params or {})})
     labels = labels if labels is not None else index_labels(paths)  # a sweep index names its tasks
     runs = [arms(p, metric, labels) for p in expand(paths)]
     nlev = max(r.sizes["level"] for r in runs)
     targets = sorted({r.attrs["task"] for r in runs})
     pairs: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
     own: dict[str, list[np.ndarray]] = {t: [] for t in targets}
+    seeds = sorted({int(r.attrs["seed"]) for r in runs})
+    own_seed = np.full((len(targets), len(seeds), nlev), np.nan)
+    by_seed: dict[tuple[str, str, int], list[np.ndarray]] = {}
     base: dict[str, dict[str, list[np.ndarray]]] = {t: {} for t in targets}
     dens: dict[str, list[np.ndarray]] = {t: [] for t in targets}
     for r in runs:
         t = r.attrs["task"]
         own_r = _pad(r.acc.sel(arm=TRUNK_ARM).values, nlev)
         own[t].append(own_r)
+        own_seed[targets.index(t), seeds.index(int(r.attrs["seed"]))] = own_r  # one run per task and seed
         dens[t].append(_pad(r.density.values, nlev))
         for a in r.arm.values[1:]:
             row = _pad(r.acc.sel(arm=a).values, nlev)
             if a.startswith("transfer_"):
                 src = str(r.source.sel(arm=a).values)
                 pairs.setdefault((src, t), []).append((row, own_r))
+                by_seed.setdefault((src, t, int(r.attrs["seed"])), []).append(row)
             else:
                 base[t].setdefault(a, []).append(row)
     sources = sorted({s for s, _ in pairs} | set(targets))
@@ -212,9 +241,10 @@ def transfer_matrix(paths: str | Path | Iterable[str | Path], metric: str = DEFA
                      ("reinit", "reinit_acc")):
         vals = np.array([_mean(base[t][arm]) if base[t].get(arm) else np.full(nlev, np.nan) for t in targets])
         ds[var] = (("target", "level"), vals, {"long_name": f"target's {arm} baseline, {metric}"})
-    dm, dsd = ds.dense_acc, ds.dense_std
-    ds["own_matching"] = rule_.matching(ds.own_acc, dm, dsd, **params).where(ds.own_acc.notnull(), False)
-    ds["transfer_matching"] = rule_.matching(ds.transfer_acc, dm, dsd, **params).where(ds.transfer_acc.notnull(), False)
+    _per_seed(ds, seeds, own_seed, by_seed, density_range, ci, seed)
+    dense_seed = ds.own_seed.isel(level=0, drop=True)
+    ds["own_matching"] = rule_.decide(ds.own_seed, dense_seed, "seed", **params) == 1
+    ds["transfer_matching"] = rule_.decide(ds.transfer_seed, dense_seed, "seed", **params) == 1
     own_win = winning_level(ds.own_matching, ds.own_acc)
     tr_win = winning_level(ds.transfer_matching, ds.transfer_acc)
     ds["winning_density"] = _density_at(ds.density, own_win).assign_attrs(
@@ -231,12 +261,86 @@ def transfer_matrix(paths: str | Path | Iterable[str | Path], metric: str = DEFA
     ds["vs_random_at_winning"] = (ds.transfer_acc - ds.random_acc).isel(at).where(own_win_tested >= 0).drop_vars(
         "level").assign_attrs(long_name="transferred ticket minus random mask (same per-layer counts) at "
                                         "compare_level", units="1")
-    tested = ds.n_transfers.max("level") > 0
-    ds["transfers"] = ((tr_win >= own_win_tested) & (tr_win >= 0)).where(tested).assign_attrs(
-        long_name="transferred ticket is matching at a pruned level and stays matching at least as deep as the "
-                  "target's own ticket (among the levels it was trained at); NaN: not run")
-    ds.attrs.update(metric=metric, **params, **rule_attrs(rule_, params), protocol=_protocols(runs, metric))
+    verdict = rule_.transfer(ds, **params)
+    ds["transfer_verdict"] = verdict_codes(verdict).assign_attrs(long_name=f"transfer verdict of rule {rule_.name}")
+    ds["transfers"] = verdict.where(verdict >= 0).assign_attrs(
+        long_name=f"the ticket transfers (1) or not (0) by rule {rule_.name}; NaN: undecided or not run")
+    ds.attrs.update(metric=metric, **params, **rule_attrs(rule_, params), protocol=_protocols(runs, metric),
+                    density_range=list(density_range), ci=ci)
     return self_describing(ds, "rgnet transfer matrix: tickets of source tasks trained on target tasks")
+
+
+def _per_seed(ds: xr.Dataset, seeds: list[int], own_seed: np.ndarray, by_seed: dict, density_range, ci: float,
+              seed: int) -> None:
+    """The paired per-seed view of a transfer matrix (added to ``ds``): own and transferred tickets per seed, their
+    gap per level with a t interval, and the gap averaged over the density range with t and bootstrap intervals."""
+    lo, hi = density_range
+    if not (0 <= lo < hi <= 1):
+        raise ConfigError(f"density_range must be two densities 0 <= low < high <= 1, got {density_range}")
+    if not 0 < ci < 1:
+        raise ConfigError(f"ci must be a level between 0 and 1, got {ci}")
+    shape = (ds.sizes["source"], ds.sizes["target"], len(seeds), ds.sizes["level"])
+    tr = np.full(shape, np.nan)
+    for (s, t, sd), rows in by_seed.items():
+        tr[ds.indexes["source"].get_loc(s), ds.indexes["target"].get_loc(t), seeds.index(sd)] = _mean(rows)
+    for j, t in enumerate(ds.target.values):  # the diagonal: a task's own ticket
+        if t in ds.indexes["source"] and not any(k[0] == t and k[1] == t for k in by_seed):
+            tr[ds.indexes["source"].get_loc(t), j] = own_seed[j]
+    dims = ("source", "target", "seed", "level")
+    ds.coords["seed"] = ("seed", seeds, {"long_name": "seed (target run; transfers are paired within a seed)"})
+    ds["own_seed"] = (("target", "seed", "level"), own_seed, {"long_name": "target's own IMP ticket per seed"})
+    ds["transfer_seed"] = (dims, tr, {"long_name": "transferred ticket per seed (into the target run of that seed)"})
+    gap = ds.transfer_seed - ds.own_seed
+    ds["gap_seed"] = gap.assign_attrs(long_name="transferred minus own ticket, same seed and level", units="1")
+    ds["gap_ci"] = _t_interval(gap, "seed", ci).assign_attrs(
+        long_name=f"{ci:g} t interval of the mean paired gap over seeds", units="1")
+    dens = ds.density.mean("target")
+    in_range = (ds.level > 0) & (dens > lo) & (dens <= hi)
+    g = gap.where(in_range)
+    has = g.notnull().any("seed")                       # levels a pair was measured at
+    common = (g.notnull() | ~g.notnull().any("level")).all("seed") & has   # ... by every seed that has any
+    per_seed = g.where(common).mean("level").where(common.any("level"))
+    ds["gap_range_seed"] = per_seed.assign_attrs(
+        long_name=f"paired gap averaged over the pruned levels with density in ({lo:g}, {hi:g}] the pair was "
+                  "measured at by all its seeds", units="1")
+    ds["gap_range"] = per_seed.mean("seed").assign_attrs(long_name="mean over seeds of gap_range_seed", units="1")
+    ds["gap_range_ci"] = _t_interval(per_seed, "seed", ci).assign_attrs(
+        long_name=f"{ci:g} t interval of gap_range over seeds", units="1")
+    ds["gap_range_boot"] = _boot_interval(per_seed, "seed", ci, seed).assign_attrs(
+        long_name=f"{ci:g} percentile bootstrap interval of gap_range over seeds", units="1")
+    ds["range_levels"] = common.sum("level").assign_attrs(long_name="levels averaged in gap_range_seed")
+
+
+def _t_interval(x: xr.DataArray, dim: str, ci: float) -> xr.DataArray:
+    from scipy.stats import t as student  # noqa: PLC0415  (scipy.stats takes a second to import)
+
+    n = x.count(dim)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        half = xr.apply_ufunc(lambda k: student.ppf(0.5 + ci / 2, np.maximum(k - 1, 1)), n) \
+            * x.std(dim, ddof=1) / np.sqrt(n)
+        mean = x.mean(dim)
+    half = half.where(n > 1)
+    return xr.concat([mean - half, mean + half], "bound").assign_coords(bound=["low", "high"]).transpose(..., "bound")
+
+
+def _boot_interval(x: xr.DataArray, dim: str, ci: float, seed: int) -> xr.DataArray:
+    from scipy.stats import bootstrap  # noqa: PLC0415
+
+    other = [d for d in x.dims if d != dim]
+    flat = x.transpose(*other, dim).values.reshape(-1, x.sizes[dim])
+    out = np.full((len(flat), 2), np.nan)
+    for i, row in enumerate(flat):
+        v = row[np.isfinite(row)]
+        if v.size > 1 and np.ptp(v) > 0:
+            r = bootstrap((v,), np.mean, confidence_level=ci, method="percentile", n_resamples=1999,
+                          random_state=np.random.default_rng(seed))
+            out[i] = r.confidence_interval.low, r.confidence_interval.high
+        elif v.size > 1:
+            out[i] = v[0], v[0]
+    shape = [x.sizes[d] for d in other] + [2]
+    return xr.DataArray(out.reshape(shape), dims=(*other, "bound"),
+                        coords={**{d: x[d] for d in other if d in x.coords}, "bound": ["low", "high"]})
 
 
 def _density_at(density: xr.DataArray, level_index: xr.DataArray) -> xr.DataArray:
