@@ -81,10 +81,12 @@ def test_cli_end_to_end(family, tmp_path, capsys):
     out = tmp_path / "classes.nc"
     assert main(["universality", *paths, "--transfer", str(verdicts), "--n-boot", "3", "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "classes by dmd_micro" in text and "prediction of the measured transfer matrix" in text
+    assert "classes by dmd_micro" in text and "prediction of the measured transfer (" in text
+    assert "primary: tau_w" in text
     assert "symmetry case" in text and f"wrote {out}" in text
     saved = xr.open_dataset(out, engine="h5netcdf")
-    assert {"p_value", "class_share", "auroc", "auroc_ci", "tau_w", "p_auroc", "score"} <= set(saved.data_vars)
+    assert {"p_value", "class_share", "auroc", "auroc_ci", "tau_w", "p_auroc", "score", "tau_task_ci", "p_tau_holm",
+            "beyond", "p_beyond_holm", "rho_gap"} <= set(saved.data_vars)
     assert main(["universality", *paths, "--transfer", str(verdicts), "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
 

@@ -57,7 +57,7 @@ def test_a_rule_is_one_registry_entry_recorded_by_name(seeds):
         d = winning_tickets(seeds)   # the default rule, recorded as such
         assert d.attrs["rule_name"] == "noninferior" and d.attrs["margin"] == 0.02
         assert winning_tickets(seeds, rule="one_dense_std").attrs["tolerance"] == 0.01
-        with pytest.raises(ConfigError, match="takes no parameter tolerance"):
+        with pytest.raises(ConfigError, match="takes no parameter tolerance .--tolerance.; it takes points .--points."):
             winning_tickets(seeds, rule="within_points", tolerance=0.02)
         with pytest.raises(ConfigError, match="unknown verdict rule 'nope'; choose one of one_dense_std, noninferior"):
             winning_tickets(seeds, rule="nope")
@@ -162,7 +162,7 @@ def test_transfer_as_a_paired_number_with_intervals(tmp_path):
                          progress=False)
         files[seed] = (a, b, transfer(a, b, [1, 2, 3], progress=False))
     gaps = {0: [-0.01, -0.02, -0.03], 1: [0.0, -0.01, -0.01], 2: [-0.02, -0.02, -0.05]}
-    for seed, (a, b, group) in files.items():
+    for seed, (_, b, group) in files.items():
         _set(b, "", [0.80, 0.79, 0.78, 0.76])
         _set(b, group, [np.nan, *(np.array([0.79, 0.78, 0.76]) + gaps[seed])])
     m = transfer_matrix([b for _, b, _ in files.values()] + [a for a, _, _ in files.values()])

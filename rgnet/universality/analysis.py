@@ -36,10 +36,11 @@ from rgnet.universality.classes import (
     share_of,
 )
 from rgnet.universality.distances import UNEQUAL, run_distances
-from rgnet.universality.scoring import pair_auroc, score_matrix
+from rgnet.universality.scoring import holm, pair_auroc, score_matrix
 from rgnet.universality.signatures import SIGNATURES, pooled_exponents, signatures, weight_trajectory
 from rgnet.verdicts import transfer_matrix
 
+GAP = "gap_range"   # the measured transfer as a number (rgnet.verdicts.transfer_matrix)
 SYMMETRY_NOTE = (
     "A fixed permutation of the input features maps one task onto the other exactly: the IMP flow of the "
     "permuted task is, over random initialisations, the flow of the original with the first layer's columns "
@@ -233,7 +234,7 @@ def _baselines(runs, labels, scored, measured, idx_boot, unavailable) -> dict:
         out["input_distance"] = ("baseline", -dist, [])
     else:
         unavailable["input_distance"] = "the tasks' data could not be loaded here (image files missing?)"
-    acc = np.array([float(r.ds["test_acc"].isel(level=0)) for r in runs])
+    acc = np.array([float(r.ds["val_acc"].isel(level=0)) for r in runs])   # not the verdicts' test accuracy
 
     def dense(i):
         m = np.array([acc[i][labels[i] == t].mean() for t in scored])
@@ -285,7 +286,8 @@ def _scoring(predictors: dict, scored: list[str], measured: xr.Dataset, seed: in
              runs: Sequence[LoadedRun]) -> xr.Dataset:
     sel = {"source": scored, "target": scored}
     transfers = measured["transfers"].sel(sel).values.astype(float)
-    gap = measured["gap_at_winning"].sel(sel).values.astype(float)
+    gap = measured[GAP].sel(sel).values.astype(float) if GAP in measured else \
+        measured["gap_at_winning"].sel(sel).values.astype(float)   # verdict files written before gap_range
     symmetric = np.zeros_like(transfers, bool)
     for a, b, _ in symmetry_pairs(runs, scored):
         i, j = scored.index(a), scored.index(b)
@@ -307,17 +309,31 @@ def _scoring(predictors: dict, scored: list[str], measured: xr.Dataset, seed: in
                                    "(the measured matrix held fixed; no interval: the predictor has no seeds)"}),
         "p_auroc": col("p_auroc") + ({"long_name": "Mantel permutation p-value of the AUROC (task labels "
                                                    "permuted, rows and columns together)"},),
-        "tau_w": col("tau_w") + ({"long_name": "weighted Kendall tau of score vs gap_at_winning per target, "
+        "tau_w": col("tau_w") + ({"long_name": "weighted Kendall tau of score vs the measured gap per target, "
                                                "mean over targets"},),
         "tau_targets": col("tau_targets") + ({"long_name": "targets averaged in tau_w"},),
         "p_tau": col("p_tau") + ({"long_name": "Mantel permutation p-value of tau_w"},),
+        "p_tau_holm": ("predictor", holm([rows[n]["p_tau"] for n in names]),
+                       {"long_name": "p_tau, Holm-adjusted over the predictors scored"}),
+        "tau_task_ci": (("predictor", "bound"), [[rows[n]["tau_task_lower"], rows[n]["tau_task_upper"]] for n in names],
+                        {"long_name": "95% interval of tau_w over tasks drawn with replacement"}),
+        "auroc_task_ci": (("predictor", "bound"),
+                          [[rows[n]["auroc_task_lower"], rows[n]["auroc_task_upper"]] for n in names],
+                          {"long_name": "95% interval of the AUROC over tasks drawn with replacement"}),
+        "rho_gap": col("rho_gap") + ({"long_name": "Spearman rho of the score vs the measured gap, all pairs"},),
+        "beyond": col("beyond") + ({"long_name": "correlation of score and gap residuals after source and target "
+                                                 "effects (least squares)"},),
+        "p_beyond": col("p_beyond") + ({"long_name": "Mantel permutation p-value of beyond"},),
+        "p_beyond_holm": ("predictor", holm([rows[n]["p_beyond"] for n in names]),
+                          {"long_name": "p_beyond, Holm-adjusted over the predictors scored"}),
         "loto_balanced_accuracy": col("loto_balanced_accuracy") + (
             {"long_name": "balanced accuracy with leave-one-task-out thresholds", "units": "1"},),
         "auroc_without_symmetry": col("auroc_without_symmetry") + (
             {"long_name": "AUROC without the pairs related by a feature permutation", "units": "1"},),
         "predictor_kind": ("predictor", [predictors[n][0] for n in names]),
         "transfers": (("source", "target"), transfers, {"long_name": "measured verdict: the ticket transfers"}),
-        "gap": (("source", "target"), gap, {"long_name": "measured gap_at_winning (transferred minus own ticket)",
+        "gap": (("source", "target"), gap, {"long_name": "measured gap (gap_range: transferred minus own ticket, "
+                                                          "same seed and level, over the pruned levels)",
                                             "units": "1"}),
         "symmetry": (("source", "target"), symmetric, {"long_name": "tasks related by a fixed permutation of the "
                                                                     "input features"}),

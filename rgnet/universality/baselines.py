@@ -8,15 +8,18 @@
   of different seeds overlap at chance, Grosse & Backes 2006.07014).
 - ``input_distance``: class-conditional sliced Wasserstein-1 distance between the tasks' training inputs, with
   the classes of the two tasks matched by an optimal assignment (a light OTDD, Alvarez-Melis & Fusi 2020).
-- ``dense_accuracy``: minus the difference of the tasks' dense test accuracies.
-- ``additive``: a source effect plus a target effect fitted to the measured verdicts of all *other* pairs
-  (leave-one-pair-out least squares): how far "good sources" and "easy targets" alone explain the matrix.
+- ``dense_accuracy``: minus the difference of the tasks' dense validation accuracies (the verdicts use the test
+  accuracy).
+- ``additive``: a source effect plus a target effect fitted to the measured verdicts, leave one task out (a pair
+  is predicted from fits without its source and without its target): how far "good sources" and "easy targets"
+  alone explain the matrix.
 - ``spectral_w1``: the published method of 2302.09160: one DMD spectrum per task from its runs pooled
   (output-layer weights, time delays, exact DMD at rank 10), raw W1 between the tasks' spectra, no calibration.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -126,20 +129,31 @@ def input_distance(task_configs: dict[str, dict], n_projections: int = 64, n_qua
 
 
 def additive_scores(transfers: np.ndarray) -> np.ndarray:
-    """Leave-one-pair-out fit of ``transfers[s, t] ~ mu + a_s + b_t`` on the other off-diagonal pairs."""
+    """Leave-one-task-out fit of ``transfers[s, t] ~ mu + a_s + b_t``: the pair ``(s, t)`` is predicted in the
+    fold of ``t`` (fitted without any pair of ``t``: ``mu + a_s``) and in the fold of ``s`` (without any pair of
+    ``s``: ``mu + b_t``), and the two predictions averaged. No pair's own task informs its prediction."""
     k = len(transfers)
-    src, tgt = np.nonzero(~np.eye(k, dtype=bool) & np.isfinite(transfers))
-    design = np.zeros((len(src), 1 + 2 * k))
-    design[:, 0] = 1.0
-    design[np.arange(len(src)), 1 + src] = 1.0
-    design[np.arange(len(src)), 1 + k + tgt] = 1.0
-    y = transfers[src, tgt].astype(float)
-    out = np.full((k, k), np.nan)
-    for p in range(len(src)):
-        keep = np.arange(len(src)) != p
-        coef = np.linalg.lstsq(design[keep], y[keep], rcond=None)[0]
-        out[src[p], tgt[p]] = design[p] @ coef
-    return out
+    ok = ~np.eye(k, dtype=bool) & np.isfinite(transfers)
+    folds = np.full((2, k, k), np.nan)
+    for h in range(k):
+        keep = ok.copy()
+        keep[h, :] = keep[:, h] = False
+        src, tgt = np.nonzero(keep)
+        if len(src) == 0:
+            continue
+        design = np.zeros((len(src), 1 + 2 * k))
+        design[:, 0] = 1.0
+        design[np.arange(len(src)), 1 + src] = 1.0
+        design[np.arange(len(src)), 1 + k + tgt] = 1.0
+        coef = np.linalg.lstsq(design, transfers[src, tgt].astype(float), rcond=None)[0]
+        mu, a, b = coef[0], coef[1:1 + k], coef[1 + k:]
+        seen_src, seen_tgt = np.isin(np.arange(k), src), np.isin(np.arange(k), tgt)
+        folds[0, :, h] = np.where(seen_src, mu + a, np.nan)   # column h: the sources' effects
+        folds[1, h, :] = np.where(seen_tgt, mu + b, np.nan)   # row h: the targets' effects
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # a pair no fold could predict stays NaN
+        out = np.nanmean(folds, axis=0)
+    return np.where(ok, out, np.nan)
 
 
 def pooled_spectrum(trajectories: Sequence[xr.DataArray], rank: int = 10, delays: int = 2) -> np.ndarray:

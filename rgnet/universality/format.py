@@ -53,28 +53,34 @@ def _table(ds: xr.Dataset) -> list[str]:
     t = ds["transfers"].values
     off = ~np.eye(len(t), dtype=bool) & np.isfinite(t)
     n_yes, n_no = int(np.sum(t[off] == 1)), int(np.sum(t[off] == 0))
-    lines = [f"prediction of the measured transfer matrix ({off.sum()} ordered pairs: {n_yes} transfer, {n_no} do "
-             "not); AUROC with a 95% seed-bootstrap interval, tau_w = weighted Kendall tau vs gap_at_winning "
-             "(mean over n targets), p = Mantel permutation p-value (task labels permuted), LOTO = balanced "
-             "accuracy with leave-one-task-out thresholds"]
     names = [str(p) for p in ds["predictor"].values]
+    lines = [f"prediction of the measured transfer ({len(ds.source)} tasks; verdicts: {n_yes} transfer, {n_no} do not, "
+             f"{int((~np.eye(len(t), dtype=bool)).sum() - off.sum())} undecided, left out of the AUROC)",
+             "primary: tau_w = weighted Kendall tau of the score vs the paired gap among each target's sources, mean "
+             "over targets, [95% interval over tasks resampled], p = Mantel permutation p-value (task labels "
+             f"permuted), Holm-adjusted over the {len(names)} predictors; beyond = correlation with the gap after "
+             "source and target effects (p Holm-adjusted); secondary: rho = Spearman vs the gap, AUROC for the "
+             "verdict [tasks resampled], LOTO = balanced accuracy with leave-one-task-out thresholds; NaN: the "
+             "predictor is constant (no prediction)"]
     w = max(len(n) for n in names) + 2
-    lines.append(f"{'predictor':<{w}}{'AUROC [95% CI]':>22}{'p':>7}{'tau_w (n)':>13}{'p':>7}{'LOTO':>7}"
-                 f"{'AUROC w/o sym':>15}")
-    p_fmt = ".3f"
+    lines.append(f"{'predictor':<{w}}{'tau_w [95% CI]':>24}{'p_holm':>8}{'beyond':>8}{'p_holm':>8}{'rho':>7}"
+                 f"{'AUROC [95% CI]':>22}{'LOTO':>7}")
     for n in names:
         d = ds.sel(predictor=n)
-        lo, hi = d["auroc_ci"].values
-        ci = "" if not np.isfinite(lo) or lo == hi else f" [{lo:.2f}, {hi:.2f}]"
-        lines.append(f"{n:<{w}}{_f(d['auroc']) + ci:>22}{_f(d['p_auroc'], p_fmt):>7}"
-                     f"{_f(d['tau_w'], '+.2f') + f' ({int(d.tau_targets)})':>13}{_f(d['p_tau'], p_fmt):>7}"
-                     f"{_f(d['loto_balanced_accuracy']):>7}{_f(d['auroc_without_symmetry']):>15}")
-    best = int(np.argmax(ds["auroc"].fillna(-1).values))
+        lines.append(f"{n:<{w}}{_f(d['tau_w'], '+.2f') + _ci(d['tau_task_ci'], '+.2f'):>24}"
+                     f"{_f(d['p_tau_holm'], '.3f'):>8}{_f(d['beyond'], '+.2f'):>8}{_f(d['p_beyond_holm'], '.3f'):>8}"
+                     f"{_f(d['rho_gap'], '+.2f'):>7}{_f(d['auroc']) + _ci(d['auroc_task_ci'], '.2f'):>22}"
+                     f"{_f(d['loto_balanced_accuracy']):>7}")
     best_tau = int(np.argmax(ds["tau_w"].fillna(-2).values))
-    lines.append(f"highest AUROC: {names[best]} ({float(ds.auroc[best]):.2f}); highest tau_w: {names[best_tau]} "
-                 f"({float(ds.tau_w[best_tau]):+.2f}); the best any symmetric score (a distance, a class) can reach: "
-                 f"AUROC {float(ds.attrs['symmetric_oracle_auroc']):.2f} (verdicts of a -> b and b -> a averaged)")
+    lines.append(f"highest tau_w: {names[best_tau]} ({float(ds.tau_w[best_tau]):+.2f}); the best AUROC any symmetric "
+                 f"score (a distance, a class) can reach: {float(ds.attrs['symmetric_oracle_auroc']):.2f} (verdicts "
+                 "of a -> b and b -> a averaged)")
     return lines
+
+
+def _ci(v: xr.DataArray, fmt: str) -> str:
+    lo, hi = (float(x) for x in v.values)
+    return "" if not np.isfinite(lo) else f" [{lo:{fmt}}, {hi:{fmt}}]"
 
 
 def _symmetry(ds: xr.Dataset) -> list[str]:

@@ -10,7 +10,13 @@ ticket, accuracy units) on the off-diagonal pairs:
 - a Mantel-style permutation p-value: the task labels of ``S`` are permuted, rows and columns together (all
   ``k!`` permutations when feasible), and the statistic recomputed against the fixed measured matrix;
 - leave-one-task-out thresholds: for each task, a threshold on ``S`` is chosen on the pairs not involving it
-  (maximal balanced accuracy) and applied to its pairs; the balanced accuracy of all these predictions.
+  (maximal balanced accuracy) and applied to its pairs; the balanced accuracy of all these predictions;
+- Spearman's rho of ``S`` against the gap over all pairs, and *beyond*: the Pearson correlation of the residuals
+  of ``S`` and of the gap after each is fitted by a source effect plus a target effect (least squares over the
+  off-diagonal pairs): does the score know more than "which sources are good, which targets are hard"?
+- intervals by resampling tasks (the unit that is sampled): tasks drawn with replacement, the statistic
+  recomputed on the induced pairs (pairs of a task with its own copy left out);
+- a predictor whose score is constant over the pairs makes no prediction: every score is NaN, not 0.5.
 """
 
 from __future__ import annotations
@@ -140,10 +146,87 @@ def loto_balanced_accuracy(score: np.ndarray, transfers: np.ndarray) -> float:
     return balanced_accuracy(np.concatenate(preds), np.concatenate(truth)) if preds else np.nan
 
 
+def residuals(x: np.ndarray) -> np.ndarray:
+    """``x[s, t]`` minus its least-squares fit ``mu + a_s + b_t`` over the finite off-diagonal pairs (NaN
+    elsewhere): what a pair holds beyond its source's and its target's main effects."""
+    k = len(x)
+    ok = off_diagonal(k) & np.isfinite(x)
+    src, tgt = np.nonzero(ok)
+    design = np.zeros((len(src), 2 * k + 1))
+    design[:, 0] = 1
+    design[np.arange(len(src)), 1 + src] = 1
+    design[np.arange(len(src)), 1 + k + tgt] = 1
+    coef = np.linalg.lstsq(design, x[src, tgt], rcond=None)[0]
+    out = np.full(x.shape, np.nan)
+    out[src, tgt] = x[src, tgt] - design @ coef
+    return out
+
+
+def beyond_effects(score: np.ndarray, gap: np.ndarray) -> float:
+    """Pearson correlation of the score's and the gap's residuals after source and target effects."""
+    rs, rg = residuals(np.where(np.isfinite(gap), score, np.nan)), residuals(np.where(np.isfinite(score), gap, np.nan))
+    ok = np.isfinite(rs) & np.isfinite(rg)
+    if ok.sum() < 3 or np.ptp(rs[ok]) < 1e-12 or np.ptp(rg[ok]) < 1e-12:
+        return np.nan
+    return float(np.corrcoef(rs[ok], rg[ok])[0, 1])
+
+
+def spearman_gap(score: np.ndarray, gap: np.ndarray) -> float:
+    """Spearman's rho of the score against the gap over the finite off-diagonal pairs."""
+    from scipy.stats import spearmanr  # noqa: PLC0415
+
+    off = off_diagonal(len(score)) & np.isfinite(score) & np.isfinite(gap)
+    if off.sum() < 3 or np.ptp(score[off]) == 0:
+        return np.nan
+    return float(spearmanr(_snap(score[off]), gap[off]).statistic)
+
+
+def task_bootstrap(statistic: Callable[..., float], matrices: list[np.ndarray], n_boot: int = 999, ci: float = 0.95,
+                   seed: int = 0) -> tuple[float, float]:
+    """Percentile interval of ``statistic(*matrices)`` over tasks drawn with replacement: each draw keeps the
+    pairs between distinct drawn tasks (a task paired with its own copy is left out)."""
+    rng = np.random.default_rng(seed)
+    k = len(matrices[0])
+    values = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, k, k)
+        same = idx[:, None] == idx[None, :]
+        drawn = [np.where(same, np.nan, m[np.ix_(idx, idx)]) for m in matrices]
+        values.append(statistic(*drawn))
+    values = np.array(values)
+    values = values[np.isfinite(values)]
+    if values.size < n_boot / 2:   # most draws could not compute it: no interval
+        return np.nan, np.nan
+    lo, hi = np.percentile(values, [50 * (1 - ci), 50 * (1 + ci)])
+    return float(lo), float(hi)
+
+
+def holm(p: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjustment of the p-values ``p`` (NaN kept, not counted)."""
+    p = np.asarray(p, float)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    order = ok[np.argsort(p[ok], kind="stable")]
+    m, running = len(order), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out
+
+
+NO_PREDICTION = ("auroc", "auroc_lower", "auroc_upper", "p_auroc", "tau_w", "p_tau", "loto_balanced_accuracy",
+                 "tau_task_lower", "tau_task_upper", "auroc_task_lower", "auroc_task_upper", "rho_gap", "beyond",
+                 "p_beyond")
+
+
 def score_matrix(score: np.ndarray, transfers: np.ndarray, gap: np.ndarray, boot: list[np.ndarray] = (),
-                 ci: float = 0.95, n_perm: int = 9999, seed: int = 0) -> dict[str, float]:
+                 ci: float = 0.95, n_perm: int = 9999, seed: int = 0, n_task_boot: int = 999) -> dict[str, float]:
     """Every score of one predictor: AUROC (+ percentile interval over ``boot`` score matrices), tau_w, the
-    Mantel p-values of both, and the leave-one-task-out balanced accuracy."""
+    Mantel p-values of both, the leave-one-task-out balanced accuracy, rho against the gap, the correlation
+    beyond source and target effects with its Mantel p-value, and intervals by resampling tasks."""
+    off = off_diagonal(len(score)) & np.isfinite(score)
+    if off.sum() == 0 or np.ptp(_snap(score[off])) == 0:   # constant: no prediction
+        return {**{k: np.nan for k in NO_PREDICTION}, "tau_targets": 0}
     a = pair_auroc(score, transfers)
     boots = np.array([pair_auroc(b, transfers) for b in boot])
     boots = boots[np.isfinite(boots)]
@@ -155,4 +238,11 @@ def score_matrix(score: np.ndarray, transfers: np.ndarray, gap: np.ndarray, boot
         "tau_w": tau, "tau_targets": n_targets,
         "p_tau": mantel_p(score, lambda s: weighted_tau(s, gap)[0], n_perm, seed),
         "loto_balanced_accuracy": loto_balanced_accuracy(score, transfers),
+        **dict(zip(("tau_task_lower", "tau_task_upper"),
+                   task_bootstrap(lambda s, g: weighted_tau(s, g)[0], [score, gap], n_task_boot, ci, seed))),
+        **dict(zip(("auroc_task_lower", "auroc_task_upper"),
+                   task_bootstrap(pair_auroc, [score, transfers], n_task_boot, ci, seed))),
+        "rho_gap": spearman_gap(score, gap),
+        "beyond": beyond_effects(score, gap),
+        "p_beyond": mantel_p(score, lambda s: beyond_effects(s, gap), n_perm, seed),
     }

@@ -239,16 +239,17 @@ def fingerprint(run: LoadedRun, variable: str = "hist") -> xr.Dataset:
 
 @register_signature("scaling", "standardised", "error-vs-density scaling: slope of ln(error) against -ln(density) "
                     "after the plateau, and the knee (Rosenfeld et al. 2006.10621)")
-def scaling(run: LoadedRun, metric: str = "test_acc") -> xr.Dataset:
+def scaling(run: LoadedRun, metric: str = "val_acc") -> xr.Dataset:
     """Hinge fit of ``ln err = c + gamma * max(0, x - x_k)`` with ``x = -ln density`` and ``err = 1 - acc``.
 
     The knee ``x_k`` is the level (of those leaving at least two points after it) that minimises the squared
     error; ``gamma`` is the power-law exponent of the error between the low-error plateau and the end of the
     flow (``err ~ density^-gamma``). Both get NaN standard errors, so the standardised distance scales them by
-    their spread over all runs (a label-free scale, which keeps the permutation test valid).
+    their spread over all runs (a label-free scale, which keeps the permutation test valid). The validation
+    accuracy by default: the test accuracy is what the verdicts are measured on, and a signature must not see it.
     """
     if metric not in run.ds:
-        raise ConfigError(f"the run has no metric {metric!r}; use test_acc or val_acc")
+        raise ConfigError(f"the run has no metric {metric!r}; use val_acc (or test_acc, which the verdicts use)")
     err = 1.0 - np.asarray(run.ds[metric].values, float)
     x = -np.log(np.asarray(run.ds["density"].values, float))
     ok = np.isfinite(err) & np.isfinite(x) & (err > 0)

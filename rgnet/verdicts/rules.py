@@ -61,8 +61,9 @@ def get_rule(name: str, **params) -> tuple[Rule, dict[str, Any]]:
     params = {k: v for k, v in params.items() if v is not None}   # None: the rule's default
     unknown = set(params) - set(rule.params)
     if unknown:
-        raise ConfigError(f"rule {name!r} takes no parameter {', '.join(sorted(unknown))}; it takes "
-                          f"{', '.join(rule.params) or 'none'}")
+        flag = lambda k: f"{k} (--{k.replace('_', '-')})"  # noqa: E731  (the CLI's flag of a parameter)
+        raise ConfigError(f"rule {name!r} takes no parameter {', '.join(flag(k) for k in sorted(unknown))}; it takes "
+                          f"{', '.join(flag(k) for k in rule.params) or 'none'}")
     full = {**rule.params, **params}
     rule.check(**full)
     return rule, full
@@ -154,9 +155,10 @@ def noninferior(d: xr.DataArray, dim: str, margin: float, alpha: float) -> xr.Da
 
 def check_noninferior(margin: float, alpha: float) -> None:
     if not (isinstance(margin, (int, float)) and np.isfinite(margin) and margin >= 0):
-        raise ConfigError(f"the margin must be a finite accuracy difference >= 0 (0.02 = 2 points), got {margin}")
+        raise ConfigError(f"the margin (--margin) must be a finite accuracy difference >= 0 (0.02 = 2 points), got "
+                          f"{margin}")
     if not (isinstance(alpha, (int, float)) and 0 < alpha < 0.5):
-        raise ConfigError(f"alpha must be a level between 0 and 0.5 (one-sided), got {alpha}")
+        raise ConfigError(f"alpha (--alpha) must be a level between 0 and 0.5 (one-sided), got {alpha}")
 
 
 def _noninferior_decide(x, ref, dim: str, margin: float, alpha: float) -> xr.DataArray:
