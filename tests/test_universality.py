@@ -274,3 +274,34 @@ def test_input_distance_of_a_task_this_rgnet_does_not_know_is_nan():
 
     d = input_distance({"a": {"name": "mnist1d", "params": {}}, "b": {"name": "no_such_task", "params": {}}})
     assert np.isfinite(d[0, 0]) and np.isnan(d[0, 1]) and np.isnan(d[1, 1])
+
+
+def test_beyond_effects_sees_pair_information_and_not_main_effects():
+    """A score made of source and target effects only has nothing beyond them; a score that knows the pair has."""
+    from rgnet.universality.scoring import beyond_effects, residuals
+
+    rng = np.random.default_rng(0)
+    k = 7
+    a, b, pair = rng.normal(size=k), rng.normal(size=k), rng.normal(size=(k, k))
+    gap = a[:, None] + b[None, :] + pair
+    np.fill_diagonal(gap, np.nan)
+    main = a[:, None] + 2 * b[None, :]
+    assert abs(beyond_effects(main, gap)) < 1e-6 or np.isnan(beyond_effects(main, gap))
+    assert beyond_effects(pair + 0.1 * rng.normal(size=(k, k)), gap) > 0.9
+    r = residuals(gap)   # the fit leaves no row or column effect behind
+    np.testing.assert_allclose(np.nanmean(r, axis=1), 0, atol=0.2)
+
+
+def test_holm_by_hand():
+    from rgnet.universality.scoring import holm
+
+    np.testing.assert_allclose(holm([0.01, 0.04, 0.03, np.nan, 0.5]), [0.04, 0.09, 0.09, np.nan, 0.5])
+
+
+def test_a_constant_predictor_makes_no_prediction():
+    from rgnet.universality.scoring import score_matrix
+
+    t = np.eye(4)[::-1].astype(float)
+    np.fill_diagonal(t, np.nan)
+    row = score_matrix(np.ones((4, 4)), t, np.where(np.isnan(t), np.nan, t - 0.5), n_perm=9, n_task_boot=9)
+    assert np.isnan(row["auroc"]) and np.isnan(row["tau_w"]) and row["tau_targets"] == 0
