@@ -171,6 +171,9 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"how classes are formed: {_one_of(CLASS_METHODS)} (default %(default)s)")
     u.add_argument("--n-boot", type=int, default=_default(universality, "n_boot"),
                    help="seed bootstraps (default %(default)s)")
+    u.add_argument("--permute", default=_default(universality, "permute"),
+                   help="same-class test: exchange task labels within_seed (runs of one seed share their "
+                        "initialisation across tasks) or between any runs (default %(default)s)")
     u.add_argument("--no-baselines", action="store_true", help="score only the signatures")
     u.add_argument("--seed", type=int, default=_default(universality, "seed"),
                    help="seed of the bootstraps and random permutations (default %(default)s)")
@@ -429,7 +432,7 @@ def _universality(a) -> int:
     if a.out:
         check_new(a.out, "universality", a.overwrite, inputs)  # refuse before the analysis, not after it
     ds = universality(a.files, transfer=a.transfer, names=a.signature, alpha=a.alpha, class_method=a.classes,
-                      n_boot=a.n_boot, baselines=not a.no_baselines, seed=a.seed)
+                      n_boot=a.n_boot, baselines=not a.no_baselines, seed=a.seed, permute=a.permute)
     print(format_universality(ds))
     if a.out:
         out = write_new(a.out, lambda buf: ds.to_netcdf(buf, engine="h5netcdf"), command="universality",

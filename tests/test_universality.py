@@ -305,3 +305,23 @@ def test_a_constant_predictor_makes_no_prediction():
     np.fill_diagonal(t, np.nan)
     row = score_matrix(np.ones((4, 4)), t, np.where(np.isnan(t), np.nan, t - 0.5), n_perm=9, n_task_boot=9)
     assert np.isnan(row["auroc"]) and np.isnan(row["tau_w"]) and row["tau_targets"] == 0
+
+
+def test_within_seed_exchange_is_calibrated_when_seeds_share_their_initialisation():
+    """Two tasks with no difference, each seed's runs sharing a random offset (one initialisation for both
+    tasks): labels exchanged within a seed give uniform p-values; the splits are the 2^n within-seed swaps."""
+    from scipy.stats import kstest
+
+    from rgnet.universality.classes import permutation_test
+
+    rng = np.random.default_rng(3)
+    n_seeds, p = 6, []
+    blocks = np.tile(np.arange(n_seeds), 2)
+    for _ in range(300):
+        offset = rng.normal(size=(n_seeds, 3)) * 3
+        x = np.concatenate([offset + rng.normal(size=(n_seeds, 3)), offset + rng.normal(size=(n_seeds, 3))])
+        d = np.linalg.norm(x[:, None] - x[None], axis=-1)
+        res = permutation_test(d, n_seeds, blocks=blocks, rng=rng)
+        p.append(res["p_value_randomised"])
+    assert res["n_splits"] == 2 ** n_seeds and res["exhaustive"]
+    assert kstest(p, "uniform").pvalue > 0.01 and abs(np.mean(np.array(p) < 0.1) - 0.1) < 0.06

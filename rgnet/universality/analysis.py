@@ -40,6 +40,7 @@ from rgnet.universality.scoring import holm, pair_auroc, score_matrix
 from rgnet.universality.signatures import SIGNATURES, pooled_exponents, signatures, weight_trajectory
 from rgnet.verdicts import transfer_matrix
 
+PERMUTE = ("within_seed", "runs")
 GAP = "gap_range"   # the measured transfer as a number (rgnet.verdicts.transfer_matrix)
 SYMMETRY_NOTE = (
     "A fixed permutation of the input features maps one task onto the other exactly: the IMP flow of the "
@@ -56,7 +57,8 @@ SYMMETRY_NOTE = (
 def universality(sources: RunSource | Iterable[RunSource], transfer: str | os.PathLike | xr.Dataset | None = None,
                  names: Sequence[str] | None = None, labels: dict[str, str] | None = None, alpha: float = 0.1,
                  class_method: str = "components", n_boot: int = 200, options: dict[str, dict] | None = None,
-                 unequal: str = "pad", baselines: bool = True, n_perm: int = 9999, seed: int = 0) -> xr.Dataset:
+                 unequal: str = "pad", baselines: bool = True, n_perm: int = 9999, seed: int = 0,
+                 permute: str = "within_seed") -> xr.Dataset:
     """Universality classes of the runs' IMP flows, and their prediction of ticket transfer, scored.
 
     Parameters
@@ -74,6 +76,9 @@ def universality(sources: RunSource | Iterable[RunSource], transfer: str | os.Pa
     unequal : how spectra of unequal size are compared (see :mod:`rgnet.universality.distances`)
     baselines : also score the baselines
     n_perm, seed : random splits / task permutations when exhaustive enumeration is too large; seed of all draws
+    permute : ``within_seed`` (default): the same-class test exchanges task labels only between runs of one seed,
+        which share their initialisation across tasks; ``runs``: between any runs (valid only when seeds are
+        independent across tasks)
 
     Returns
     -------
@@ -93,6 +98,8 @@ def universality(sources: RunSource | Iterable[RunSource], transfer: str | os.Pa
         raise ConfigError(f"n_boot (--n-boot) must be a whole number of seed bootstraps, 1 or more, got {n_boot}")
     if class_method not in CLASS_METHODS:
         raise ConfigError(f"unknown class method {class_method!r}; choose one of {', '.join(CLASS_METHODS)}")
+    if permute not in PERMUTE:
+        raise ConfigError(f"unknown permute={permute!r}; choose one of {', '.join(PERMUTE)}")
     if unequal not in UNEQUAL:
         raise ConfigError(f"unknown unequal={unequal!r}; choose one of {', '.join(UNEQUAL)}")
     unknown = [n for n in names or [] if n not in SIGNATURES]
@@ -120,13 +127,14 @@ def universality(sources: RunSource | Iterable[RunSource], transfer: str | os.Pa
     if not sigs:
         raise DataError("no signature could be computed from these files; record runs with tensors or pass "
                         "--signature with one of dmd_coarse, exponents, fingerprint, scaling")
+    blocks = np.array([r.seed for r in runs]) if permute == "within_seed" else None
     rng = np.random.default_rng(seed)
     idx_boot = [resample_seeds(label_arr, rng) for _ in range(n_boot)]
 
     per_sig, predictors = [], {}
     for name, sig in sigs.items():
         dist = run_distances(sig, unequal)
-        test = same_class_test(dist, n_perm=n_perm, seed=seed)
+        test = same_class_test(dist, n_perm=n_perm, seed=seed, blocks=blocks)
         same = same_class(test, alpha, class_method)
         boot = [t for _, t in bootstrap_tests(dist, n_boot, seed=seed)]
         ids = classes(class_graph(test, alpha), class_method)
@@ -158,7 +166,7 @@ def universality(sources: RunSource | Iterable[RunSource], transfer: str | os.Pa
         scores = _scoring(predictors, scored, measured, seed, n_perm, runs)
         out = out.merge(scores)
         out.attrs.update(scores.attrs)
-    out.attrs.update(alpha=alpha, class_method=class_method, n_boot=n_boot, unequal=unequal,
+    out.attrs.update(alpha=alpha, class_method=class_method, n_boot=n_boot, unequal=unequal, permute=permute,
                      unavailable=json.dumps(unavailable), symmetry_note=SYMMETRY_NOTE,
                      test="energy statistic, permutation over runs (exact when <= 20000 splits)")
     return out

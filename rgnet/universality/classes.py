@@ -63,8 +63,12 @@ def energy_statistic(d: np.ndarray, labelings: np.ndarray) -> np.ndarray:
 
 
 def permutation_test(d: np.ndarray, n_a: int, n_perm: int = 9999, max_exhaustive: int = MAX_EXHAUSTIVE,
-                     rng: np.random.Generator | None = None) -> dict:
+                     rng: np.random.Generator | None = None, blocks: np.ndarray | None = None) -> dict:
     """Two-group permutation test on a distance matrix whose first ``n_a`` rows are group A.
+
+    ``blocks`` (one label per row, e.g. the run's seed): only splits that keep each block's number of A rows
+    are drawn — labels are exchanged within a block only, as the null allows when runs of one seed share their
+    initialisation across tasks.
 
     Returns ``statistic``, ``p_value`` (``#{T_split >= T}`` / splits, the observed split included),
     ``p_value_randomised`` (ties broken uniformly: exactly U(0, 1) under the null), ``p_min`` (the smallest
@@ -81,16 +85,20 @@ def permutation_test(d: np.ndarray, n_a: int, n_perm: int = 9999, max_exhaustive
     observed = np.zeros((1, n), bool)
     observed[0, :n_a] = True
     t_obs = float(energy_statistic(d, observed)[0])
-    total = math.comb(n, n_a)
-    exhaustive = total <= max_exhaustive
-    if exhaustive:
-        splits = np.zeros((total, n), bool)
-        for k, idx in enumerate(itertools.combinations(range(n), n_a)):
-            splits[k, list(idx)] = True
+    if blocks is None:
+        total = math.comb(n, n_a)
+        exhaustive = total <= max_exhaustive
+        if exhaustive:
+            splits = np.zeros((total, n), bool)
+            for k, idx in enumerate(itertools.combinations(range(n), n_a)):
+                splits[k, list(idx)] = True
+        else:
+            splits = np.zeros((n_perm, n), bool)
+            for k in range(n_perm):
+                splits[k, rng.permutation(n)[:n_a]] = True
     else:
-        splits = np.zeros((n_perm, n), bool)
-        for k in range(n_perm):
-            splits[k, rng.permutation(n)[:n_a]] = True
+        splits, exhaustive = _block_splits(observed[0], np.asarray(blocks), n_perm, max_exhaustive, rng)
+        total = len(splits)
     t = energy_statistic(d, splits)
     if not np.isfinite(t_obs):
         return {"statistic": np.nan, "p_value": np.nan, "p_value_randomised": np.nan, "p_min": np.nan,
@@ -108,8 +116,28 @@ def permutation_test(d: np.ndarray, n_a: int, n_perm: int = 9999, max_exhaustive
             "n_splits": int(total if exhaustive else n_perm), "exhaustive": bool(exhaustive)}
 
 
+def _block_splits(observed: np.ndarray, blocks: np.ndarray, n_perm: int, max_exhaustive: int,
+                  rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+    """Every split (or ``n_perm`` random ones) that gives each block as many A rows as ``observed`` does."""
+    groups = [np.flatnonzero(blocks == b) for b in dict.fromkeys(blocks.tolist())]
+    choices = [list(itertools.combinations(g, int(observed[g].sum()))) for g in groups]
+    total = math.prod(len(c) for c in choices)
+    n = len(observed)
+    if total <= max_exhaustive:
+        splits = np.zeros((total, n), bool)
+        for k, pick in enumerate(itertools.product(*choices)):
+            for idx in pick:
+                splits[k, list(idx)] = True
+        return splits, True
+    splits = np.zeros((n_perm, n), bool)
+    for k in range(n_perm):
+        for c in choices:
+            splits[k, list(c[rng.integers(len(c))])] = True
+    return splits, False
+
+
 def same_class_test(dist: xr.DataArray, task=None, n_perm: int = 9999, max_exhaustive: int = MAX_EXHAUSTIVE,
-                    seed: int = 0) -> xr.Dataset:
+                    seed: int = 0, blocks=None) -> xr.Dataset:
     """Permutation test of "same class" for every pair of tasks, from a ``(run, run2)`` distance matrix.
 
     Parameters
@@ -122,6 +150,9 @@ def same_class_test(dist: xr.DataArray, task=None, n_perm: int = 9999, max_exhau
         Random splits drawn when a pair has more than ``max_exhaustive`` splits (else all are enumerated).
     seed : int
         Seed of the random splits and of the tie-breaking draw.
+    blocks : array, optional
+        A block label per run (its seed): task labels are then exchanged only within a block (see
+        :func:`permutation_test`).
 
     Returns
     -------
@@ -131,7 +162,8 @@ def same_class_test(dist: xr.DataArray, task=None, n_perm: int = 9999, max_exhau
         runs), ``n_splits``. The diagonal has T = 0 and p = 1.
     """
     d, labels, tasks = _matrix_and_labels(dist, task)
-    return _pairwise_tests(d, labels, tasks, n_perm, max_exhaustive, np.random.default_rng(seed)).assign_attrs(
+    blocks = None if blocks is None else np.asarray(blocks)
+    return _pairwise_tests(d, labels, tasks, n_perm, max_exhaustive, np.random.default_rng(seed), blocks).assign_attrs(
         signature=dist.attrs.get("signature", ""), units=dist.attrs.get("units", ""))
 
 
@@ -143,7 +175,7 @@ def _matrix_and_labels(dist: xr.DataArray, task) -> tuple[np.ndarray, np.ndarray
     return d, labels, sorted(set(labels))
 
 
-def _pairwise_tests(d, labels, tasks, n_perm, max_exhaustive, rng) -> xr.Dataset:
+def _pairwise_tests(d, labels, tasks, n_perm, max_exhaustive, rng, blocks=None) -> xr.Dataset:
     k = len(tasks)
     stat, p, p_rand, p_min, between = (np.zeros((k, k)) for _ in range(5))
     splits = np.zeros((k, k), int)
@@ -154,7 +186,8 @@ def _pairwise_tests(d, labels, tasks, n_perm, max_exhaustive, rng) -> xr.Dataset
     for i, j in itertools.combinations(range(k), 2):
         a, b = members[tasks[i]], members[tasks[j]]
         idx = np.concatenate([a, b])
-        res = permutation_test(d[np.ix_(idx, idx)], len(a), n_perm, max_exhaustive, rng)
+        res = permutation_test(d[np.ix_(idx, idx)], len(a), n_perm, max_exhaustive, rng,
+                               None if blocks is None else blocks[idx])
         stat[i, j] = stat[j, i] = res["statistic"]
         p[i, j] = p[j, i] = res["p_value"]
         p_rand[i, j] = p_rand[j, i] = res["p_value_randomised"]

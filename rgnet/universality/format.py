@@ -12,7 +12,10 @@ import xarray as xr
 
 def format_universality(ds: xr.Dataset) -> str:
     """Classes per signature (p-values and bootstrap shares per pair), the scoring table and the symmetry row."""
-    lines = [f"universality classes: edge where the same-class permutation test gives p > {ds.attrs['alpha']:g} "
+    within = ds.attrs.get("permute") == "within_seed"
+    lines = [f"universality classes: edge where the same-class permutation test "
+             f"({'labels exchanged within a seed' if within else 'labels exchanged between any runs'}) gives p > "
+             f"{ds.attrs['alpha']:g} "
              f"({ds.attrs['class_method']}); cell: p-value (share of {ds.attrs['n_boot']} seed bootstraps in one "
              "class), * = edge"]
     tasks = [str(t) for t in ds["task"].values]
@@ -33,8 +36,9 @@ def format_universality(ds: xr.Dataset) -> str:
         groups = ["{" + ", ".join(t for t, i in zip(tasks, ids) if i == k) + "}" for k in sorted(set(ids))]
         lines.append(f"classes by {s}: " + " ".join(groups))
     p_min = ds["p_min"].values[:, ~np.eye(len(tasks), dtype=bool)]
-    lines.append(f"smallest p-value the seeds allow per pair: {np.nanmin(p_min):.3f} to {np.nanmax(p_min):.3f} "
-                 "(with 3 seeds per task it is 0.1: no pair can be told apart at alpha < 0.1)")
+    lines.append(f"smallest p-value the seeds allow per pair: {np.nanmin(p_min):.3f} to {np.nanmax(p_min):.3f}"
+                 + (f" (a pair cannot be told apart at alpha {ds.attrs['alpha']:g})"
+                    if np.nanmin(p_min) > ds.attrs["alpha"] else ""))
     if "task_exponent" in ds:
         lines.append("\nexponents pooled per task (y = ln|lambda| / ln b, 95% bootstrap interval over runs):")
         for t in tasks:
