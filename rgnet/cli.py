@@ -174,6 +174,9 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--permute", default=_default(universality, "permute"),
                    help="same-class test: exchange task labels within_seed (runs of one seed share their "
                         "initialisation across tasks) or between any runs (default %(default)s)")
+    u.add_argument("--signature-seeds", metavar="SEEDS",
+                   help="out of sample: signatures from the runs of these seeds (e.g. 0-2), the measured transfer "
+                        "from the others")
     u.add_argument("--no-baselines", action="store_true", help="score only the signatures")
     u.add_argument("--seed", type=int, default=_default(universality, "seed"),
                    help="seed of the bootstraps and random permutations (default %(default)s)")
@@ -426,13 +429,15 @@ def _flow(a) -> int:
 
 
 def _universality(a) -> int:
+    from rgnet.imp.names import parse_levels
     from rgnet.universality import format_universality
 
     inputs = [*a.files, *([a.transfer] if a.transfer else [])]
     if a.out:
         check_new(a.out, "universality", a.overwrite, inputs)  # refuse before the analysis, not after it
     ds = universality(a.files, transfer=a.transfer, names=a.signature, alpha=a.alpha, class_method=a.classes,
-                      n_boot=a.n_boot, baselines=not a.no_baselines, seed=a.seed, permute=a.permute)
+                      n_boot=a.n_boot, baselines=not a.no_baselines, seed=a.seed, permute=a.permute,
+                      signature_seeds=parse_levels(a.signature_seeds, "--signature-seeds"))
     print(format_universality(ds))
     if a.out:
         out = write_new(a.out, lambda buf: ds.to_netcdf(buf, engine="h5netcdf"), command="universality",

@@ -58,7 +58,7 @@ def universality(sources: RunSource | Iterable[RunSource], transfer: str | os.Pa
                  names: Sequence[str] | None = None, labels: dict[str, str] | None = None, alpha: float = 0.1,
                  class_method: str = "components", n_boot: int = 200, options: dict[str, dict] | None = None,
                  unequal: str = "pad", baselines: bool = True, n_perm: int = 9999, seed: int = 0,
-                 permute: str = "within_seed") -> xr.Dataset:
+                 permute: str = "within_seed", signature_seeds: Sequence[int] | None = None) -> xr.Dataset:
     """Universality classes of the runs' IMP flows, and their prediction of ticket transfer, scored.
 
     Parameters
@@ -79,6 +79,9 @@ def universality(sources: RunSource | Iterable[RunSource], transfer: str | os.Pa
     permute : ``within_seed`` (default): the same-class test exchanges task labels only between runs of one seed,
         which share their initialisation across tasks; ``runs``: between any runs (valid only when seeds are
         independent across tasks)
+    signature_seeds : out-of-sample scoring: signatures, classes and the baselines that read runs come from the
+        runs of these seeds, the measured transfer from the run files of the other seeds (``transfer`` must then
+        be left out)
 
     Returns
     -------
@@ -112,13 +115,24 @@ def universality(sources: RunSource | Iterable[RunSource], transfer: str | os.Pa
     elif isinstance(transfer, xr.Dataset):
         measured = transfer
     runs = to_runs(sources, labels)
+    if signature_seeds is not None:
+        if transfer is not None:
+            raise ConfigError("signature_seeds splits the run files into seeds for the signatures and seeds for the "
+                              "measured transfer; leave the transfer file out (it is computed from the runs)")
+        keep = set(signature_seeds)
+        gap_runs = [r for r in runs if r.seed not in keep]
+        runs = [r for r in runs if r.seed in keep]
+        if not runs or not gap_runs:
+            raise ConfigError(f"signature_seeds {sorted(keep)} leave no runs for the "
+                              f"{'signatures' if not runs else 'measured transfer'}; name some of the runs' seeds")
+        measured = _measured_from_files(gap_runs, labels)
     label_arr = np.array([r.task for r in runs])
     tasks = sorted(set(label_arr))
     few = [t for t in tasks if np.sum(label_arr == t) < 2]
     if len(tasks) < 2 or few:
         raise ConfigError(f"the same-class test needs at least 2 tasks with at least 2 runs (seeds) each; "
                           f"{'task(s) ' + ', '.join(few) + ' have one run' if few else 'all runs have one task'}")
-    if transfer is None:
+    if transfer is None and signature_seeds is None:
         measured = _measured_from_files(runs, labels)
     unavailable: dict[str, str] = {}
     scored = _scored_tasks(measured, tasks, unavailable)
@@ -166,6 +180,7 @@ def universality(sources: RunSource | Iterable[RunSource], transfer: str | os.Pa
         scores = _scoring(predictors, scored, measured, seed, n_perm, runs)
         out = out.merge(scores)
         out.attrs.update(scores.attrs)
+    out.attrs.update(signature_seeds=json.dumps(sorted(signature_seeds) if signature_seeds is not None else "all"))
     out.attrs.update(alpha=alpha, class_method=class_method, n_boot=n_boot, unequal=unequal, permute=permute,
                      unavailable=json.dumps(unavailable), symmetry_note=SYMMETRY_NOTE,
                      test="energy statistic, permutation over runs (exact when <= 20000 splits)")
