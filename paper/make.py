@@ -46,6 +46,9 @@ MEMBER = re.compile(r"^(?P<label>.+)-s(?P<seed>\d+)(-[0-9a-f]{16})?\.h5$")
 MAIN, FAMILY, PROTOCOL = "mnist1d-mlp", "transfer-family", "protocol/early_stopping.nc"
 #: Options of the universality analysis; part of the cache key.
 UNIVERSALITY: dict = {}   # rgnet.universality's own defaults (alpha, bootstraps, seed): one source
+PRIMARY = "dmd_ticket"    # the pre-registered primary signature (paper/preregistration.md)
+# The code of the analysis is part of the cache key too: a changed score or rule recomputes it.
+ANALYSIS_CODE = [f for pkg in ("universality", "verdicts") for f in sorted((ROOT / "rgnet" / pkg).glob("*.py"))]
 N_BOOT = 200  # bootstrap replicates of the linearised RG maps
 
 
@@ -465,19 +468,23 @@ def make_transfer_matrix(p: Paper) -> None:
     plain = plain_sources(m)
     mm = m.sel(source=plain)
     p.save(plot.transfer_matrix(mm).figure, "transfer_matrix")
-    rows = [{"source": s, "target": t, "gap_at_winning": float(m["gap_at_winning"].sel(source=s, target=t)),
-             "vs_random_at_winning": float(m["vs_random_at_winning"].sel(source=s, target=t)),
-             "compare_level": int(m["compare_level"].sel(source=s, target=t)),
-             "transfers": float(m["transfers"].sel(source=s, target=t))}
+    cell = lambda v, s, t: m[v].sel(source=s, target=t)  # noqa: E731
+    rows = [{"source": s, "target": t, "gap_range": float(cell("gap_range", s, t)),
+             "gap_range_low": float(cell("gap_range_ci", s, t)[0]),
+             "gap_range_high": float(cell("gap_range_ci", s, t)[1]),
+             "verdict": int(cell("transfer_verdict", s, t)),
+             "gap_at_winning": float(cell("gap_at_winning", s, t)),
+             "vs_random_at_winning": float(cell("vs_random_at_winning", s, t))}
             for s in m["source"].values for t in m["target"].values]
     df = p.table(pd.DataFrame(rows), "transfer_matrix")
-    off = df[(df.source != df.target) & df.source.isin(plain) & df.transfers.notna()]
-    yes, gaps = off[off.transfers > 0.5], off.dropna(subset=["gap_at_winning"])
-    p.number(n_pairs=len(off), n_transfer=len(yes),
+    off = df[(df.source != df.target) & df.source.isin(plain) & (df.verdict > -2)]
+    yes, no, gaps = off[off.verdict == 1], off[off.verdict == 0], off.dropna(subset=["gap_range"])
+    p.number(n_pairs=len(off), n_transfer=len(yes), n_no_transfer=len(no), n_undecided=len(off) - len(yes) - len(no),
              transfer_pairs=", ".join(f"{s} → {t}" for s, t in zip(yes.source, yes.target)) or "none",
-             worst_pair=(lambda r: f"{r.source} → {r.target} ({100 * r.gap_at_winning:+.1f} points)")(
-                 gaps.loc[gaps.gap_at_winning.idxmin()]) if len(gaps) else "n/a",
-             transfer_metric=m.attrs.get("metric", "test_acc"))
+             worst_pair=(lambda r: f"{r.source} → {r.target} ({100 * r.gap_range:+.1f} points "
+                                   f"[{100 * r.gap_range_low:+.1f}, {100 * r.gap_range_high:+.1f}])")(
+                 gaps.loc[gaps.gap_range.idxmin()]) if len(gaps) else "n/a",
+             transfer_metric=m.attrs.get("metric", "test_acc"), transfer_rule=m.attrs.get("rule", ""))
 
 
 def universality_dataset(p: Paper) -> xr.Dataset:
@@ -487,7 +494,7 @@ def universality_dataset(p: Paper) -> xr.Dataset:
     if p.universality is not None:
         return p.universality
     files = p.family_files
-    key = content_hash(files, {**UNIVERSALITY, "rgnet": RGNET_VERSION})
+    key = content_hash(files + ANALYSIS_CODE, {**UNIVERSALITY, "rgnet": RGNET_VERSION})
     path = p.tables / "universality.nc"
     if p.cache and path.is_file():
         cached = xr.open_dataset(path, engine="h5netcdf").load()
@@ -510,12 +517,17 @@ def universality_dataset(p: Paper) -> xr.Dataset:
 
 
 def score_table(ds: xr.Dataset) -> pd.DataFrame:
-    return pd.DataFrame({"predictor": [str(x) for x in ds["predictor"].values], "auroc": ds["auroc"].values,
-                         "auroc_lo": ds["auroc_ci"].isel(bound=0).values,
-                         "auroc_hi": ds["auroc_ci"].isel(bound=1).values,
-                         "p_auroc": ds["p_auroc"].values, "tau_w": ds["tau_w"].values, "p_tau": ds["p_tau"].values,
+    """Every predictor's scores, the primary (tau_w) first; sorted by it."""
+    return pd.DataFrame({"predictor": [str(x) for x in ds["predictor"].values], "tau_w": ds["tau_w"].values,
+                         "tau_lo": ds["tau_task_ci"].isel(bound=0).values,
+                         "tau_hi": ds["tau_task_ci"].isel(bound=1).values,
+                         "p_tau": ds["p_tau"].values, "p_tau_holm": ds["p_tau_holm"].values,
+                         "beyond": ds["beyond"].values, "p_beyond_holm": ds["p_beyond_holm"].values,
+                         "rho_gap": ds["rho_gap"].values, "auroc": ds["auroc"].values,
+                         "auroc_lo": ds["auroc_task_ci"].isel(bound=0).values,
+                         "auroc_hi": ds["auroc_task_ci"].isel(bound=1).values, "p_auroc": ds["p_auroc"].values,
                          "loto_balanced_accuracy": ds["loto_balanced_accuracy"].values}
-                        ).sort_values("auroc", ascending=False)
+                        ).sort_values("tau_w", ascending=False, na_position="last")
 
 
 @step("classes")
@@ -529,7 +541,7 @@ def make_classes(p: Paper) -> None:
     p.table(pd.DataFrame([{"signature": s, "task": str(t), "class": int(ds["class_id"].sel(signature=s, task=t))}
                           for s in sigs for t in ds["task"].values]), "classes")
     # the graph of the RG signature that predicts transfer best, when it was scored
-    scored = score_table(ds) if "auroc" in ds else None
+    scored = score_table(ds) if "tau_w" in ds else None
     best = scored[scored.predictor.isin(sigs)].iloc[0]["predictor"] if scored is not None else sigs[0]
     test = ds.sel(signature=best)
     g = class_graph(test, alpha=float(ds.attrs["alpha"]))
@@ -548,7 +560,7 @@ def make_classes(p: Paper) -> None:
 @step("universality")
 def make_universality(p: Paper) -> None:
     ds = universality_dataset(p)
-    if "auroc" not in ds:
+    if "tau_w" not in ds:
         why = json.loads(ds.attrs.get("unavailable", "{}")).get("scoring", "no measured transfer to score against")
         raise Missing(f"the predictors were not scored: {why}")
     sigs = [str(s) for s in ds["signature"].values]
@@ -571,13 +583,23 @@ def make_universality(p: Paper) -> None:
     p.save(fig, "roc")
 
     by = table.set_index("predictor")
+
+    def tau(name: str) -> str:
+        r = by.loc[name]
+        return (f"τ_w = {r.tau_w:+.2f} [{r.tau_lo:+.2f}, {r.tau_hi:+.2f}] (Holm p = {r.p_tau_holm:.3f}; beyond "
+                f"source and target effects r = {r.beyond:+.2f}, Holm p = {r.p_beyond_holm:.3f})")
+
     best = table[table.predictor.isin(sigs)].iloc[0]["predictor"]
     base = table[~table.predictor.isin(sigs) & ~table.predictor.str.contains("class")]
-    p.number(best_signature=best, best_signature_auroc=f"{by.loc[best, 'auroc']:.2f}",
-             best_signature_ci=f"[{by.loc[best, 'auroc_lo']:.2f}, {by.loc[best, 'auroc_hi']:.2f}]",
-             best_signature_p=f"{by.loc[best, 'p_auroc']:.3f}",
+    beyond = [str(x) for x in table.predictor[table.p_beyond_holm < 0.05]]
+    primary = PRIMARY if PRIMARY in by.index else best
+    p.number(primary_signature=primary, primary_score=tau(primary), best_signature=best, best_signature_score=tau(best),
              best_baseline=base.iloc[0]["predictor"] if len(base) else "n/a",
-             best_baseline_auroc=f"{base.iloc[0]['auroc']:.2f}" if len(base) else "n/a")
+             best_baseline_score=tau(base.iloc[0]["predictor"]) if len(base) else "n/a",
+             mask_iou_score=tau("mask_iou") if "mask_iou" in by.index else "n/a",
+             beyond_effects=", ".join(beyond) if beyond else "none",
+             signatures_beat_baselines="do not" if len(base) and by.loc[best, "tau_w"] <= base.iloc[0]["tau_w"]
+             else "do")
 
 
 @step("aligned")

@@ -21,8 +21,9 @@ from rgnet.plot._style import (
     styled,
 )
 
-YES, NO = "✓", "✗"
-VALUE_LABELS = {"gap_at_winning": "transferred − own ticket", "vs_random_at_winning": "transferred − random mask"}
+YES, NO, UNDECIDED = "✓", "✗", "?"
+VALUE_LABELS = {"gap_range": "transferred − own ticket, same seed and level, mean over pruned levels",
+                "gap_at_winning": "transferred − own ticket", "vs_random_at_winning": "transferred − random mask"}
 
 
 def _label(name, labels: Mapping[str, str] | None) -> str:
@@ -30,7 +31,7 @@ def _label(name, labels: Mapping[str, str] | None) -> str:
 
 
 @styled
-def transfer_matrix(matrix: xr.Dataset, value: str = "gap_at_winning", labels: Mapping[str, str] | None = None,
+def transfer_matrix(matrix: xr.Dataset, value: str = "gap_range", labels: Mapping[str, str] | None = None,
                     ax=None):
     """Heatmap of the transfer experiment: rows = source task of the ticket, columns = target task.
 
@@ -39,8 +40,9 @@ def transfer_matrix(matrix: xr.Dataset, value: str = "gap_at_winning", labels: M
     matrix : xr.Dataset
         Output of :func:`rgnet.transfer_matrix` (dims ``source, target``).
     value : str
-        ``(source, target)`` variable coloured, in points (default ``gap_at_winning``: transferred minus the
-        target's own ticket at the target's winning level; ``vs_random_at_winning``: minus a random mask).
+        ``(source, target)`` variable coloured, in points (default ``gap_range``: transferred minus the target's
+        own ticket, same seed and level, averaged over the pruned levels; ``gap_at_winning``: at the target's
+        winning level; ``vs_random_at_winning``: minus a random mask there).
     labels : mapping, optional
         Short names for task labels (``{"mnist1d(shuffle_seq=true)": "shuffled"}``).
     ax : matplotlib Axes, optional
@@ -48,17 +50,22 @@ def transfer_matrix(matrix: xr.Dataset, value: str = "gap_at_winning", labels: M
     Returns
     -------
     matplotlib Axes
-        Each cell shows the value and the verdict (``✓`` the ticket transfers: it stays matching down to the
-        target's own winning density; ``✗`` it does not); grey hatched cells have no comparable level or no
-        transfer run. The diagonal (a task's own ticket) is outlined.
+        Each cell shows the value and the verdict of the matrix's rule (``✓`` the ticket transfers, ``✗`` it
+        does not, ``?`` undecided); grey hatched cells have no comparable level or no transfer run. The diagonal
+        (a task's own ticket) is outlined.
     """
     if value not in matrix or set(matrix[value].dims) != {"source", "target"}:
         choices = [k for k, v in matrix.data_vars.items() if set(v.dims) == {"source", "target"}]
         raise ConfigError(f"{value!r} is not a (source, target) variable of the transfer matrix; choose one of "
                           f"{choices}.")
     data = 100 * np.asarray(matrix[value].transpose("source", "target").values, dtype=float)
-    verdict = (np.asarray(matrix["transfers"].transpose("source", "target").values, dtype=float)
-               if "transfers" in matrix else np.full(data.shape, np.nan))
+    if "transfer_verdict" in matrix:   # 1 / 0 / -1 undecided / -2 not run
+        verdict = np.asarray(matrix["transfer_verdict"].transpose("source", "target").values, dtype=float)
+        verdict[verdict == -2] = np.nan
+    elif "transfers" in matrix:
+        verdict = np.asarray(matrix["transfers"].transpose("source", "target").values, dtype=float)
+    else:
+        verdict = np.full(data.shape, np.nan)
     sources, targets = [str(s) for s in matrix["source"].values], [str(t) for t in matrix["target"].values]
     ax = new_axes(ax, (COLUMN + 0.6, COLUMN))
     vmax = float(np.nanmax(np.abs(data), initial=0)) or 1.0
@@ -71,7 +78,7 @@ def transfer_matrix(matrix: xr.Dataset, value: str = "gap_at_winning", labels: M
                                                    ec="0.7", lw=0))
             if sources[r] == targets[c]:
                 ax.add_patch(mpl.patches.Rectangle((c - 0.48, r - 0.48), 0.96, 0.96, fill=False, ec="black", lw=1.0))
-            mark = "" if np.isnan(verdict[r, c]) else (YES if verdict[r, c] else NO)
+            mark = "" if np.isnan(verdict[r, c]) else {1: YES, 0: NO, -1: UNDECIDED}[int(verdict[r, c])]
             number = "n/a" if not np.isfinite(data[r, c]) else f"{data[r, c]:+.1f}"
             text = "\n".join(s for s in (number, mark) if s)
             dark = np.isfinite(data[r, c]) and abs(data[r, c]) > 0.6 * vmax
@@ -85,7 +92,7 @@ def transfer_matrix(matrix: xr.Dataset, value: str = "gap_at_winning", labels: M
     bar.set_label(f"{VALUE_LABELS.get(value, value)} (points)")
     bar.ax.tick_params(labelsize=mpl.rcParams["ytick.labelsize"])
     return finish(ax, "target task (ticket retrained on)", "source task (ticket found on)",
-                  title=f"transfer matrix ({YES} transfers, {NO} does not)")
+                  title=f"transfer matrix ({YES} transfers, {NO} does not, {UNDECIDED} undecided)")
 
 
 @styled
