@@ -448,3 +448,13 @@ def test_import_rgnet_does_not_load_matplotlib():
     code = "import sys, rgnet; assert 'matplotlib' not in sys.modules; rgnet.plot.ladder; print('ok')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ok"
+
+
+def test_transfer_matrix_marks_undecided_verdicts():
+    tm = transfer()
+    verdict = np.where(np.isnan(tm.transfers.values), -2, tm.transfers.values).astype(np.int8)
+    verdict[0, 1] = -1
+    tm["transfer_verdict"] = (("source", "target"), verdict)
+    tm["gap_range"] = tm.gap_at_winning
+    texts = [t.get_text() for t in plot.transfer_matrix(tm).texts]
+    assert texts[1].endswith(plot.transfer.UNDECIDED) and sum(plot.transfer.UNDECIDED in t for t in texts) == 1

@@ -31,7 +31,7 @@ def _label(name, labels: Mapping[str, str] | None) -> str:
 
 
 @styled
-def transfer_matrix(matrix: xr.Dataset, value: str = "gap_range", labels: Mapping[str, str] | None = None,
+def transfer_matrix(matrix: xr.Dataset, value: str | None = None, labels: Mapping[str, str] | None = None,
                     ax=None):
     """Heatmap of the transfer experiment: rows = source task of the ticket, columns = target task.
 
@@ -41,8 +41,8 @@ def transfer_matrix(matrix: xr.Dataset, value: str = "gap_range", labels: Mappin
         Output of :func:`rgnet.transfer_matrix` (dims ``source, target``).
     value : str
         ``(source, target)`` variable coloured, in points (default ``gap_range``: transferred minus the target's
-        own ticket, same seed and level, averaged over the pruned levels; ``gap_at_winning``: at the target's
-        winning level; ``vs_random_at_winning``: minus a random mask there).
+        own ticket, same seed and level, averaged over the pruned levels, or ``gap_at_winning`` in files written
+        before it: at the target's winning level; ``vs_random_at_winning``: minus a random mask there).
     labels : mapping, optional
         Short names for task labels (``{"mnist1d(shuffle_seq=true)": "shuffled"}``).
     ax : matplotlib Axes, optional
@@ -54,6 +54,8 @@ def transfer_matrix(matrix: xr.Dataset, value: str = "gap_range", labels: Mappin
         does not, ``?`` undecided); grey hatched cells have no comparable level or no transfer run. The diagonal
         (a task's own ticket) is outlined.
     """
+    if value is None:
+        value = "gap_range" if "gap_range" in matrix else "gap_at_winning"
     if value not in matrix or set(matrix[value].dims) != {"source", "target"}:
         choices = [k for k, v in matrix.data_vars.items() if set(v.dims) == {"source", "target"}]
         raise ConfigError(f"{value!r} is not a (source, target) variable of the transfer matrix; choose one of "
