@@ -153,8 +153,8 @@ class Paper:
 
     # outputs
     def save(self, fig, name: str) -> None:
-        for ext in ("pdf", "png"):
-            fig.savefig(self.figures / f"{name}.{ext}")
+        fig.savefig(self.figures / f"{name}.pdf", metadata={"CreationDate": None})   # same input, same bytes
+        fig.savefig(self.figures / f"{name}.png")
         plt.close(fig)
         self.made.append(f"figures/{name}.png")
 

@@ -22,7 +22,7 @@ from rgnet.plot._style import (
 )
 
 YES, NO, UNDECIDED = "✓", "✗", "?"
-VALUE_LABELS = {"gap_range": "transferred − own ticket, same seed and level, mean over pruned levels",
+VALUE_LABELS = {"gap_range": "paired gap: transferred − own ticket",
                 "gap_at_winning": "transferred − own ticket", "vs_random_at_winning": "transferred − random mask"}
 
 
