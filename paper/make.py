@@ -240,7 +240,8 @@ def make_ladder(p: Paper) -> None:
     p.number(main_seeds=int(imp["seeds"]), main_dense=pm(imp["dense_mean"], imp["dense_std"]),
              main_dense_final=pm(w.loc[("test_acc_final", "imp")]["dense_mean"],
                                  w.loc[("test_acc_final", "imp")]["dense_std"]),
-             main_levels=int(early.sizes["level"] - 1), main_min_density=pct(float(early["density"].min()), 1))
+             main_levels=int(early.sizes["level"] - 1), main_min_density=pct(float(early["density"].min()), 1),
+             verdict_rule=f"`{early.attrs['rule_name']}`: {early.attrs['rule']}")
     for metric, tag in (("test_acc", "es"), ("test_acc_final", "final")):
         for arm in ("imp", "reinit", "random_prune_layerwise", "random_prune_global"):
             key = (metric, arm)
