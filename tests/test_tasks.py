@@ -99,3 +99,23 @@ def test_a_task_declares_its_input_permutations():
         assert input_order(TaskConfig("_labels_task", {"flip": True})).tolist() == [2, 1, 0]
     finally:
         del TASKS["_labels_task"], TASK_DEFAULTS["_labels_task"]
+
+
+def test_teacher_plants_what_matters_and_declares_its_permutation():
+    """A teacher reads only its support; input_order_seed presents the same task with its inputs permuted;
+    the defaults give the task they gave before the parameters existed."""
+    from rgnet.tasks import input_order, symmetric
+
+    assert load_task(TaskConfig("teacher", {})).fingerprint() == "4b8bd96828c72de0"   # as recorded in data/
+    left = load_task(TaskConfig("teacher", {"support": 20, "seed": 1}))
+    perm = load_task(TaskConfig("teacher", {"support": 20, "seed": 1, "input_order_seed": 1}))
+    order = input_order(TaskConfig("teacher", {"input_order_seed": 1}))
+    assert np.array_equal(perm.x_train, left.x_train[:, order]) and np.array_equal(perm.y_train, left.y_train)
+    assert symmetric(TaskConfig("teacher", {"support": 20}), TaskConfig("teacher", {"support": 20,
+                                                                                     "input_order_seed": 1}))
+    # inputs outside the support carry nothing about the labels: a class's mean there is noise around 0
+    y = left.y_train
+    means = np.array([left.x_train[y == c].mean(0) for c in np.unique(y)])
+    assert np.abs(means[:, 20:]).max() < 0.25 < np.abs(means[:, :20]).max()
+    with pytest.raises(ConfigError, match="the teacher reads inputs 30..49, but there are 40"):
+        load_task(TaskConfig("teacher", {"support": 20, "support_offset": 30}))
