@@ -6,12 +6,14 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
+from rgnet.catalog import index_labels
 from rgnet.config import TaskConfig
 from rgnet.errors import ConfigError, DataError, StoreError
 from rgnet.store.writer import check_run_file
@@ -114,6 +116,8 @@ def universality(sources: RunSource | Iterable[RunSource], transfer: str | os.Pa
         labels = {**file_labels, **(labels or {})}
     elif isinstance(transfer, xr.Dataset):
         measured = transfer
+    if not isinstance(sources, xr.Dataset):
+        labels = {**(index_labels(sources) or {}), **(labels or {})}   # a sweep index names its tasks
     runs = to_runs(sources, labels)
     if signature_seeds is not None:
         if transfer is not None:
@@ -362,5 +366,7 @@ def _scoring(predictors: dict, scored: list[str], measured: xr.Dataset, seed: in
                                                                     "input features"}),
     }, coords={"predictor": names, "source": scored, "target": scored, "bound": ["lower", "upper"]})
     # distances and classes are symmetric; the verdicts need not be: the best ranking a symmetric score can give
-    ds.attrs["symmetric_oracle_auroc"] = pair_auroc(np.nanmean([transfers, transfers.T], axis=0), transfers)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # pairs undecided both ways stay NaN
+        ds.attrs["symmetric_oracle_auroc"] = pair_auroc(np.nanmean([transfers, transfers.T], axis=0), transfers)
     return ds
