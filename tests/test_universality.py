@@ -339,3 +339,11 @@ def test_primary_score_finds_a_planted_family_and_stays_calibrated_on_the_null()
     assert sim.power(10, 12, "unstructured", False, reps=20, perms=49, seed=0) >= 0.8
     assert sim.power(10, 12, "unstructured", True, reps=40, perms=49, seed=1) <= 0.15
     assert sim.power(10, 12, "unstructured", False, reps=20, perms=49, seed=2, test="beyond") >= 0.8
+
+
+def test_loto_needs_both_verdicts():
+    from rgnet.universality.scoring import loto_balanced_accuracy
+
+    t = np.zeros((4, 4))
+    np.fill_diagonal(t, np.nan)
+    assert np.isnan(loto_balanced_accuracy(np.arange(16.0).reshape(4, 4), t))

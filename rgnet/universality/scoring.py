@@ -135,6 +135,8 @@ def loto_balanced_accuracy(score: np.ndarray, transfers: np.ndarray) -> float:
     ok = off_diagonal(k) & np.isfinite(score) & np.isfinite(transfers)
     src, tgt = np.nonzero(ok)
     s, y = score[src, tgt], transfers[src, tgt].astype(bool)
+    if y.all() or not y.any():   # one verdict only: nothing to separate
+        return np.nan
     preds, truth = [], []
     for task in range(k):
         held = (src == task) | (tgt == task)
