@@ -85,7 +85,8 @@ def test_a_task_declares_its_input_permutations():
     assert symmetric(plain, TaskConfig("mnist1d", {"shuffle_seq": False})) is None   # the default: same task
     order = input_order(shuffled)
     assert sorted(order) == list(range(40)) and (order != np.arange(40)).any()
-    assert input_order(TaskConfig("teacher", {})) is None
+    assert input_order(TaskConfig("mnist", {})) is None                  # declares no permutation
+    assert input_order(TaskConfig("teacher", {})).tolist() == list(range(40))   # declares one: identity here
 
     @register("_labels_task", {"shuffle_labels": False, "flip": False},
               input_permutations={"flip": lambda p: np.arange(3)[::-1] if p["flip"] else np.arange(3)})
