@@ -9,6 +9,7 @@ from rgnet.rg.couplings import couplings, microscopic
 from rgnet.rg.dmd import dmd, gavish_donoho_rank
 from rgnet.rg.flow import beta_function, fixed_point_level, flow_speed, wasserstein, wasserstein_flow
 from rgnet.rg.linearise import linearise
+from rgnet.rg.relevance import open_relevance, relevance_flow
 from rgnet.rg.summary import flow_report, format_flow_report
 from rgnet.rg.toy import block_spin_ising2d, ising1d_decimation, migdal_kadanoff_2d
 from rgnet.rg.trajectory import scale_factor
@@ -27,6 +28,8 @@ __all__ = [
     "linearise",
     "microscopic",
     "migdal_kadanoff_2d",
+    "open_relevance",
+    "relevance_flow",
     "scale_factor",
     "wasserstein",
     "wasserstein_flow",
