@@ -140,9 +140,29 @@ def layer_theory(trained: np.ndarray | None, rewind: np.ndarray, mask: np.ndarra
     return out
 
 
+def layer_relevance(trained: np.ndarray | None, mask: np.ndarray) -> dict:
+    """Per unit of ``W[out, in, ...]``: the surviving fraction of its incoming (``fan_in``, rows) and outgoing
+    (``fan_out``, columns) weights, and their summed |w| (NaN without trained weights: a diverged level)."""
+    m = mask.astype(bool).reshape(mask.shape[0], mask.shape[1], -1)
+    a = np.abs(trained.reshape(m.shape).astype(np.float64)) * m if trained is not None else None
+    return {"fan_in": m.mean(axis=(1, 2)), "fan_out": m.mean(axis=(0, 2)),
+            "fan_in_mass": a.sum(axis=(1, 2)) if a is not None else np.full(m.shape[0], np.nan),
+            "fan_out_mass": a.sum(axis=(0, 2)) if a is not None else np.full(m.shape[1], np.nan)}
+
+
+def unit_count(shapes) -> int:
+    """The size of the ``unit`` axis: the most units any layer has on either side of its weight."""
+    return max(max(s[0], s[1]) for s in shapes)
+
+
 def level_theory(trained: dict[str, np.ndarray] | None, rewind: dict[str, np.ndarray], masks: dict[str, np.ndarray],
                  bins: int) -> dict[str, np.ndarray]:
-    """Stack :func:`layer_theory` over layers (in the order of ``masks``): arrays with a leading layer axis.
-    ``trained`` None: a diverged level (see :func:`layer_theory`)."""
+    """Stack :func:`layer_theory` and :func:`layer_relevance` over layers (in the order of ``masks``): arrays with
+    a leading layer axis (per-unit arrays NaN-padded to :func:`unit_count`). ``trained`` None: a diverged level."""
     per = [layer_theory(None if trained is None else trained[n], rewind[n], masks[n], bins) for n in masks]
-    return {k: np.asarray([p[k] for p in per]) for k in per[0]}
+    out = {k: np.asarray([p[k] for p in per]) for k in per[0]}
+    rel = [layer_relevance(None if trained is None else trained[n], masks[n]) for n in masks]
+    size = unit_count([m.shape for m in masks.values()])
+    for k in rel[0]:
+        out[k] = np.stack([np.pad(r[k].astype(float), (0, size - len(r[k])), constant_values=np.nan) for r in rel])
+    return out

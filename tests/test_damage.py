@@ -131,11 +131,11 @@ def test_a_write_error_is_one_sentence_and_changes_nothing(files, tmp_path):
 
 
 def test_a_full_disk_mid_run_resumes_to_the_uninterrupted_files(tmp_path, monkeypatch):
-    """Recorded into a 200 kB file system: the disk fills after a few levels; resumed elsewhere, the files equal
+    """Recorded into a 260 kB file system: the disk fills after a few levels; resumed elsewhere, the files equal
     an uninterrupted run's (except wall times)."""
     tiny = tmp_path / "tiny"
     tiny.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(tiny)], capture_output=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=260k", "tmpfs", str(tiny)], capture_output=True)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small file system here ({mounted.stderr.decode().strip()})")
     try:

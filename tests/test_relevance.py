@@ -40,3 +40,14 @@ def test_relevance_sees_which_inputs_matter(tmp_path, one_thread):
     within = d["relevance_inputs"][0, 1]
     assert d["relevance_inputs"][0, 2] > 2 * within and d["relevance_inputs"][0, 4] > 2 * within
     assert d["relevance_sorted"][0, 4] < d["relevance_sorted"][0, 2]   # up to symmetry the permuted copy is near
+
+
+def test_recorded_relevance_equals_the_flow_from_the_stored_tensors(tmp_path, small_cfg, one_thread):
+    """What the recorder stores per level is what older files get computed from their masks and weights."""
+    path = rgnet.record(small_cfg, tmp_path / "r.h5", progress=False)
+    stored = open_relevance(path)
+    computed = relevance_flow(rgnet.open_tensors(path, "mask").load(), rgnet.open_tensors(path, "trained").load())
+    assert set(stored.data_vars) == set(computed.data_vars) == {"fan_in", "fan_out", "fan_in_mass", "fan_out_mass"}
+    for v in stored.data_vars:
+        np.testing.assert_allclose(stored[v].values, computed[v].values, rtol=1e-6, equal_nan=True)
+    assert stored.fan_out.dims == ("level", "layer", "unit")

@@ -35,7 +35,7 @@ from rgnet.store.reader import read_resume_state
 from rgnet.store.schema import METRIC_NAMES
 from rgnet.store.writer import check_run_file, commit_level, create_run, exclusive, root_attrs
 from rgnet.tasks import Task, load_task, resolve_params, task_label
-from rgnet.theory import level_theory
+from rgnet.theory import level_theory, unit_count
 
 TRUNK = "trunk"
 
@@ -335,7 +335,8 @@ def build(cfg: RunConfig, task: Task, dev: torch.device, stream: str = "init"):
 def layout_of(cfg: RunConfig, layers: dict) -> dict:
     """Arguments of :func:`create_layout` for this run."""
     return dict(layers=list(layers), iterations=eval_iterations(cfg.train), bins=cfg.store.bins,
-                levels=cfg.prune.levels + 1, tensors=cfg.store.tensors)
+                levels=cfg.prune.levels + 1, tensors=cfg.store.tensors,
+                units=unit_count([tuple(p.shape) for p in layers.values()]))
 
 
 @contextlib.contextmanager

@@ -5,7 +5,8 @@ weights leaving input unit ``unit`` of the layer (column ``unit``: an input feat
 unit after it) that survive, ``fan_in[unit]`` the fraction entering output unit ``unit`` (row ``unit``) that
 survive, and ``*_mass`` the summed |w| of those surviving trained weights. In RG language these are the couplings
 that stay relevant along the flow; per unit, they are the coarse-graining a structured (neuron) pruning would do.
-Computed from the stored masks (every run file has them) and, for the masses, the trained weights where stored.
+Recorded per level (schema 2 files written since); for older files computed from the stored masks (every run file
+has them) and, for the masses, the trained weights where stored.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import xarray as xr
 
 from rgnet.errors import StoreError
-from rgnet.store.reader import open_tensors
+from rgnet.store.reader import open_run, open_tensors
 
 KINDS = ("fan_out", "fan_in")
 
@@ -50,8 +51,11 @@ def relevance_flow(masks: xr.Dataset, trained: xr.Dataset | None = None) -> xr.D
 
 
 def open_relevance(path: str | Path, group: str | None = None) -> xr.Dataset:
-    """The relevance flow of a run file (the trunk, or a branch ``group``), from its stored masks and trained
-    weights (the masses only where the weights are stored)."""
+    """The relevance flow of a run file (the trunk, or a branch ``group``): as recorded per level, or for files
+    recorded before it was, from the stored masks and trained weights (the masses only where weights are stored)."""
+    ds = open_run(path, group)
+    if "fan_out" in ds:
+        return ds[[v for v in ds.data_vars if v.startswith(KINDS)]].reset_coords(drop=True)
     masks = open_tensors(path, "mask", group).load()
     try:
         trained = open_tensors(path, "trained", group).load()
@@ -60,3 +64,11 @@ def open_relevance(path: str | Path, group: str | None = None) -> xr.Dataset:
     if trained is not None:
         trained = trained.sel(level=masks["level"]) if "level" in trained.dims else None
     return relevance_flow(masks, trained)
+
+
+def run_relevance(ds: xr.Dataset, masks=None) -> xr.Dataset:
+    """The relevance flow of an opened run: its recorded variables, or computed from ``masks()`` (a callable giving
+    the per-level masks) for a file recorded before they were."""
+    if "fan_out" in ds:
+        return ds[[v for v in ds.data_vars if v.startswith(KINDS)]].reset_coords(drop=True)
+    return relevance_flow(masks())

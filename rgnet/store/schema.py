@@ -2,7 +2,7 @@
 
 ``run.h5`` (root group, and every ``branches/<name>`` group with the same layout)::
 
-    dims      level (fixed: the planned levels, 0 = dense), layer, bin, bnd = 2, quantile, atom, eval
+    dims      level (fixed: the planned levels, 0 = dense), layer, bin, bnd = 2, quantile, atom, eval, unit
     coords    level, density(level), layer, bin, bin_bounds(bin, bnd), quantile, iteration(eval)
               scalar (root only): run_id, task, seed, task_<param> for every scalar task parameter
     per level metrics at the early-stop iteration, curves(level, eval), theory(level, layer, ...)
@@ -72,6 +72,15 @@ LEVEL_VARS: dict[str, tuple[tuple[str, ...], str, str, str]] = {
     "w_kurtosis": (("level", "layer"), "f8", "excess kurtosis of surviving trained weights", "1"),
     "w_absmean": (("level", "layer"), "f8", "mean |surviving trained weight|", "1"),
     "rewind_std": (("level", "layer"), "f8", "standard deviation of the survivors' rewound values", "1"),
+    # relevance flow: per unit of a layer's weight W[out, in, ...] (NaN beyond the layer's size)
+    "fan_in": (("level", "layer", "unit"), "f4", "fraction of an output unit's incoming weights (a row of W) that "
+               "survive", "1"),
+    "fan_out": (("level", "layer", "unit"), "f4", "fraction of an input unit's outgoing weights (a column of W) that "
+                "survive", "1"),
+    "fan_in_mass": (("level", "layer", "unit"), "f4", "summed |w| of an output unit's surviving incoming trained "
+                    "weights", "1"),
+    "fan_out_mass": (("level", "layer", "unit"), "f4", "summed |w| of an input unit's surviving outgoing trained "
+                     "weights", "1"),
 }
 
 METRIC_NAMES = [f"{s}_{m}" for s in SPLITS for m, _ in _MEASURES]   # what one evaluation measures

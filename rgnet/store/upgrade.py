@@ -35,7 +35,7 @@ from rgnet.store.writer import (
     write_identity,
     write_tensor_file,
 )
-from rgnet.theory import level_theory
+from rgnet.theory import level_theory, unit_count
 
 
 def upgrade(path: str | Path, label: Callable[[str], str], log: Callable[[str], None] | None = None) -> bool:
@@ -66,7 +66,7 @@ def upgrade(path: str | Path, label: Callable[[str], str], log: Callable[[str], 
             for g in groups:
                 s = summaries[g]
                 layout = dict(layers=s["layers"], iterations=s["iterations"], bins=s["bins"], levels=planned,
-                              tensors=s["tensor_files"])
+                              tensors=s["tensor_files"], units=s.get("units", summaries[None].get("units", 1)))
                 if g is None:
                     create_layout(f, **layout)
                     write_identity(f, attrs["run_id"], attrs["config"], label(attrs["config"]))
@@ -96,6 +96,8 @@ def _convert_group(path: Path, old: h5py.File, group: str | None, n: int, run_id
     if not out["tensor_files"]:
         return out
     t = g["tensors"]
+    if "mask" in t:
+        out["units"] = unit_count([np.shape(v) for v in _group_arrays(t["mask"], 0).values()])
     state = {k: _group_arrays(t[k]) for k in ("init", "rewind") if k in t}
     attrs = {"run_id": run_id, "group": group or "/"}
     if group is None:

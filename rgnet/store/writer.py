@@ -227,14 +227,15 @@ def tensor_dims(g, name: str, shape: tuple[int, ...]) -> tuple[str, ...]:
 # ------------------------------------------------------------------------------------------ layout
 
 def create_layout(g, *, layers: list[str], iterations: np.ndarray, bins: int, levels: int,
-                  tensors: bool = True, branch: bool = False, **_unused) -> None:
+                  tensors: bool = True, branch: bool = False, units: int = 1, **_unused) -> None:
     """Dimensions, coordinates and empty per-level variables of a run (root or branch group).
 
     ``levels``: the planned number of levels (the fixed size of the ``level`` dim). ``tensors``: whether
     this group writes tensor files (always for the trunk: masks and the rewind point are needed to resume).
+    ``units``: the size of the ``unit`` dim (the most units a layer has on either side of its weight).
     """
     g.dimensions = {"level": levels, "layer": len(layers), "bin": bins, "bnd": 2, "quantile": len(QUANTILES),
-                    "atom": QF_SIZE, "eval": len(iterations)}
+                    "atom": QF_SIZE, "eval": len(iterations), "unit": units}
     g.attrs["tensor_files"] = np.int8(tensors or not branch)
     _var(g, "level", ("level",), "i4", np.arange(levels, dtype=np.int32), long_name="IMP level (0 = dense)",
          units="1")
@@ -244,6 +245,8 @@ def create_layout(g, *, layers: list[str], iterations: np.ndarray, bins: int, le
          units="1", bounds="bin_bounds")
     _var(g, "bin_bounds", ("bin", "bnd"), "f8", np.stack([edges[:-1], edges[1:]], 1))  # CF: bounds take no units
     _var(g, "quantile", ("quantile",), "f8", QUANTILES, long_name="quantile level", units="1")
+    _var(g, "unit", ("unit",), "i4", np.arange(units, dtype=np.int32),
+         long_name="unit of a layer's weight (a row for fan_in, a column for fan_out)", units="1")
     _var(g, "iteration", ("eval",), "i4", np.asarray(iterations, dtype=np.int32),
          long_name="training iteration (optimiser steps)", units="1")
     scalar = "" if branch else " " + " ".join(_IDENTITY_NAMES)
@@ -352,7 +355,7 @@ def commit_level(path: Path, level: int, record: dict, group: str | None = None)
         check_current(path, f.attrs)
         g = f[group] if group else f
         for name in LEVEL_VARS:
-            if name in record:
+            if name in record and name in g:   # a file from before a variable existed goes on without it
                 g[name][level] = record[name]
         if group:
             g["level_done"][level] = 1

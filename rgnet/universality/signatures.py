@@ -25,7 +25,7 @@ from scipy.special import ndtri
 from rgnet.errors import ConfigError, DataError
 from rgnet.rg import couplings, dmd, linearise, microscopic, wasserstein_flow
 from rgnet.rg.dmd import numerical_rank
-from rgnet.rg.relevance import KINDS, relevance_flow
+from rgnet.rg.relevance import KINDS, run_relevance
 from rgnet.rg.trajectory import as_runs, snapshot_pairs
 from rgnet.universality._runs import LoadedRun, RunSource, run_coords, to_runs
 
@@ -271,11 +271,10 @@ def scaling(run: LoadedRun, metric: str = "val_acc") -> xr.Dataset:
 # ---- relevance flows (which units keep their couplings) --------------------------------------------------------
 
 @register_signature("relevance_inputs", "l2", "which input features keep their outgoing weights, level by level "
-                    "(the first layer's fan_out; a permutation of the inputs counts as a difference)",
-                    needs="tensors")
+                    "(the first layer's fan_out; a permutation of the inputs counts as a difference)")
 def relevance_inputs(run: LoadedRun) -> xr.Dataset:
     """The fraction of each input feature's outgoing weights that survive, at every pruned level."""
-    r = relevance_flow(run.tensors("mask"))
+    r = run_relevance(run.ds, lambda: run.tensors("mask"))
     v = r["fan_out"].isel(layer=0, level=slice(1, None)).dropna("unit", how="all")
     names = [f"{lv}:{u}" for lv in v.level.values for u in v.unit.values]
     return xr.Dataset({"vector": (("component",), v.values.ravel(),
@@ -284,11 +283,10 @@ def relevance_inputs(run: LoadedRun) -> xr.Dataset:
 
 
 @register_signature("relevance_sorted", "l2", "the relevance of every unit up to a permutation of the units: each "
-                    "layer's fan_in and fan_out per pruned level, sorted (the optimal matching of units in 1-D)",
-                    needs="tensors")
+                    "layer's fan_in and fan_out per pruned level, sorted (the optimal matching of units in 1-D)")
 def relevance_sorted(run: LoadedRun) -> xr.Dataset:
     """Per pruned level and layer, the sorted surviving fractions of the units' incoming and outgoing weights."""
-    r = relevance_flow(run.tensors("mask")).isel(level=slice(1, None))
+    r = run_relevance(run.ds, lambda: run.tensors("mask")).isel(level=slice(1, None))
     parts, names = [], []
     for kind in KINDS:
         for layer in r.layer.values:
