@@ -53,22 +53,20 @@ def relevance_flow(masks: xr.Dataset, trained: xr.Dataset | None = None) -> xr.D
 def open_relevance(path: str | Path, group: str | None = None) -> xr.Dataset:
     """The relevance flow of a run file (the trunk, or a branch ``group``): as recorded per level, or for files
     recorded before it was, from the stored masks and trained weights (the masses only where weights are stored)."""
-    ds = open_run(path, group)
-    if "fan_out" in ds:
-        return ds[[v for v in ds.data_vars if v.startswith(KINDS)]].reset_coords(drop=True)
-    masks = open_tensors(path, "mask", group).load()
-    try:
-        trained = open_tensors(path, "trained", group).load()
-    except (OSError, StoreError):   # a run recorded without trained tensors: fractions only
-        trained = None
-    if trained is not None:
-        trained = trained.sel(level=masks["level"]) if "level" in trained.dims else None
-    return relevance_flow(masks, trained)
+    def from_tensors() -> xr.Dataset:
+        masks = open_tensors(path, "mask", group).load()
+        try:
+            trained = open_tensors(path, "trained", group).load()
+        except (OSError, StoreError):   # a run recorded without trained tensors: fractions only
+            return relevance_flow(masks)
+        return relevance_flow(masks, trained.sel(level=masks["level"]) if "level" in trained.dims else None)
+
+    return run_relevance(open_run(path, group), from_tensors)
 
 
-def run_relevance(ds: xr.Dataset, masks=None) -> xr.Dataset:
-    """The relevance flow of an opened run: its recorded variables, or computed from ``masks()`` (a callable giving
-    the per-level masks) for a file recorded before they were."""
+def run_relevance(ds: xr.Dataset, compute) -> xr.Dataset:
+    """The relevance flow of an opened run: its recorded variables, or ``compute()`` (the flow from its stored
+    tensors) for a file recorded before they were."""
     if "fan_out" in ds:
         return ds[[v for v in ds.data_vars if v.startswith(KINDS)]].reset_coords(drop=True)
-    return relevance_flow(masks())
+    return compute()

@@ -25,7 +25,7 @@ from scipy.special import ndtri
 from rgnet.errors import ConfigError, DataError
 from rgnet.rg import couplings, dmd, linearise, microscopic, wasserstein_flow
 from rgnet.rg.dmd import numerical_rank
-from rgnet.rg.relevance import KINDS, run_relevance
+from rgnet.rg.relevance import KINDS, relevance_flow, run_relevance
 from rgnet.rg.trajectory import as_runs, snapshot_pairs
 from rgnet.universality._runs import LoadedRun, RunSource, run_coords, to_runs
 
@@ -227,15 +227,18 @@ def pooled_exponents(runs: Sequence[LoadedRun], kind: str | Sequence[str] = "sca
 
 # ---- vectors -------------------------------------------------------------------------------------------
 
+def _vector(values: np.ndarray, names: list[str], long_name: str) -> xr.Dataset:
+    """A signature compared by the l2 distance: ``vector(component)``."""
+    return xr.Dataset({"vector": (("component",), np.asarray(values).ravel(), {"long_name": long_name, "units": "1"})},
+                      coords={"component": names})
+
 
 @register_signature("fingerprint", "l2", "distribution-flow fingerprint: W1 of w/std between successive levels")
 def fingerprint(run: LoadedRun, variable: str = "hist") -> xr.Dataset:
     """``w1_shape`` of :func:`rgnet.rg.wasserstein_flow` per (step, layer), flattened to ``vector(component)``."""
     w = wasserstein_flow(run.ds, variable)["w1_shape"].transpose("level", "layer")
     names = [f"{lv}:{layer}" for lv in w.level.values for layer in w.layer.values]
-    return xr.Dataset({"vector": (("component",), w.values.ravel(),
-                                  {"long_name": "W1 between rescaled weight distributions of levels n and n+1",
-                                   "units": "1"})}, coords={"component": names})
+    return _vector(w.values, names, "W1 between rescaled weight distributions of levels n and n+1")
 
 
 @register_signature("scaling", "standardised", "error-vs-density scaling: slope of ln(error) against -ln(density) "
@@ -274,25 +277,21 @@ def scaling(run: LoadedRun, metric: str = "val_acc") -> xr.Dataset:
                     "(the first layer's fan_out; a permutation of the inputs counts as a difference)")
 def relevance_inputs(run: LoadedRun) -> xr.Dataset:
     """The fraction of each input feature's outgoing weights that survive, at every pruned level."""
-    r = run_relevance(run.ds, lambda: run.tensors("mask"))
+    r = run_relevance(run.ds, lambda: relevance_flow(run.tensors("mask")))
     v = r["fan_out"].isel(layer=0, level=slice(1, None)).dropna("unit", how="all")
     names = [f"{lv}:{u}" for lv in v.level.values for u in v.unit.values]
-    return xr.Dataset({"vector": (("component",), v.values.ravel(),
-                                  {"long_name": "surviving fraction of an input feature's outgoing weights",
-                                   "units": "1"})}, coords={"component": names})
+    return _vector(v.values, names, "surviving fraction of an input feature's outgoing weights")
 
 
 @register_signature("relevance_sorted", "l2", "the relevance of every unit up to a permutation of the units: each "
                     "layer's fan_in and fan_out per pruned level, sorted (the optimal matching of units in 1-D)")
 def relevance_sorted(run: LoadedRun) -> xr.Dataset:
     """Per pruned level and layer, the sorted surviving fractions of the units' incoming and outgoing weights."""
-    r = run_relevance(run.ds, lambda: run.tensors("mask")).isel(level=slice(1, None))
+    r = run_relevance(run.ds, lambda: relevance_flow(run.tensors("mask"))).isel(level=slice(1, None))
     parts, names = [], []
     for kind in KINDS:
         for layer in r.layer.values:
             v = r[kind].sel(layer=layer).dropna("unit", how="all").values
             parts.append(-np.sort(-v, axis=1).ravel())
             names += [f"{kind}:{layer}:{lv}:{k}" for lv in r.level.values for k in range(v.shape[1])]
-    return xr.Dataset({"vector": (("component",), np.concatenate(parts),
-                                  {"long_name": "sorted surviving fractions of units' couplings", "units": "1"})},
-                      coords={"component": names})
+    return _vector(np.concatenate(parts), names, "sorted surviving fractions of units' couplings")
