@@ -138,19 +138,26 @@ register(Rule(
 
 # ---------------------------------------------------------------------------- paired non-inferiority
 
+def mean_and_half_width(x: xr.DataArray, dim: str, level: float) -> tuple[xr.DataArray, xr.DataArray]:
+    """Mean of ``x`` along ``dim`` and the t quantile ``level`` times its standard error (NaN under two values):
+    a one-sided bound at ``level``, or a two-sided interval at ``2 * level - 1``."""
+    from scipy.stats import t as student  # noqa: PLC0415  (scipy.stats takes a second to import)
+
+    n = x.count(dim)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        q = xr.apply_ufunc(lambda k: student.ppf(level, np.maximum(k - 1, 1)), n)
+        return x.mean(dim), q * _std(x, dim) / np.sqrt(n)
+
+
 def noninferior(d: xr.DataArray, dim: str, margin: float, alpha: float) -> xr.DataArray:
     """Three-valued verdict on the mean of paired differences ``d`` along ``dim``: 1 where the one-sided
     ``1 - alpha`` lower t bound is above ``-margin`` (non-inferior), 0 where the upper bound is below ``-margin``
     (worse by more than the margin), -1 otherwise (undecided; always with fewer than two pairs); NaN where ``d``
     has no value."""
-    from scipy.stats import t as student  # noqa: PLC0415  (scipy.stats takes a second to import)
-
-    n = d.count(dim)
-    mean = d.mean(dim)
-    q = xr.apply_ufunc(lambda k: student.ppf(1 - alpha, np.maximum(k - 1, 1)), n)
-    half = q * _std(d, dim) / np.sqrt(n)
+    mean, half = mean_and_half_width(d, dim, 1 - alpha)
     verdict = xr.where(mean - half > -margin, 1.0, xr.where(mean + half < -margin, 0.0, -1.0))
-    return verdict.where(n > 0)
+    return verdict.where(d.count(dim) > 0)
 
 
 def check_noninferior(margin: float, alpha: float) -> None:

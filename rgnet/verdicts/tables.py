@@ -32,6 +32,7 @@ from rgnet.verdicts.rules import (
     DEFAULT_TOLERANCE,
     get_rule,
     matching,
+    mean_and_half_width,
     rule_attrs,
     verdict_codes,
     winning_level,
@@ -312,15 +313,7 @@ def _per_seed(ds: xr.Dataset, seeds: list[int], own_seed: np.ndarray, by_seed: d
 
 
 def _t_interval(x: xr.DataArray, dim: str, ci: float) -> xr.DataArray:
-    from scipy.stats import t as student  # noqa: PLC0415  (scipy.stats takes a second to import)
-
-    n = x.count(dim)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        half = xr.apply_ufunc(lambda k: student.ppf(0.5 + ci / 2, np.maximum(k - 1, 1)), n) \
-            * x.std(dim, ddof=1) / np.sqrt(n)
-        mean = x.mean(dim)
-    half = half.where(n > 1)
+    mean, half = mean_and_half_width(x, dim, 0.5 + ci / 2)
     return xr.concat([mean - half, mean + half], "bound").assign_coords(bound=["low", "high"]).transpose(..., "bound")
 
 
