@@ -13,7 +13,7 @@ import os
 import sys
 import warnings
 
-from rgnet.align import ALIGN_MODES
+from rgnet.align import ALIGN_MODES, MIN_CONFIDENCE
 from rgnet.config import OPTIMIZERS, SCOPES, STOP_RULES, RunConfig
 from rgnet.errors import RgnetError, RgnetWarning
 from rgnet.store.outputs import check_new, write_new
@@ -119,6 +119,9 @@ def _parser() -> argparse.ArgumentParser:
                                                            "(permute input features, estimated from the two tasks' "
                                                            "data) or inputs+units (also match hidden units to the "
                                                            "target's tickets); a branch of its own")
+    t.add_argument("--min-confidence", type=float, default=MIN_CONFIDENCE,
+                   help="refuse --align when the input permutation's held-out confidence is below this "
+                        f"(default {MIN_CONFIDENCE:g}; 0 aligns anyway)")
     _training_flags(t)
 
     k = sub.add_parser("ticket", help="export the winning ticket of one level (mask + rewind weights)")
@@ -330,7 +333,7 @@ def _transfer(a) -> int:
     from rgnet.errors import ConfigError
     from rgnet.imp.driver import default_path, record
     from rgnet.imp.names import parse_levels
-    from rgnet.imp.transfer import check_output_mode, target_config, transfer
+    from rgnet.imp.transfer import check_identifiable, check_output_mode, describe_alignment, target_config, transfer
     from rgnet.verdicts import format_transfer_matrix, transfer_matrix
 
     if a.task is None and a.target is None:
@@ -343,16 +346,21 @@ def _transfer(a) -> int:
     if a.task is not None:
         cfg = target_config(a.source, a.task, _task_params(a.task_param))
         check_align(a.align, cfg.model.name)
+        if a.align != "none" and a.min_confidence > 0:
+            check_identifiable(a.source, cfg, a.min_confidence, a.data_root)
         target = target or default_path(cfg)
         if not a.quiet:
             print(f"target run: {target} (recording it first if needed)", file=sys.stderr)
         record(cfg, target, device=a.device, data_root=a.data_root, progress=False if a.quiet else None,
                threads=a.threads, log=_log(a))
     group = transfer(a.source, target, parse_levels(a.levels), output=a.output_layer, align=a.align,
+                     min_confidence=a.min_confidence,
                      tensors=False if a.no_tensors else None, device=a.device, data_root=a.data_root,
                      progress=False if a.quiet else None, threads=a.threads, log=_log(a), stack=a.stack)
     print(f"{target}:{group}")
     if not a.quiet:
+        if a.align != "none":
+            print(describe_alignment(target, group))
         print(format_transfer_matrix(transfer_matrix([target])))
     return 0
 

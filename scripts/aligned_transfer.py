@@ -79,7 +79,7 @@ def permutation_table(files, pairs, seeds, modes) -> str:
         return input_order(TaskConfig(cfg["name"], cfg["params"]))
 
     lines = ["input permutation estimated from data (stored in the aligned branch) vs the generator's ground truth",
-             f"{'pair':<22} {'seed':>4} {'align':<13} {'recovered':>9} {'confidence':>10} {'null':>6} {'cosine':>7}"]
+             f"{'pair':<22} {'seed':>4} {'align':<13} {'recovered':>9} {'confidence':>10} {'agree':>6} {'cosine':>7}"]
     for (s, t), seed, mode in itertools.product(pairs, seeds, [m for m in modes if m != "none"]):
         src, tgt = files[(s, seed)], files[(t, seed)]
         with h5py.File(src, "r") as f:
@@ -92,7 +92,7 @@ def permutation_table(files, pairs, seeds, modes) -> str:
         o_s, o_t = order(src), order(tgt)
         rec = "n/a" if o_s is None or o_t is None else f"{np.mean(perm == true_permutation(o_s, o_t)):.3f}"
         lines.append(f"{f'{s} -> {t}':<22} {seed:>4} {mode:<13} {rec:>9} {conf['confidence']:>10.1f} "
-                     f"{conf['null_confidence']:>6.1f} {conf['cosine']:>7.3f}")
+                     f"{conf.get('agreement', np.nan):>6.2f} {conf['cosine']:>7.3f}")   # agreement: since [relevance]
     return "\n".join(lines)
 
 
@@ -164,8 +164,8 @@ def estimator_table(files, pairs, sizes=(250, 1000, 4000), seeds=range(5)) -> st
     extra = [("gen_seed", "shuffled"), ("noise", "shuffled"), ("default", "noise")]
     todo = [p for p in dict.fromkeys([*pairs, *extra]) if set(p) <= members and task(p[0]).name == "mnist1d"
             and task(p[1]).name == "mnist1d"]
-    lines = ["input alignment estimators: fraction of features recovered exactly (confidence of the default in "
-             "brackets, its null after the slash)",
+    lines = ["input alignment estimators: fraction of features recovered exactly (held-out confidence of the "
+             "default in brackets, the fraction of features both halves of the data match alike after the slash)",
              f"{'pair / planted task':<26}" + "".join(f" {m:>16}" for m in INPUT_METHODS)]
     for s, t in todo:
         ts, tt = load_task(task(s)), load_task(task(t))
@@ -173,7 +173,7 @@ def estimator_table(files, pairs, sizes=(250, 1000, 4000), seeds=range(5)) -> st
         cells = []
         for m in INPUT_METHODS:
             r = align_inputs(ts.x_train, tt.x_train, ts.y_train, tt.y_train, method=m)
-            extra_txt = f" ({float(r.confidence):.0f}/{float(r.null_confidence):.0f})" if m == "qap" else ""
+            extra_txt = f" ({float(r.confidence):.0f}/{float(r.agreement):.2f})" if m == "qap" else ""
             cells.append(f"{np.mean(r.permutation.values == truth):.2f}{extra_txt}")
         lines.append(f"{f'{s} -> {t}':<26}" + "".join(f" {c:>16}" for c in cells))
     for n in sizes:
@@ -185,9 +185,9 @@ def estimator_table(files, pairs, sizes=(250, 1000, 4000), seeds=range(5)) -> st
                 r = align_inputs(xs, xt, method=m)
                 per[m].append(float(np.mean(r.permutation.values == perm)))
                 if m == "qap":
-                    conf.append((float(r.confidence), float(r.null_confidence)))
+                    conf.append((float(r.confidence), float(r.agreement)))
         c = np.mean(conf, 0)
-        cells = [f"{np.mean(per[m]):.2f}" + (f" ({c[0]:.0f}/{c[1]:.0f})" if m == "qap" else "") for m in INPUT_METHODS]
+        cells = [f"{np.mean(per[m]):.2f}" + (f" ({c[0]:.0f}/{c[1]:.2f})" if m == "qap" else "") for m in INPUT_METHODS]
         lines.append(f"{f'planted, {n} samples':<26}" + "".join(f" {x:>16}" for x in cells))
     lines.append(f"(planted: mean over {len(list(seeds))} seeds; MNIST-1D pairs compare other samples unless "
                  "both share generator seed and draws)")

@@ -62,7 +62,7 @@ def test_planted_permutation_is_recovered_from_unpaired_samples(seed):
     xs, xt, perm = planted_features(n=1000, d=40, seed=seed)
     r = align_inputs(xs, xt)
     np.testing.assert_array_equal(r.permutation.values, perm)
-    assert float(r.confidence) > float(r.null_confidence) + 5
+    assert bool(r.identifiable) and float(r.agreement) == 1 and r.stable.all()
     assert float(r.objective) > float(r.identity_objective)
     assert r.permutation.dims == ("feature",) and "long_name" in r.confidence.attrs
 
@@ -70,7 +70,22 @@ def test_planted_permutation_is_recovered_from_unpaired_samples(seed):
 def test_structure_free_features_give_no_confidence():
     rng = np.random.default_rng(0)
     r = align_inputs(rng.standard_normal((2000, 20)), rng.standard_normal((2000, 20)))
-    assert abs(float(r.confidence) - float(r.null_confidence)) < 3   # the search fits noise, nothing more
+    assert float(r.fit_z) > 5                        # the search fits noise in the samples it sees...
+    assert abs(float(r.confidence)) < 3 and not bool(r.identifiable)   # ...which the held-out half does not share
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_permuted_support_on_independent_inputs_is_recovered_from_the_labels(seed):
+    """Feature correlations carry nothing here; the class statistics find the support, and only the support is
+    stable between the halves of the data."""
+    xs, xt, ys, yt, perm = align.planted_support(seed=seed)
+    r = align_inputs(xs, xt, ys, yt)
+    support = perm < 10                                              # target features the labels read
+    assert np.mean(r.permutation.values[support] == perm[support]) >= 0.9
+    assert bool(r.identifiable)
+    assert r.stable.values[support].mean() >= 0.9 and r.stable.values[~support].mean() < 0.3
+    nothing = align_inputs(*align.planted_support(seed=seed, informative=False)[:4])
+    assert not bool(nothing.identifiable) and float(nothing.confidence) < float(r.confidence) - 5
 
 
 def test_mnist1d_shuffle_ground_truth_and_its_recovery_on_other_samples():
@@ -250,3 +265,26 @@ def test_bad_alignment_input_is_one_sentence_and_leaves_the_target_alone(runs, t
                        progress=False)
     with pytest.raises(ConfigError, match="needs an MLP"):
         transfer(cnn, cnn, [1], align="inputs", progress=False)
+
+
+def test_an_alignment_the_data_do_not_identify_is_refused_unless_asked(runs, tmp_path, capsys):
+    """MNIST-1D against a teacher on independent inputs: no permutation carries one to the other."""
+    source = runs[0]
+    fresh = tmp_path / "teacher.h5"
+    capsys.readouterr()
+    assert main(["transfer", str(source), "--task", "teacher", "--target", str(fresh), "--align", "inputs"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not identifiable from the data" in err[0] and "--min-confidence 0" in err[0]
+    assert not fresh.exists()                                        # refused before recording the target
+    rgnet.record(target_config(source, "teacher", {}), fresh, progress=False)
+    before = _sha(fresh)
+    assert main(["transfer", str(source), "--target", str(fresh), "--align", "inputs", "--quiet"]) == 2
+    assert _sha(fresh) == before                                     # nothing written
+    assert main(["transfer", str(source), "--target", str(fresh), "--align", "inputs", "--levels", "1",
+                 "--min-confidence", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "NOT identifiable (aligned anyway)" in out
+    with h5netcdf.File(fresh, "r") as f:
+        stored = json.loads(f[f"branches/transfer_{rgnet.open_run(source).attrs['run_id']}_align_inputs"]
+                            .attrs["input_alignment"])
+    assert stored["identifiable"] is False and stored["confidence"] < 5 and stored["min_confidence"] == 0

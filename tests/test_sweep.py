@@ -240,6 +240,8 @@ BAD_SPECS = [
      "unknown run label(s) ['z']"),
     ("[tasks.a]\nname = \"mnist1d\"\n[tasks.b]\nname = \"teacher\"\n[transfers]\nalign = \"mirror\"\n",
      "align must be one or a list of none, inputs, inputs+units"),
+    ("[tasks.a]\nname = \"mnist1d\"\n[tasks.b]\nname = \"teacher\"\n[transfers]\nmin_confidence = \"high\"\n",
+     "min_confidence must be a number"),
     ("[tasks.a]\nname = \"teacher\"\n[tasks.b]\nname = \"teacher\"\n", "are the same run"),
     ("[sweep\n", "is not valid TOML"),
 ]

@@ -5,12 +5,12 @@ by permuting the first layer's columns; a permutation of a hidden layer's units 
 that layer's rows and the next layer's columns. A winning ticket lives in one frame; this module finds the
 correspondence to another frame and carries the ticket across it.
 
-- :func:`align_inputs` estimates the input permutation between two tasks from their data alone: graph
-  matching of the feature-feature correlation matrices (``scipy.optimize.quadratic_assignment``, FAQ),
-  started from the barycentre, from ``linear_sum_assignment`` of per-feature statistics and of
-  sorted-correlation signatures, and from seeded random points; the best are polished by 2-opt. Its
-  confidence compares the objective with that of uniformly random permutations, next to the same score on
-  structure-free data (``null_confidence``).
+- :func:`align_inputs` estimates the input permutation between two tasks from their data: graph matching of
+  the feature-feature correlation matrices (``scipy.optimize.quadratic_assignment``, FAQ) together with
+  per-feature statistics by class (``linear_sum_assignment``); pairwise swaps maximise the sum. Its
+  confidence is cross-fitted (fit on one half of the samples, scored on the other, against random
+  permutations), so it separates pairs the data identify from pairs they do not (``identifiable``;
+  :func:`require_identifiable` refuses the others).
 - :func:`match_units` is weight matching (Ainsworth et al., Git Re-Basin, arXiv 2209.04836, algorithm 1):
   one ``linear_sum_assignment`` per hidden layer, by coordinate descent until no layer changes.
 - :func:`permute_mlp` applies both to the tensors of an MLP (masks, weights, biases).
@@ -22,10 +22,18 @@ Convention: ``permutation[j]`` is the source feature (or unit of network ``b``) 
 ``W_source[:, permutation]``. Nothing here imports torch.
 """
 
-from rgnet.align.inputs import INPUT_METHODS, align_inputs, planted_features, true_permutation
-from rgnet.align.modes import ALIGN_MODES, MLP_MODELS, alignment_attrs, check_align
+from rgnet.align.inputs import (
+    INPUT_METHODS,
+    MIN_CONFIDENCE,
+    align_inputs,
+    planted_features,
+    planted_support,
+    true_permutation,
+)
+from rgnet.align.modes import ALIGN_MODES, MLP_MODELS, alignment_attrs, check_align, require_identifiable
 from rgnet.align.overlap import chance_iou, iou, ticket_iou
 from rgnet.align.units import match_units, mlp_layers, permute_mlp
 
-__all__ = ["ALIGN_MODES", "INPUT_METHODS", "MLP_MODELS", "align_inputs", "alignment_attrs", "chance_iou", "check_align",
-           "iou", "match_units", "mlp_layers", "permute_mlp", "planted_features", "ticket_iou", "true_permutation"]
+__all__ = ["ALIGN_MODES", "INPUT_METHODS", "MIN_CONFIDENCE", "MLP_MODELS", "align_inputs", "alignment_attrs",
+           "chance_iou", "check_align", "iou", "match_units", "mlp_layers", "permute_mlp", "planted_features",
+           "planted_support", "require_identifiable", "ticket_iou", "true_permutation"]

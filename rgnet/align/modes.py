@@ -25,14 +25,26 @@ def check_align(mode: str, model: str | None = None) -> None:
 # ------------------------------------------------------------------------------------------- input features
 
 
-def alignment_attrs(inputs: xr.Dataset | None, units: dict[str, np.ndarray] | None, mode: str) -> dict[str, str]:
-    """What a transfer branch stores about its alignment (JSON strings, netCDF-safe)."""
+def alignment_attrs(inputs: xr.Dataset | None, units: dict[str, np.ndarray] | None, mode: str,
+                    min_confidence: float | None = None) -> dict[str, str]:
+    """What a transfer branch stores about its alignment (JSON strings, netCDF-safe); ``min_confidence``: the
+    refusal threshold the transfer was run with."""
     out = {"align": mode}
     if inputs is not None:
         out["input_permutation"] = json.dumps(inputs.permutation.values.tolist())
-        keys = ("objective", "cosine", "identity_objective", "random_mean", "random_std", "confidence",
-                "null_confidence")
-        out["input_alignment"] = json.dumps({k: float(inputs[k]) for k in keys} | {"method": inputs.attrs["method"]})
+        keys = ("confidence", "agreement", "fit_z", "objective", "cosine", "identity_objective")
+        out["input_alignment"] = json.dumps({k: float(inputs[k]) for k in keys}
+                                            | {"identifiable": bool(inputs.identifiable),
+                                               "min_confidence": min_confidence}
+                                            | {k: inputs.attrs[k] for k in ("evidence", "method")})
     if units is not None:
         out["unit_permutations"] = json.dumps({k: np.asarray(v).tolist() for k, v in units.items()})
     return out
+
+
+def require_identifiable(inputs: xr.Dataset, pair: str, min_confidence: float) -> None:
+    """:class:`ConfigError` when :func:`rgnet.align.align_inputs`' confidence is below ``min_confidence``."""
+    if float(inputs.confidence) < min_confidence:
+        raise ConfigError(f"the input permutation {pair} is not identifiable from the data (held-out confidence "
+                          f"{float(inputs.confidence):.1f} < {min_confidence:g}), so an aligned transfer would "
+                          "train a guess; pass --min-confidence 0 to align anyway")

@@ -26,7 +26,16 @@ from typing import Callable
 import h5py
 import numpy as np
 
-from rgnet.align import align_inputs, alignment_attrs, check_align, match_units, mlp_layers, permute_mlp
+from rgnet.align import (
+    MIN_CONFIDENCE,
+    align_inputs,
+    alignment_attrs,
+    check_align,
+    match_units,
+    mlp_layers,
+    permute_mlp,
+    require_identifiable,
+)
 from rgnet.config import RunConfig
 from rgnet.engine.seeds import generator
 from rgnet.errors import ConfigError, StoreError
@@ -36,29 +45,32 @@ from rgnet.imp.names import transfer_name
 from rgnet.imp.tickets import Ticket, is_ticket_file, load_ticket
 from rgnet.store.reader import read_tensors
 from rgnet.store.writer import BRANCHES, check_run_file
-from rgnet.tasks import load_task
+from rgnet.tasks import load_task, task_label
 
 OUTPUT_MODES = ("pruned", "dense")
 DENSITY_TOLERANCE = 0.05   # relative: a transferred ticket must sit at the target level's density
 
 
 def transfer(source: str | Path, target: str | Path, levels: list[int] | None = None, *, output: str = "pruned",
-             align: str = "none", tensors: bool | None = None, device: str = "cpu", data_root=None,
-             progress: bool | None = None, threads: int | None = None,
+             align: str = "none", min_confidence: float = MIN_CONFIDENCE, tensors: bool | None = None,
+             device: str = "cpu", data_root=None, progress: bool | None = None, threads: int | None = None,
              log: Callable[[str], None] | None = None, stack: int | None = None) -> str:
     """Train the tickets of ``source`` (a run file, at ``levels``, default all pruned levels both runs have;
-    or a ticket file) on the run recorded in ``target``, aligned by ``align`` (none, inputs, inputs+units);
-    resumable; the levels train as stacks of at most ``stack`` (default all). Returns the branch's group path."""
+    or a ticket file) on the run recorded in ``target``, aligned by ``align`` (none, inputs, inputs+units;
+    refused when the input permutation's confidence is below ``min_confidence``); resumable; the levels train
+    as stacks of at most ``stack`` (default all). Returns the branch's group path."""
     check_output_mode(output)
     check_align(align)
     trunk = open_trunk(target, device, data_root) if Path(source).is_file() else None
-    branch, levels = transfer_of(source, trunk, levels, output=output, align=align, data_root=data_root)
+    branch, levels = transfer_of(source, trunk, levels, output=output, align=align, min_confidence=min_confidence,
+                                 data_root=data_root)
     return run_branches(trunk, [branch], levels, tensors=tensors, progress=progress, threads=threads, log=log,
                         stack=stack)[0]
 
 
 def transfer_of(source: str | Path, trunk: Trunk | None, levels: list[int] | None = None, *, output: str = "pruned",
-                align: str = "none", data_root=None) -> tuple[Branch, list[int]]:
+                align: str = "none", min_confidence: float = MIN_CONFIDENCE, data_root=None
+                ) -> tuple[Branch, list[int]]:
     """The branch that trains ``source``'s tickets in ``trunk`` (an opened target run) and the levels it trains
     (see :func:`transfer`); nothing is written. Several of them train as one stack with
     :func:`rgnet.imp.branches.run_branches`."""
@@ -81,7 +93,8 @@ def transfer_of(source: str | Path, trunk: Trunk | None, levels: list[int] | Non
     if first.run_id == trunk.cfg.run_id:
         raise ConfigError(f"{str(source)!r} holds tickets of run {first.run_id}, the target run itself; a transfer "
                           "goes to another run (its own tickets are its IMP levels) — pass another --target")
-    return transfer_branch(trunk, get, first, output, align, source=source, data_root=data_root), levels
+    return transfer_branch(trunk, get, first, output, align, source=source, data_root=data_root,
+                           min_confidence=min_confidence), levels
 
 
 def check_output_mode(output: str) -> None:
@@ -94,6 +107,17 @@ def target_config(source: str | Path, task_name: str, task_params: dict) -> RunC
     src = load_ticket(source, None if is_ticket_file(source) else 0)
     cfg = RunConfig.from_json(src.config)
     return normalise(cfg.replace(task={"name": task_name, "params": dict(task_params)}))
+
+
+def check_identifiable(source: str | Path, target: RunConfig, min_confidence: float = MIN_CONFIDENCE,
+                       data_root=None) -> None:
+    """:class:`ConfigError` unless the two tasks' data identify the input permutation (before a target run is
+    recorded for the transfer; :func:`alignment` decides alike)."""
+    src = load_ticket(source, None if is_ticket_file(source) else 0)
+    src_cfg = RunConfig.from_json(src.config)
+    a, b = load_task(src_cfg.task, data_root), load_task(target.task, data_root)
+    inputs = align_inputs(a.x_train, b.x_train, a.y_train, b.y_train)
+    require_identifiable(inputs, f"from {task_label(src.config)} to {task_label(target.to_json())}", min_confidence)
 
 
 def check_compatible(ticket: Ticket, trunk: Trunk) -> None:
@@ -113,14 +137,15 @@ def check_compatible(ticket: Ticket, trunk: Trunk) -> None:
 
 
 def transfer_branch(trunk: Trunk, get: Callable[[int], Ticket], first: Ticket, output: str, align: str = "none",
-                    source: str | Path | None = None, data_root=None) -> Branch:
+                    source: str | Path | None = None, data_root=None, min_confidence: float = MIN_CONFIDENCE
+                    ) -> Branch:
     """The branch that trains ``get(level)`` on the target run ``trunk``, aligned by ``align``."""
     new_head = first.n_classes != trunk.task.n_classes
     out = trunk.output
     base = transfer_name(first.run_id, dense_output=new_head and output == "dense")  # seeds the output masks
     name = transfer_name(first.run_id, align, dense_output=new_head and output == "dense")
     layers = mlp_layers(trunk.init)
-    input_perm, unit_perms, align_attrs = alignment(trunk, first, align, name, source, data_root)
+    input_perm, unit_perms, align_attrs = alignment(trunk, first, align, name, source, data_root, min_confidence)
     rewind = permute_mlp(first.rewind, layers, input_perm, unit_perms)
     if new_head:  # the classifier cannot move: take the target's own initial output layer
         for k in (f"{out}.weight", f"{out}.bias"):
@@ -160,11 +185,13 @@ def transfer_branch(trunk: Trunk, get: Callable[[int], Ticket], first: Ticket, o
 
 
 def alignment(trunk: Trunk, first: Ticket, align: str, name: str, source: str | Path | None = None,
-              data_root=None) -> tuple[np.ndarray | None, list[np.ndarray] | None, dict]:
+              data_root=None, min_confidence: float = MIN_CONFIDENCE
+              ) -> tuple[np.ndarray | None, list[np.ndarray] | None, dict]:
     """``(input permutation, hidden-unit permutations, branch attributes)`` for an aligned transfer.
 
     A branch that exists already keeps the permutations it stored (resuming never re-estimates them).
-    Inputs: :func:`align_inputs` on the two tasks' training inputs and labels. Units: :func:`match_units`
+    Inputs: :func:`align_inputs` on the two tasks' training inputs and labels; :class:`ConfigError` when its
+    confidence is below ``min_confidence`` (the data do not identify the permutation). Units: :func:`match_units`
     between the target's and the (input-aligned) source's *survival* — per weight, the number of pruned
     levels it is kept, over the levels both runs have (one level for a ticket file), so that one permutation
     serves every level.
@@ -180,6 +207,8 @@ def alignment(trunk: Trunk, first: Ticket, align: str, name: str, source: str | 
         raise StoreError(f"the source task {src_cfg.task.name!r} gives other data now than the ticket was found on "
                          "(fingerprint differs); input alignment needs the source's own data — restore it")
     inputs = align_inputs(src_task.x_train, trunk.task.x_train, src_task.y_train, trunk.task.y_train)
+    require_identifiable(inputs, f"from {task_label(first.config)} to {task_label(trunk.cfg.to_json())}",
+                         min_confidence)
     input_perm = inputs.permutation.values
     units = None
     if align == "inputs+units":
@@ -189,8 +218,8 @@ def alignment(trunk: Trunk, first: Ticket, align: str, name: str, source: str | 
         a = [mine.get(x, np.zeros(shapes[x])) for x in layers]
         b = [theirs.get(x, np.zeros(shapes[x])) for x in layers]
         units = match_units(a, b, input_perm=input_perm)
-        return input_perm, units, alignment_attrs(inputs, dict(zip(layers, units)), align)
-    return input_perm, units, alignment_attrs(inputs, None, align)
+        return input_perm, units, alignment_attrs(inputs, dict(zip(layers, units)), align, min_confidence)
+    return input_perm, units, alignment_attrs(inputs, None, align, min_confidence)
 
 
 def _survival(trunk: Trunk, first: Ticket, source) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -203,6 +232,20 @@ def _survival(trunk: Trunk, first: Ticket, source) -> tuple[dict[str, np.ndarray
     theirs = {k: np.sum([m[k] for m in per], 0, dtype=np.float64) for k in trunk.masks}
     mine = {k: m[1:n].sum(0, dtype=np.float64) for k, m in trunk.masks.items()}
     return mine, theirs
+
+
+def describe_alignment(path: str | Path, group: str) -> str:
+    """One line on what an aligned branch stored of its input alignment."""
+    with h5py.File(path, "r") as f:
+        raw = f[group].attrs.get("input_alignment")
+    if raw is None:
+        return f"{group}: no input alignment stored"
+    r = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    if "agreement" not in r:   # stored before [relevance]: an in-sample confidence
+        return f"input alignment: confidence {r['confidence']:.1f} (in-sample, not cross-fitted)"
+    word = "identifiable" if r["identifiable"] else "NOT identifiable (aligned anyway)"
+    return (f"input alignment: held-out confidence {r['confidence']:.1f} ({word} at {MIN_CONFIDENCE:g}), "
+            f"the two halves of the data match {100 * r['agreement']:.0f} % of the features alike")
 
 
 def _stored_alignment(path: Path, name: str):

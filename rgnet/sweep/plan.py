@@ -38,6 +38,7 @@ class Unit:
     kinds: tuple[str, ...] = ()                # baselines
     levels: tuple[int, ...] = ()               # branch levels to train
     align: str = "none"                        # transfer
+    min_confidence: float = 0.0                # transfer: refuse an alignment less certain than this
     tensors: bool | None = None                # branches: keep trained weights (None: as the trunk)
     rewind_to: int | None = None               # rewind baseline
     after: tuple[str, ...] = ()                # names of the units that must finish first
@@ -86,7 +87,7 @@ def plan(spec: Spec, out: str | Path) -> list[Unit]:
                 sid = src.config.run_id
                 levels = t.levels or tuple(lv for lv in _all_levels(src) if lv in _all_levels(tgt))
                 add(tgt, src, kind="transfer", source=path[sid], source_id=sid,
-                    align=align, levels=levels, tensors=t.tensors,
+                    align=align, min_confidence=t.min_confidence, levels=levels, tensors=t.tensors,
                     name=f"transfer {name[sid]} -> {name[tgt.config.run_id]}" + ("" if align == "none" else
                                                                                f" [{align}]"))
     units = [u for chain in chains.values() for u in chain]

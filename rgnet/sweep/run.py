@@ -57,7 +57,8 @@ def _train(unit: Unit) -> None:
         run_baselines(unit.path, list(unit.kinds), list(unit.levels), rewind_to=unit.rewind_to,
                             tensors=unit.tensors, **quiet)
     elif unit.kind == "transfer":
-        transfer(unit.source, unit.path, list(unit.levels), align=unit.align, tensors=unit.tensors, **quiet)
+        transfer(unit.source, unit.path, list(unit.levels), align=unit.align, min_confidence=unit.min_confidence,
+                 tensors=unit.tensors, **quiet)
     else:
         raise ValueError(f"unknown unit kind {unit.kind!r}")
 

@@ -27,6 +27,7 @@ tensors = false
 [transfers]                # optional: tickets of every run trained on every other (same model)
 levels = [1, 2, 4]
 align = ["none"]           # none, inputs, inputs+units (each its own branch)
+min_confidence = 5.0       # aligned transfers of pairs whose input permutation is less certain are refused
 pairs = "all"              # or [["default", "noise_mild"], ...] by run label
 seeds = "same"             # same-seed pairs, or "all" seed combinations
 tensors = false
@@ -54,7 +55,7 @@ if sys.version_info >= (3, 11):
 else:  # Python 3.10
     import tomli as tomllib
 
-from rgnet.align import ALIGN_MODES, check_align
+from rgnet.align import ALIGN_MODES, MIN_CONFIDENCE, check_align
 from rgnet.config import RunConfig
 from rgnet.errors import ConfigError, LimitError, RgnetError
 from rgnet.imp.names import parse_levels
@@ -65,7 +66,7 @@ SWEEP_SECTIONS = ("sweep", "tasks", "models", "grid", "baselines", "transfers")
 BASELINE_KINDS = ("reinit", "random_prune_layerwise", "random_prune_global", "rewind")
 _KEYS = {"sweep": ("seeds",), "tasks": ("name", "params"), "models": ("name", "params", "prune_first", "prune_output"),
          "baselines": ("kinds", "levels", "tensors", "rewind_to"),
-         "transfers": ("levels", "align", "pairs", "seeds", "tensors")}
+         "transfers": ("levels", "align", "min_confidence", "pairs", "seeds", "tensors")}
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class Branches:
     kinds: tuple[str, ...] = ()
     rewind_to: int | None = None
     align: tuple[str, ...] = ("none",)
+    min_confidence: float = MIN_CONFIDENCE
     pairs: tuple[tuple[str, str], ...] = ()   # (source label, target label)
     seeds: str = "same"
 
@@ -350,6 +352,9 @@ def _transfers(t: Any, runs: list[PlannedRun]) -> Branches:
     for a in align:
         for r in runs:
             check_align(a, r.config.model.name)
+    min_confidence = t.get("min_confidence", MIN_CONFIDENCE)
+    if isinstance(min_confidence, bool) or not isinstance(min_confidence, (int, float)):
+        raise ConfigError(f"[transfers] min_confidence must be a number, got {min_confidence!r}")
     seeds = t.get("seeds", "same")
     if seeds not in ("same", "all"):
         raise ConfigError(f"[transfers] seeds must be \"same\" (same-seed pairs) or \"all\", got {seeds!r}")
@@ -367,7 +372,8 @@ def _transfers(t: Any, runs: list[PlannedRun]) -> Branches:
     else:
         raise ConfigError(f"[transfers] pairs must be \"all\" or a list of [source, target] labels, got {pairs!r}")
     spec = Branches(levels=_levels(t.get("levels"), "transfers", runs), tensors=_bool(t, "tensors", "transfers"),
-                    align=tuple(dict.fromkeys(align)), pairs=tuple(dict.fromkeys(pairs)), seeds=seeds)
+                    align=tuple(dict.fromkeys(align)), min_confidence=float(min_confidence),
+                    pairs=tuple(dict.fromkeys(pairs)), seeds=seeds)
     if not Spec(tuple(runs), None, spec, "").transfer_pairs():
         raise ConfigError("[transfers] pairs no two runs (a transfer needs the same model, and the same seed unless "
                           "seeds = \"all\"); check the tasks, models and seeds")
