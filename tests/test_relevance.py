@@ -8,6 +8,7 @@ import rgnet
 from rgnet.rg.relevance import open_relevance, relevance_flow
 from rgnet.universality import signatures
 from rgnet.universality.distances import run_distances
+from rgnet.universality.signatures import spectrum
 
 
 def test_relevance_flow_by_hand():
@@ -35,11 +36,22 @@ def test_relevance_sees_which_inputs_matter(tmp_path, one_thread):
                               progress=False) for s in (0, 1)] for t, p in tasks.items()}
     r = open_relevance(paths["ten"][0]).fan_out.sel(layer="fc1").isel(level=-1).values[:40]
     assert r[:10].mean() > 2 * r[10:].mean()                                  # the support keeps its weights
-    sig = signatures([p for ps in paths.values() for p in ps], ["relevance_inputs", "relevance_sorted"])
+    sig = signatures([p for ps in paths.values() for p in ps],
+                     ["relevance_inputs", "relevance_sorted", "relevance_dmd"])
     d = {k: run_distances(v).values for k, v in sig.items()}                   # runs: ten0 ten1 all0 all1 perm0 perm1
     within = d["relevance_inputs"][0, 1]
     assert d["relevance_inputs"][0, 2] > 2 * within and d["relevance_inputs"][0, 4] > 2 * within
     assert d["relevance_sorted"][0, 4] < d["relevance_sorted"][0, 2]   # up to symmetry the permuted copy is near
+    ev = sig["relevance_dmd"].eigenvalues.values
+    assert np.isfinite(ev[:, 0]).all() and (np.abs(ev[:, 0]) <= 1.5).all()   # fractions shrink level by level
+
+
+def test_the_relevance_spectrum_is_blind_to_permutations_of_units():
+    rng = np.random.default_rng(0)
+    traj = xr.DataArray(np.cumprod(rng.uniform(0.6, 1.0, (6, 30)), 0), dims=("level", "component"))
+    a = spectrum(traj).eigenvalues.values
+    b = spectrum(traj.isel(component=rng.permutation(30))).eigenvalues.values
+    np.testing.assert_allclose(np.sort_complex(a[np.isfinite(a)]), np.sort_complex(b[np.isfinite(b)]), atol=1e-9)
 
 
 def test_recorded_relevance_equals_the_flow_from_the_stored_tensors(tmp_path, small_cfg, one_thread):

@@ -295,3 +295,15 @@ def relevance_sorted(run: LoadedRun) -> xr.Dataset:
             parts.append(-np.sort(-v, axis=1).ravel())
             names += [f"{kind}:{layer}:{lv}:{k}" for lv in r.level.values for k in range(v.shape[1])]
     return _vector(np.concatenate(parts), names, "sorted surviving fractions of units' couplings")
+
+
+@register_signature("relevance_dmd", "spectrum", "DMD spectrum of the relevance flow: the linearised map of every "
+                    "unit's surviving fractions from level to level (which directions grow); no permutation of "
+                    "units or inputs changes it")
+def relevance_dmd(run: LoadedRun, delays: int = 0, rank: int | None = None, method: str = "exact") -> xr.Dataset:
+    """DMD of the surviving fractions ``fan_out`` and ``fan_in`` of every unit of every layer, level by level."""
+    r = run_relevance(run.ds, lambda: relevance_flow(run.tensors("mask")))
+    parts = [r[kind].sel(layer=layer).dropna("unit", how="all").values for kind in KINDS for layer in r.layer.values]
+    traj = xr.DataArray(np.concatenate(parts, axis=1), dims=("level", "component"), name="relevance",
+                        attrs={"long_name": "surviving fraction of a unit's couplings", "units": "1"})
+    return spectrum(traj, rank, delays, method)
