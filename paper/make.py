@@ -5,10 +5,13 @@
 Reads ``DIR/mnist1d-mlp/*.h5`` (the default job, several seeds, baselines), ``DIR/transfer-family/*.h5`` (a task
 family with transfer and aligned-transfer branches) and ``DIR/protocol/early_stopping.nc``; writes
 ``OUT/figures/NAME.{pdf,png}``, ``OUT/tables/NAME.{csv,md}`` (and ``.nc`` where a table is an xarray object) and
-``OUT/paper.md`` from the template ``paper/paper.md.in``, whose numbers all come from the tables written here.
-A figure whose input is missing is left out with a printed note (and a line in paper.md), never faked. The
-universality analysis (the slow part) is cached in ``OUT/tables/universality.nc`` under the SHA-256 of its input
-files' content, so it reruns only when the data change.
+``OUT/paper.md`` from the template ``paper/paper.md.in``, whose numbers all come from the tables written here
+(checked: a number of the text that no table holds makes the run exit 1, naming it). The Method is read from the
+configs stored in the run files. A figure whose input is missing is left out with a printed note (and a line in
+paper.md), never faked. Same data, same bytes: bootstraps have fixed seeds and figures carry no date or version.
+The universality analysis (the slow part) is cached in ``OUT/tables/universality.nc`` under the SHA-256 of its
+input files and of the code that computes it (rgnet/universality, rgnet/verdicts, rgnet/rg), so it reruns only
+when either changes. Each step is printed as it starts and timed when it ends.
 """
 
 from __future__ import annotations
@@ -46,10 +49,22 @@ MEMBER = re.compile(r"^(?P<label>.+)-s(?P<seed>\d+)(-[0-9a-f]{16})?\.h5$")
 MAIN, FAMILY, PROTOCOL = "mnist1d-mlp", "transfer-family", "protocol/early_stopping.nc"
 #: Options of the universality analysis; part of the cache key.
 UNIVERSALITY: dict = {}   # rgnet.universality's own defaults (alpha, bootstraps, seed): one source
-PRIMARY = "dmd_ticket"    # the pre-registered primary signature (paper/preregistration.md)
-# The code of the analysis is part of the cache key too: a changed score or rule recomputes it.
-ANALYSIS_CODE = [f for pkg in ("universality", "verdicts") for f in sorted((ROOT / "rgnet" / pkg).glob("*.py"))]
-N_BOOT = 200  # bootstrap replicates of the linearised RG maps
+#: The pre-registered analysis (paper/preregistration.md, fixed before any data of the next family): the primary
+#: signature, its score, and the baselines the Holm adjustment of the decision runs over. Everything else the
+#: paper reports is exploratory. tests/test_paper.py checks these against the pre-registration's text.
+PRIMARY, PRIMARY_SCORE = "dmd_ticket", "tau_w"
+PREREGISTERED_BASELINES = ("mask_iou", "input_distance", "additive", "dense_accuracy")
+DECISION_LEVEL = 0.05
+# The code of the analysis is part of the cache key too: a changed score, rule or signature (rgnet.rg computes
+# the flow signatures) recomputes it.
+ANALYSIS_CODE = [f for pkg in ("universality", "verdicts", "rg") for f in sorted((ROOT / "rgnet" / pkg).glob("*.py"))]
+N_BOOT, BOOT_SEED = 200, 0  # bootstrap replicates of the linearised RG maps, and their fixed seed
+#: Metadata written into the figures: none that changes between runs or installs (no dates, no versions), so
+#: the same data give byte-identical files.
+PDF_METADATA = {"Creator": None, "Producer": None, "CreationDate": None}
+PNG_METADATA = {"Software": None}
+#: Numbers in the text that are not results read from a table (they name the software and the data).
+NOT_RESULTS = ("data_dir", "rgnet_version")
 
 
 class Missing(Exception):
@@ -115,6 +130,7 @@ class Paper:
             for old in [*self.figures.glob("*.p[dn][fg]"), *self.tables.glob("*.csv"), *self.tables.glob("*.md")]:
                 old.unlink()
         self.numbers: dict[str, str] = {}
+        self.counts: set[str] = set()  # numbers that count rows of a table (checked as whole numbers only)
         self.sections: dict[str, str | None] = {}  # step -> None (made) or the reason it was left out
         self.notes: list[str] = []
         self.made: list[str] = []
@@ -153,9 +169,7 @@ class Paper:
 
     # outputs
     def save(self, fig, name: str) -> None:
-        fig.savefig(self.figures / f"{name}.pdf", metadata={"CreationDate": None})   # same input, same bytes
-        fig.savefig(self.figures / f"{name}.png")
-        plt.close(fig)
+        save_figure(fig, self.figures / name)
         self.made.append(f"figures/{name}.png")
 
     def table(self, df: pd.DataFrame, name: str, digits: int = 4) -> pd.DataFrame:
@@ -165,7 +179,24 @@ class Paper:
         return df
 
     def number(self, **values) -> None:
+        """Numbers for the text, each read from a table this run wrote (:func:`untraceable` checks it)."""
         self.numbers.update({k: str(v) for k, v in values.items()})
+
+    def count(self, **values: int) -> None:
+        """Numbers for the text that count rows of a table (tasks, pairs, seeds)."""
+        for k, v in values.items():
+            if not isinstance(v, (int, np.integer)):
+                raise TypeError(f"count {k}={v!r} is not a whole number")
+        self.number(**values)
+        self.counts.update(values)
+
+
+def save_figure(fig, stem: Path) -> None:
+    """``stem.pdf`` and ``stem.png`` with pinned metadata (:data:`PDF_METADATA`, :data:`PNG_METADATA`); closes
+    ``fig``."""
+    fig.savefig(stem.with_suffix(".pdf"), metadata=PDF_METADATA)
+    fig.savefig(stem.with_suffix(".png"), metadata=PNG_METADATA)
+    plt.close(fig)
 
 
 def markdown(df: pd.DataFrame, digits: int = 4) -> str:
@@ -200,6 +231,78 @@ def step(name: str):
         STEPS[name] = fn
         return fn
     return register
+
+
+STOP_RULES = {"val_acc": "max. validation accuracy", "val_loss": "min. validation loss"}
+
+
+def early_stop_rule(files) -> str:
+    cfg = json.loads(rgnet.open_run(files[0]).attrs["config"])
+    return STOP_RULES.get(cfg["train"].get("early_stop", ""), str(cfg["train"].get("early_stop", "")))
+
+
+def architecture(path: Path) -> str:
+    """``in → hidden … → out`` from the shapes of a run's stored initial weights (``(out, in)`` per layer)."""
+    shapes = [v.shape for k, v in rgnet.open_tensors(path, "init").data_vars.items() if k.endswith(".weight")]
+    return " → ".join(str(s[1]) for s in shapes[:1]) + "".join(f" → {s[0]}" for s in shapes)
+
+
+def distinct(values) -> str:
+    """The distinct values, in order of appearance, joined (one value: itself)."""
+    return ", ".join(dict.fromkeys(str(v) for v in values))
+
+
+def seed_range(seeds) -> str:
+    s = sorted(set(int(v) for v in seeds))
+    return f"{s[0]}–{s[-1]}" if s == list(range(s[0], s[-1] + 1)) and len(s) > 1 else ", ".join(map(str, s))
+
+
+def method_rows(files: list[Path], experiment: str, labels: dict[str, str]) -> dict:
+    """One experiment's protocol as stored in its run files' configs (never typed): where its files disagree,
+    every value they hold."""
+    from rgnet.tasks import task_label
+
+    cfgs = [json.loads(rgnet.open_run(f).attrs["config"]) for f in files]
+    keys = [task_label(c) for c in cfgs]
+    tasks = dict.fromkeys(f"{labels[k]} = {k}" if labels.get(k, k) != k else k for k in keys)
+    train, prune = [c["train"] for c in cfgs], [c["prune"] for c in cfgs]
+    return {"experiment": experiment, "tasks": "; ".join(tasks), "n_tasks": len(set(keys)), "runs": len(files),
+            "seeds": seed_range(c["seed"] for c in cfgs), "model": distinct(c["model"]["name"] for c in cfgs),
+            "architecture": distinct(architecture(f) for f in files),
+            "steps": distinct(t["steps"] for t in train), "batch_size": distinct(t["batch_size"] for t in train),
+            "optimizer": distinct(t["optimizer"] for t in train), "lr": distinct(f"{t['lr']:g}" for t in train),
+            "weight_decay": distinct(f"{t['weight_decay']:g}" for t in train),
+            "eval_every": distinct(t["eval_every"] for t in train),
+            "early_stop": distinct(STOP_RULES.get(t["early_stop"], t["early_stop"]) for t in train),
+            "prune_percent": distinct(f"{100 * q['fraction']:g}" for q in prune),
+            "scope": distinct(q["scope"] for q in prune), "levels": distinct(q["levels"] for q in prune),
+            "rewind": distinct(q["rewind"] for q in prune)}
+
+
+def runs_sentence(r: pd.Series, role: str) -> str:
+    """The Method's sentence about one experiment, from its row of table ``method``."""
+    tasks = f"task {r.tasks}" if r.n_tasks == 1 else f"{r.n_tasks} tasks ({r.tasks})"
+    return (f"`{r.experiment}` ({role}): {tasks}; model {r.model} ({r.architecture}) trained {r.steps} "
+            f"steps per level ({r.optimizer}, lr {r.lr}, batch {r.batch_size}, weight decay {r.weight_decay}, "
+            f"evaluated every {r.eval_every} steps); IMP with {r.prune_percent} % {r.scope} magnitude pruning per "
+            f"level for {r.levels} levels, rewinding to iteration {r.rewind}; {r.runs} runs (seeds {r.seeds}).")
+
+
+@step("method")
+def make_method(p: Paper) -> None:
+    rows, roles = [], {}
+    for folder, files, labels, role in ((MAIN, lambda: p.main_files, lambda: {}, "the main experiment"),
+                                        (FAMILY, lambda: p.family_files, lambda: p.family_labels,
+                                         "the transfer family")):
+        try:
+            rows.append(method_rows(files(), folder, labels()))
+            roles[folder] = role
+        except Missing:
+            continue
+    if not rows:
+        raise Missing(f"no runs in {p.data / MAIN} or {p.data / FAMILY}")
+    df = p.table(pd.DataFrame(rows), "method")
+    p.number(method_runs="\n- ".join(runs_sentence(r, roles[r.experiment]) for r in df.itertuples()))
 
 
 def ladder_table(t: xr.Dataset, metric: str) -> pd.DataFrame:
@@ -237,22 +340,18 @@ def make_ladder(p: Paper) -> None:
     win = p.table(pd.concat([winning_table(early, "test_acc"), winning_table(final, "test_acc_final")]), "winning")
     w = win.set_index(["metric", "arm"])
     imp = w.loc[("test_acc", "imp")]
-    p.number(main_seeds=int(imp["seeds"]), main_dense=pm(imp["dense_mean"], imp["dense_std"]),
+    p.table(pd.DataFrame([{"use": "matching (ladder) and transfer", "rule": early.attrs["rule_name"],
+                           "text": early.attrs["rule"]}]), "rules")
+    p.count(main_seeds=int(imp["seeds"]))
+    p.number(main_dense=pm(imp["dense_mean"], imp["dense_std"]),
              main_dense_final=pm(w.loc[("test_acc_final", "imp")]["dense_mean"],
                                  w.loc[("test_acc_final", "imp")]["dense_std"]),
-             main_levels=int(early.sizes["level"] - 1), main_min_density=pct(float(early["density"].min()), 1),
-             verdict_rule=f"`{early.attrs['rule_name']}`: {early.attrs['rule']}")
+             verdict_rule=f"`{early.attrs['rule_name']}`: {early.attrs['rule']}",
+             stop_rule=early_stop_rule(p.main_files).replace("max.", "maximum").replace("min.", "minimum"))
     for metric, tag in (("test_acc", "es"), ("test_acc_final", "final")):
         for arm in ("imp", "reinit", "random_prune_layerwise", "random_prune_global"):
             key = (metric, arm)
             p.number(**{f"win_{tag}_{arm}": pct(w.loc[key]["winning_density"], 1) if key in w.index else "n/a"})
-    cfg = json.loads(rgnet.open_run(p.main_files[0]).attrs["config"])
-    shapes = [v.shape for k, v in rgnet.open_tensors(p.main_files[0], "init").data_vars.items()
-              if k.endswith(".weight")]
-    p.number(arch=" → ".join(str(s[1]) for s in shapes[:1]) + "".join(f" → {s[0]}" for s in shapes),
-             steps_main=cfg["train"]["steps"], optimizer=f"{cfg['train']['optimizer']}, lr {cfg['train']['lr']:g}",
-             fraction=f"{100 * cfg['prune']['fraction']:g}", scope=cfg["prune"]["scope"], rewind=cfg["prune"]["rewind"],
-             stop_rule=early_stop_rule(p.main_files).replace("max.", "maximum").replace("min.", "minimum"))
     rewind = [a for a in win["arm"].unique() if str(a).startswith("rewind_")]
     p.number(rewind_arm=rewind[0].replace("rewind_", "step ") if rewind else "n/a",
              win_es_rewind=pct(w.loc[("test_acc", rewind[0])]["winning_density"], 1) if rewind else "n/a")
@@ -265,29 +364,23 @@ def make_ladder(p: Paper) -> None:
     p.number(last_density=pct(float(early["density"].sel(level=last).max()), 1))
 
 
-def early_stop_rule(files) -> str:
-    cfg = json.loads(rgnet.open_run(files[0]).attrs["config"])
-    return {"val_acc": "max. validation accuracy", "val_loss": "min. validation loss"}.get(
-        cfg["train"].get("early_stop", ""), str(cfg["train"].get("early_stop", "")))
-
-
 @step("early_stop")
 def make_early_stop(p: Paper) -> None:
     runs = p.main_runs
     p.save(plot.early_stop(runs, rule=early_stop_rule(p.main_files)).figure, "early_stop")
     s = runs["stop_iteration"].astype(float)
     density = runs["density"].mean("run") if "run" in runs["density"].dims else runs["density"]
+    steps = distinct(json.loads(rgnet.open_run(f).attrs["config"])["train"]["steps"] for f in p.main_files)
     df = pd.DataFrame({"level": runs["level"].values, "density": density.values,
                        "stop_mean": s.mean("run").values, "stop_std": s.std("run", ddof=1).values,
-                       "runs": int(runs.sizes["run"])})
+                       "runs": int(runs.sizes["run"]), "steps": steps})
     p.table(df, "early_stop")
     later = df.stop_mean.iloc[-1] - df.stop_mean.iloc[0]
     spread = np.nanmax([df.stop_std.iloc[0], df.stop_std.iloc[-1], 0])
     p.number(stop_trend="later than" if later > spread else "earlier than" if later < -spread else
              "within one standard deviation of",
              stop_dense=f"{df.stop_mean.iloc[0]:.0f} ± {df.stop_std.iloc[0]:.0f}",
-             stop_last=f"{df.stop_mean.iloc[-1]:.0f} ± {df.stop_std.iloc[-1]:.0f}",
-             steps=json.loads(rgnet.open_run(p.main_files[0]).attrs["config"])["train"]["steps"])
+             stop_last=f"{df.stop_mean.iloc[-1]:.0f} ± {df.stop_std.iloc[-1]:.0f}", steps=steps)
 
 
 @step("weight_flow")
@@ -300,10 +393,11 @@ def make_weight_flow(p: Paper) -> None:
                         "w_std": float(std.sel(layer=ly, level=lv)),
                         "w_kurtosis": float(p.main_runs["w_kurtosis"].isel(run=0).sel(layer=ly, level=lv))}
                        for ly in std["layer"].values for lv in std["level"].values])
+    df["w_std_over_dense"] = df.w_std / df.groupby("layer").w_std.transform("first")
     p.table(df, "weight_moments")
-    first, last = df[df.level == df.level.min()], df[df.level == df.level.max()]
-    ratio = last.w_std.to_numpy() / first.w_std.to_numpy()
-    p.number(std_ratio=", ".join(f"{ly} ×{r:.2f}" for ly, r in zip(first.layer, ratio)),
+    last = df[df.level == df.level.max()]
+    ratio = last.w_std_over_dense.to_numpy()
+    p.number(std_ratio=", ".join(f"{ly} ×{r:.2f}" for ly, r in zip(last.layer, ratio)),
              std_trend="grows in every layer" if (ratio > 1).all() else "shrinks in every layer" if (ratio < 1).all()
              else "grows in some layers and shrinks in others")
 
@@ -320,40 +414,65 @@ def make_flow_speed(p: Paper) -> None:
                          "w1_shape_std": float(f["w1_shape"].std(ddof=1)), "w1_mean": float(f["w1"].mean()),
                          "d_log_scale_mean": float(f["d_log_scale"].mean())})
     p.table(pd.DataFrame(rows).dropna(subset=["w1_shape_mean"]), "flow_speed")
-    speed = flow["speed"].mean("run").dropna("level")
-    p.number(speed_first=f"{float(speed.isel(level=0)):.3f}", speed_last=f"{float(speed.isel(level=-1)):.3f}",
-             speed_min_step=f"{int(speed.idxmin('level'))} → {int(speed.idxmin('level')) + 1}")
+    speed = flow["speed"]
+    total = p.table(pd.DataFrame([{"step": f"{lv}->{lv + 1}", "level": int(lv),
+                                   "speed_mean": float(speed.sel(level=lv).mean()),
+                                   "speed_std": float(speed.sel(level=lv).std(ddof=1)),
+                                   "runs": int(speed.sel(level=lv).count())} for lv in flow["level"].values])
+                    .dropna(subset=["speed_mean"]), "flow_speed_total")
+    slow = total.loc[total.speed_mean.idxmin()]
+    p.number(speed_first=f"{total.speed_mean.iloc[0]:.3f}", speed_last=f"{total.speed_mean.iloc[-1]:.3f}",
+             speed_min_step=str(slow.step).replace("->", " → "))
 
 
 def lin_table(lin: xr.Dataset, task: str) -> list[dict]:
+    """One row per eigenvalue; ``partner``: the mode of its conjugate partner (-1: real), with which it shares one
+    exponent and one interval (a conjugate pair is one mode, a rotation)."""
     lam = np.asarray(lin["eigenvalues"].values, complex)
     ci = np.asarray(lin["exponents_ci"].transpose("mode", "bound").values, float)
-    return [{"task": task, "mode": k, "eigenvalue_re": lam[k].real, "eigenvalue_im": lam[k].imag,
-             "abs_eigenvalue": abs(lam[k]), "exponent": float(lin["exponents"].values[k]), "exponent_lo": ci[k, 0],
-             "exponent_hi": ci[k, 1], "kind": str(lin["kind"].values[k])} for k in range(len(lam))]
+    return [{"task": task, "mode": k, "partner": int(lin["partner"].values[k]), "eigenvalue_re": lam[k].real,
+             "eigenvalue_im": lam[k].imag, "abs_eigenvalue": abs(lam[k]),
+             "exponent": float(lin["exponents"].values[k]), "exponent_lo": ci[k, 0], "exponent_hi": ci[k, 1],
+             "kind": str(lin["kind"].values[k]), "b": float(lin.attrs["scale_factor"]),
+             "n_boot": int(lin.attrs["n_boot"])} for k in range(len(lam))]
+
+
+def linearise(traj: xr.DataArray, **kwargs) -> xr.Dataset:
+    """The paper's linearised map: :data:`N_BOOT` replicates, fixed :data:`BOOT_SEED`."""
+    return rg.linearise(traj, n_boot=N_BOOT, seed=BOOT_SEED, **kwargs)
 
 
 @step("coupling_flow")
 def make_coupling_flow(p: Paper) -> None:
     g = rg.couplings(p.main_runs, "scale")
-    lin = rg.linearise(g, n_boot=N_BOOT)
+    lin = linearise(g)
     names = [str(c) for c in g["coupling"].values]
     with plot.style():
         fig, axes = plt.subplots(1, 2, figsize=(plot.PAGE, 2.8), layout="constrained")
     for ax, (x, y) in zip(axes, [(0, 1), (1, 2)] if len(names) > 2 else [(0, 1)]):
         plot.coupling_flow(g, lin, x=x, y=y, ax=ax)
-        if ax is not axes[0] and ax.get_legend():
-            ax.get_legend().remove()  # the same entries as the first panel's
+        if ax.get_legend():
+            ax.get_legend().remove()  # one legend for both panels, below them
     if len(names) <= 2:
         axes[1].set_visible(False)
+    with plot.style():
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=3, fontsize=6.5)
     p.save(fig, "coupling_flow")
     df = pd.DataFrame(lin_table(lin, MAIN))
     df["fixed_point"] = ", ".join(f"{n}={v:.3f}" for n, v in zip(names, np.real(lin["fixed_point"].values)))
     p.table(df, "linearised_map")
-    p.number(lam_main=", ".join(f"{a:.3f}" for a in df.abs_eigenvalue),
-             y_main=", ".join(f"{y:+.2f} [{lo:+.2f}, {hi:+.2f}]" for y, lo, hi in
-                              zip(df.exponent, df.exponent_lo, df.exponent_hi)),
-             kinds_main=", ".join(df.kind), b_main=f"{float(lin.attrs['scale_factor']):.3f}")
+    modes = df[(df.partner < 0) | (df.partner > df["mode"])]  # a conjugate pair once: it is one mode
+    p.number(lam_main=", ".join(lam_text(r) for r in modes.itertuples()),
+             y_main=", ".join(f"{r.exponent:+.2f} [{r.exponent_lo:+.2f}, {r.exponent_hi:+.2f}]"
+                              for r in modes.itertuples()),
+             kinds_main=", ".join(modes.kind), b_main=f"{df.b.iloc[0]:.3f}", boot_main=int(df.n_boot.iloc[0]))
+
+
+def lam_text(r) -> str:
+    """``|λ| = 0.854 (a conjugate pair 0.832 ± 0.196i: a rotation)`` or ``0.479`` for a real eigenvalue."""
+    if r.partner < 0:
+        return f"{r.abs_eigenvalue:.3f}"
+    return f"{r.abs_eigenvalue:.3f} (the pair {r.eigenvalue_re:.3f} ± {abs(r.eigenvalue_im):.3f}i, a rotation)"
 
 
 def task_groups(p: Paper) -> dict[str, xr.Dataset]:
@@ -374,21 +493,36 @@ def task_groups(p: Paper) -> dict[str, xr.Dataset]:
     return groups
 
 
+def group_protocol(runs: xr.Dataset) -> dict:
+    """The task key and the training steps per level of a group of runs, read from their files."""
+    steps = [json.loads(rgnet.open_run(Path(str(f))).attrs["config"])["train"]["steps"] for f in runs["path"].values]
+    return {"task_key": distinct(runs["task"].values), "steps": distinct(steps)}
+
+
 @step("exponents")
 def make_exponents(p: Paper) -> None:
     lins, rows = {}, []
     for task, runs in task_groups(p).items():
         try:
-            lins[task] = rg.linearise(rg.couplings(runs, "scale"), n_boot=N_BOOT)
+            lins[task] = linearise(rg.couplings(runs, "scale"))
         except ConfigError as err:  # too few levels for a fit: that task is left out
             print(f"  exponents: {task} left out ({err})")
             continue
-        rows += lin_table(lins[task], task)
-    p.save(plot.exponents(lins, modes=2).figure, "exponents")  # all modes are in the table
+        rows += [{**r, **group_protocol(runs)} for r in lin_table(lins[task], task)]
     df = p.table(pd.DataFrame(rows), "exponents")
     lead = df[df["mode"] == 0]
-    p.number(n_tasks_exp=len(lead), y_lead_range=f"{lead.exponent.min():+.2f} to {lead.exponent.max():+.2f}",
-             n_relevant_tasks=int((lead.exponent_lo > 0).sum()))
+    twice = lead[lead.task_key.duplicated(keep=False)]
+    # a task fitted in two groups (the family's and the main experiment's) is named with its steps per level
+    names = {r.task: f"{r.task} ({r.steps} steps)" if r.task in set(twice.task) else r.task for r in lead.itertuples()}
+    ax = plot.exponents({names[k]: v for k, v in lins.items()}, modes=1)  # the leading mode; all are in the table
+    p.save(ax.figure, "exponents")
+    p.count(n_groups_exp=len(lead), n_tasks_exp=int(lead.task_key.nunique()),
+            n_relevant_tasks=int((lead.exponent_lo > 0).sum()))
+    p.number(y_lead_range=f"{lead.exponent.min():+.2f} to {lead.exponent.max():+.2f}",
+             exp_repeated="; ".join(
+                 f"task {key} is fitted in {len(g)} groups, " + " and ".join(
+                     f"{r.task} ({r.steps} steps per level)" for r in g.itertuples())
+                 for key, g in twice.groupby("task_key", sort=False)) or "no task is fitted twice")
 
 
 @step("spectra")
@@ -429,8 +563,9 @@ def make_spectra(p: Paper) -> None:
     p.save(fig, "dmd_spectra")
     df = p.table(pd.DataFrame(rows), "dmd_eigenvalues")
     ranks = df.groupby(["task", "run"]).size()
-    p.number(dmd_observable=what, dmd_max_abs=f"{df['abs'].max():.3f}", dmd_outside=int((df["abs"] > 1).sum()),
-             dmd_total=len(df), dmd_rank=f"{ranks.min()}" + (f"–{ranks.max()}" if ranks.max() > ranks.min() else ""))
+    p.number(dmd_observable=what, dmd_max_abs=f"{df['abs'].max():.3f}")
+    p.count(dmd_outside=int((df["abs"] > 1).sum()), dmd_total=len(df), dmd_rank_min=int(ranks.min()),
+            dmd_rank_max=int(ranks.max()), dmd_groups=len(sets))
 
 
 @step("family_ladders")
@@ -454,7 +589,8 @@ def make_family_ladders(p: Paper) -> None:
     p.save(fig, "family_ladders")
     win = p.table(winning_table(t, "test_acc").query("arm in @base"), "family_winning")
     imp = win[win.arm == "imp"]
-    p.number(family_tasks=", ".join(exps), n_family_tasks=len(exps),
+    p.count(n_family_tasks=len(exps))
+    p.number(family_tasks=", ".join(exps),
              family_seeds=f"{imp.seeds.min()}" + (f"–{imp.seeds.max()}" if imp.seeds.max() > imp.seeds.min() else ""),
              family_win=", ".join(f"{e} {pct(d)} %" for e, d in zip(imp.experiment, imp.winning_density)))
 
@@ -480,8 +616,10 @@ def make_transfer_matrix(p: Paper) -> None:
     df = p.table(pd.DataFrame(rows), "transfer_matrix")
     off = df[(df.source != df.target) & df.source.isin(plain) & (df.verdict > -2)]
     yes, no, gaps = off[off.verdict == 1], off[off.verdict == 0], off.dropna(subset=["gap_range"])
-    p.number(n_pairs=len(off), n_transfer=len(yes), n_no_transfer=len(no), n_undecided=len(off) - len(yes) - len(no),
-             transfer_pairs=", ".join(f"{s} → {t}" for s, t in zip(yes.source, yes.target)) or "none",
+    p.table(pd.DataFrame([{"use": "transfer", "metric": m.attrs.get("metric", "test_acc"),
+                           "rule": m.attrs.get("rule_name", ""), "text": m.attrs.get("rule", "")}]), "transfer_rule")
+    p.count(n_pairs=len(off), n_transfer=len(yes), n_no_transfer=len(no), n_undecided=len(off) - len(yes) - len(no))
+    p.number(transfer_pairs=", ".join(f"{s} → {t}" for s, t in zip(yes.source, yes.target)) or "none",
              worst_pair=(lambda r: f"{r.source} → {r.target} ({100 * r.gap_range:+.1f} points "
                                    f"[{100 * r.gap_range_low:+.1f}, {100 * r.gap_range_high:+.1f}])")(
                  gaps.loc[gaps.gap_range.idxmin()]) if len(gaps) else "n/a",
@@ -508,7 +646,9 @@ def universality_dataset(p: Paper) -> xr.Dataset:
         matrix = p.matrix
     except Missing:
         matrix = None  # classes need no transfer; the scoring is then left out
-    ds = universality(files, transfer=matrix, labels=p.family_labels, **UNIVERSALITY)
+    print("  universality: computing (the slow part; cached afterwards)", flush=True)
+    ds = universality(files, transfer=matrix, labels=p.family_labels,
+                      log=lambda line: print(f"  universality: {line}", flush=True), **UNIVERSALITY)
     ds.attrs["input_sha256"] = key
     tmp = path.with_suffix(".tmp")
     ds.to_netcdf(tmp, engine="h5netcdf", invalid_netcdf=True)
@@ -517,18 +657,53 @@ def universality_dataset(p: Paper) -> xr.Dataset:
     return ds
 
 
+def role(predictor: str) -> str:
+    """``primary``, ``pre-registered baseline`` or ``exploratory`` (paper/preregistration.md)."""
+    return ("primary" if predictor == PRIMARY else "pre-registered baseline" if predictor in PREREGISTERED_BASELINES
+            else "exploratory")
+
+
 def score_table(ds: xr.Dataset) -> pd.DataFrame:
-    """Every predictor's scores, the primary (tau_w) first; sorted by it."""
-    return pd.DataFrame({"predictor": [str(x) for x in ds["predictor"].values], "tau_w": ds["tau_w"].values,
-                         "tau_lo": ds["tau_task_ci"].isel(bound=0).values,
-                         "tau_hi": ds["tau_task_ci"].isel(bound=1).values,
-                         "p_tau": ds["p_tau"].values, "p_tau_holm": ds["p_tau_holm"].values,
-                         "beyond": ds["beyond"].values, "p_beyond_holm": ds["p_beyond_holm"].values,
-                         "rho_gap": ds["rho_gap"].values, "auroc": ds["auroc"].values,
-                         "auroc_lo": ds["auroc_task_ci"].isel(bound=0).values,
-                         "auroc_hi": ds["auroc_task_ci"].isel(bound=1).values, "p_auroc": ds["p_auroc"].values,
-                         "loto_balanced_accuracy": ds["loto_balanced_accuracy"].values}
-                        ).sort_values("tau_w", ascending=False, na_position="last")
+    """Every predictor's scores (the pre-registered score tau_w first): the primary, then the pre-registered
+    baselines, then the exploratory predictors, each in the analysis's own order (never sorted by a result)."""
+    df = pd.DataFrame({"predictor": [str(x) for x in ds["predictor"].values],
+                       "kind": [str(x) for x in ds["predictor_kind"].values] if "predictor_kind" in ds else "",
+                       "tau_w": ds["tau_w"].values,
+                       "tau_lo": ds["tau_task_ci"].isel(bound=0).values,
+                       "tau_hi": ds["tau_task_ci"].isel(bound=1).values,
+                       "p_tau": ds["p_tau"].values, "p_tau_holm": ds["p_tau_holm"].values,
+                       "beyond": ds["beyond"].values, "p_beyond_holm": ds["p_beyond_holm"].values,
+                       "rho_gap": ds["rho_gap"].values, "auroc": ds["auroc"].values,
+                       "auroc_lo": ds["auroc_task_ci"].isel(bound=0).values,
+                       "auroc_hi": ds["auroc_task_ci"].isel(bound=1).values, "p_auroc": ds["p_auroc"].values,
+                       "loto_balanced_accuracy": ds["loto_balanced_accuracy"].values})
+    df.insert(1, "role", [role(x) for x in df.predictor])
+    order = {"primary": 0, "pre-registered baseline": 1, "exploratory": 2}
+    return df.sort_values("role", key=lambda r: r.map(order), kind="stable")
+
+
+def preregistered_table(ds: xr.Dataset) -> pd.DataFrame:
+    """The pre-registered analysis: the primary and the pre-registered baselines, with p-values Holm-adjusted over
+    these predictors only (the pre-registration's family), the decision at :data:`DECISION_LEVEL`, and how the
+    signatures were paired with the measured transfer."""
+    from rgnet.universality.scoring import holm
+
+    names = [n for n in (PRIMARY, *PREREGISTERED_BASELINES) if n in list(ds["predictor"].values)]
+    sub = ds.sel(predictor=names)
+    df = pd.DataFrame({"predictor": names, "role": [role(n) for n in names], "tau_w": sub["tau_w"].values,
+                       "tau_lo": sub["tau_task_ci"].isel(bound=0).values,
+                       "tau_hi": sub["tau_task_ci"].isel(bound=1).values, "p_tau": sub["p_tau"].values,
+                       "p_tau_holm": holm(sub["p_tau"].values), "beyond": sub["beyond"].values,
+                       "p_beyond": sub["p_beyond"].values, "p_beyond_holm": holm(sub["p_beyond"].values)})
+    df["decision_level"] = DECISION_LEVEL
+    df["predicts_transfer"] = df.p_tau_holm < DECISION_LEVEL
+    seeds = ds.attrs.get("signature_seeds", "all")
+    try:
+        seeds = json.loads(seeds) if isinstance(seeds, str) else seeds
+    except json.JSONDecodeError:
+        pass
+    df["signature_seeds"] = seeds if isinstance(seeds, str) else ", ".join(map(str, np.atleast_1d(seeds)))
+    return df
 
 
 @step("classes")
@@ -539,23 +714,30 @@ def make_classes(p: Paper) -> None:
 
     ds = universality_dataset(p)
     sigs = [str(s) for s in ds["signature"].values]
-    p.table(pd.DataFrame([{"signature": s, "task": str(t), "class": int(ds["class_id"].sel(signature=s, task=t))}
+    # the graph of the pre-registered primary signature (never of one picked for its score)
+    shown = PRIMARY if PRIMARY in sigs else sigs[0]
+    p.table(pd.DataFrame([{"signature": s, "role": role(s), "task": str(t),
+                           "class": int(ds["class_id"].sel(signature=s, task=t)), "alpha": float(ds.attrs["alpha"])}
                           for s in sigs for t in ds["task"].values]), "classes")
-    # the graph of the RG signature that predicts transfer best, when it was scored
-    scored = score_table(ds) if "tau_w" in ds else None
-    best = scored[scored.predictor.isin(sigs)].iloc[0]["predictor"] if scored is not None else sigs[0]
-    test = ds.sel(signature=best)
+    test = ds.sel(signature=shown)
     g = class_graph(test, alpha=float(ds.attrs["alpha"]))
     nx.set_node_attributes(g, {str(t): int(test["class_id"].sel(task=t)) for t in ds["task"].values}, "class")
     ax = plot.class_graph(g, weight_attr="p_value")  # thicker: the harder to tell apart
     with plot.style():  # the title is made now, in the figures' font size
-        ax.set_title(f"universality classes: {best}\nedge: p > {ds.attrs['alpha']:g} (thicker: larger p)")
+        what = " (the pre-registered primary)" if shown == PRIMARY else ""
+        ax.set_title(f"universality classes: {shown}{what}\n"
+                     f"edge: p > {ds.attrs['alpha']:g} (thicker: larger p)")
     p.save(ax.figure, "class_graph")
     ids = [int(c) for c in test["class_id"].values]
-    p.number(class_signature=best, n_classes=len(set(ids)), n_univ_tasks=int(ds.sizes["task"]),
-             univ_alpha=f"{ds.attrs['alpha']:g}", univ_signatures=", ".join(sigs),
+    p.count(n_classes=len(set(ids)), n_univ_tasks=int(ds.sizes["task"]))
+    p.number(class_signature=f"{shown} ({role(shown)})", univ_alpha=f"{ds.attrs['alpha']:g}",
+             univ_signatures=", ".join(sigs),
              class_members="; ".join(", ".join(str(t) for t, i in zip(test["task"].values, ids) if i == c)
                                      for c in sorted(set(ids))))
+
+
+def and_list(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 @step("universality")
@@ -564,8 +746,11 @@ def make_universality(p: Paper) -> None:
     if "tau_w" not in ds:
         why = json.loads(ds.attrs.get("unavailable", "{}")).get("scoring", "no measured transfer to score against")
         raise Missing(f"the predictors were not scored: {why}")
+    if PRIMARY not in list(ds["predictor"].values):
+        raise Missing(f"the pre-registered primary signature {PRIMARY} was not scored")
     sigs = [str(s) for s in ds["signature"].values]
     table = p.table(score_table(ds), "universality_scores", digits=3)
+    pre = p.table(preregistered_table(ds), "preregistered", digits=3)
     preds = list(table.predictor)
 
     # ROC: the RG signatures in one panel, the baselines in the other; pairs of different tasks only
@@ -583,24 +768,44 @@ def make_universality(p: Paper) -> None:
             ax.set_title(f"predicted vs measured transfer: {title}")
     p.save(fig, "roc")
 
-    by = table.set_index("predictor")
+    by, reg = table.set_index("predictor"), pre.set_index("predictor")
 
-    def tau(name: str) -> str:
-        r = by.loc[name]
+    def tau(name: str, holm_over: str = "all") -> str:
+        r = reg.loc[name] if holm_over == "pre" else by.loc[name]
         return (f"τ_w = {r.tau_w:+.2f} [{r.tau_lo:+.2f}, {r.tau_hi:+.2f}] (Holm p = {r.p_tau_holm:.3f}; beyond "
                 f"source and target effects r = {r.beyond:+.2f}, Holm p = {r.p_beyond_holm:.3f})")
 
-    best = table[table.predictor.isin(sigs)].iloc[0]["predictor"]
-    base = table[~table.predictor.isin(sigs) & ~table.predictor.str.contains("class")]
-    beyond = [str(x) for x in table.predictor[table.p_beyond_holm < 0.05]]
-    primary = PRIMARY if PRIMARY in by.index else best
-    p.number(primary_signature=primary, primary_score=tau(primary), best_signature=best, best_signature_score=tau(best),
-             best_baseline=base.iloc[0]["predictor"] if len(base) else "n/a",
-             best_baseline_score=tau(base.iloc[0]["predictor"]) if len(base) else "n/a",
-             mask_iou_score=tau("mask_iou") if "mask_iou" in by.index else "n/a",
+    prim = reg.loc[PRIMARY]
+    bases = pre[pre.role == "pre-registered baseline"]
+    above = bases[bases.tau_w > prim.tau_w]  # the rule: a baseline with a higher tau_w beats the primary
+    explore = table[(table.role == "exploratory") & table.kind.isin(["signature", "class"]) & table.tau_w.notna()]
+    top_base = bases.tau_w.max() if len(bases) else np.nan
+    beyond = [str(x) for x in table.predictor[table.p_beyond_holm < DECISION_LEVEL]]
+    p.count(n_explore=len(explore), n_explore_above=int((explore.tau_w > top_base).sum()),
+            n_explore_significant=int((explore.p_tau_holm < DECISION_LEVEL).sum()))
+    covers = prim.tau_lo <= 0 <= prim.tau_hi
+    p.number(primary_signature=PRIMARY, primary_score=tau(PRIMARY, "pre"), decision_level=f"{prim.decision_level:g}",
+             primary_decision=(("passes" if prim.predicts_transfer else "fails")
+                               + " the pre-registered test for predicting transfer"
+                               + (", in sample" if prim.signature_seeds == "all" else "")
+                               + f" (τ_w = {prim.tau_w:+.2f}, Holm-adjusted p = "
+                               f"{prim.p_tau_holm:.3f} against {prim.decision_level:g}"
+                               + (f"; its interval over resampled tasks, [{prim.tau_lo:+.2f}, {prim.tau_hi:+.2f}], "
+                                  "includes 0)" if covers else ")")),
+             primary_vs_baselines=(
+                 ("but" if prim.predicts_transfer else "and") + " it loses to the pre-registered baseline"
+                 + "s" * (len(above) > 1) + " "
+                 + and_list([f"{r.predictor} (τ_w = {r.tau_w:+.2f})" for r in above.itertuples()])
+                 if len(above) else "no pre-registered baseline has a higher τ_w")
+             if len(bases) else "no pre-registered baseline was scored",
+             baselines_scores="; ".join(f"{r.predictor} {tau(r.predictor, 'pre')}" for r in bases.itertuples()),
+             mask_iou_score=tau("mask_iou", "pre") if "mask_iou" in reg.index else "n/a",
+             additive_score=tau("additive", "pre") if "additive" in reg.index else "n/a",
              beyond_effects=", ".join(beyond) if beyond else "none",
-             signatures_beat_baselines="do not" if len(base) and by.loc[best, "tau_w"] <= base.iloc[0]["tau_w"]
-             else "do")
+             in_sample=("from the same seeds (in sample), not from disjoint halves of the seeds as the "
+                        "pre-registration requires" if prim.signature_seeds == "all" else
+                        f"from disjoint seeds (signatures from seeds {prim.signature_seeds}, the measured transfer "
+                        "from the others), as the pre-registration requires"))
 
 
 @step("aligned")
@@ -623,12 +828,17 @@ def make_aligned(p: Paper) -> None:
                              "gap": float(gap.sel(level=lv)), "gap_std": float(m["gap_std"].sel(sel).sel(level=lv)),
                              "matching": bool(m["transfer_matching"].sel(sel).sel(level=lv))})
     df = p.table(pd.DataFrame(rows), "aligned_transfer")
-    none, aligned = df[df["align"] == "none"], df[df["align"] != "none"]
+    summary = p.table(df.assign(aligned=np.where(df["align"] == "none", "unaligned", "aligned"))
+                      .groupby("aligned", sort=False)
+                      .agg(gap_mean=("gap", "mean"), matching_share=("matching", "mean"), levels=("gap", "size"))
+                      .reset_index(), "aligned_transfer_summary").set_index("aligned")
+    none = summary.loc["unaligned"] if "unaligned" in summary.index else None
+    aligned = summary.loc["aligned"]
     p.number(aligned_pairs=", ".join(f"{s} → {t}" for s, t in pairs),
-             aligned_gap_none=f"{100 * none.gap.mean():+.1f}" if len(none) else "n/a",
-             aligned_gap_inputs=f"{100 * aligned.gap.mean():+.1f}",
-             aligned_matching=f"{aligned.matching.mean():.0%}",
-             unaligned_matching=f"{none.matching.mean():.0%}" if len(none) else "n/a")
+             aligned_gap_none=f"{100 * none.gap_mean:+.1f}" if none is not None else "n/a",
+             aligned_gap_inputs=f"{100 * aligned.gap_mean:+.1f}",
+             aligned_matching=f"{aligned.matching_share:.0%}",
+             unaligned_matching=f"{none.matching_share:.0%}" if none is not None else "n/a")
 
 
 @step("ising")
@@ -636,16 +846,17 @@ def make_ising(p: Paper) -> None:
     from rgnet.plot.ising import mk_exact, mk_recovered
 
     traj = rg.migdal_kadanoff_2d(rg.toy.MK_FIXED_POINT + np.linspace(-0.03, 0.03, 9), levels=6)
-    lin = rg.linearise(traj, model="quadratic", window=0.02, n_boot=N_BOOT)
+    lin = linearise(traj, model="quadratic", window=0.02)
     p.save(plot.ising_validation(traj, lin), "ising_validation")
     exact, found = mk_exact(), mk_recovered(lin)
     df = p.table(pd.DataFrame([{"quantity": k, "recovered": found[k][0], "lower": found[k][1], "upper": found[k][2],
-                                "exact": exact[k], "relative_error": found[k][0] / exact[k] - 1} for k in exact]),
+                                "exact": exact[k], "relative_error": found[k][0] / exact[k] - 1,
+                                "abs_relative_error": abs(found[k][0] / exact[k] - 1)} for k in exact]),
                  "ising_validation", digits=7)
     d = df.set_index("quantity")
     p.number(**{f"ising_{k}": f"{d.loc[q, 'recovered']:.6f}" for k, q in (("k", "K*"), ("lam", "λ"), ("y", "y"))},
              **{f"ising_{k}_exact": f"{d.loc[q, 'exact']:.6f}" for k, q in (("k", "K*"), ("lam", "λ"), ("y", "y"))},
-             ising_max_err=f"{np.abs(df.relative_error).max():.1e}")
+             ising_max_err=f"{df.abs_relative_error.max():.1e}")
 
 
 @step("protocol")
@@ -667,14 +878,65 @@ def make_protocol(p: Paper) -> None:
                              "stop_iteration_dense": float(s["stop_iteration"].sel(level=0).mean()),
                              "final_loss_mean": float((s["best"] - s["final"]).mean())})
     df = p.table(pd.DataFrame(rows), "early_stopping_protocol")
-    d = df[df.interval == 100].set_index(["model", "criterion"])
-    p.number(proto_seeds=int(ds.sizes["seed"]), proto_models=", ".join(map(str, ds["model"].values)),
+    every = 100 if (df.interval == 100).any() else int(df.interval.min())  # evaluations every 100 steps
+    d = df[df.interval == every].set_index(["model", "criterion"])
+    p.count(proto_seeds=int(ds.sizes["seed"]))
+    p.number(proto_every=every, proto_models=", ".join(map(str, ds["model"].values)),
              **{f"proto_{m}_{c}": pct(d.loc[(m, c), "loss_mean"], 1) for m, c in d.index},
              **{f"proto_{m}_{c}_worst": pct(d.loc[(m, c), "loss_max_level_mean"], 1) for m, c in d.index},
              **{f"proto_{m}_{c}_stop": f"{d.loc[(m, c), 'stop_iteration_dense']:.0f}" for m, c in d.index})
 
 
 # ---- the text ---------------------------------------------------------------------------------------------
+
+#: A number in running text: not part of a word or a longer number (``fc1``, ``0.1.0`` are not numbers).
+NUMBER = re.compile(r"(?<![\w.])[-+−]?(?P<int>\d+)(?:\.(?P<frac>\d+))?(?:e(?P<exp>[-+]?\d+))?(?![\w.]*\d)")
+
+
+def numbers_in(text: str) -> list[tuple[str, float, float]]:
+    """``(token, value, half a unit in its last digit)`` for every number in ``text``."""
+    out = []
+    for m in NUMBER.finditer(text):
+        value = float(m.group(0).replace("−", "-"))
+        last = -len(m["frac"] or "") + int(m["exp"] or 0)
+        out.append((m.group(0), value, 0.5 * 10.0 ** last))
+    return out
+
+
+def table_values(paths: list[Path]) -> np.ndarray:
+    """Every number in the tables: numeric cells, and numbers written inside text cells (``rewind_180``,
+    ``2->3``, a rule's margin)."""
+    values = []
+    for path in paths:
+        df = pd.read_csv(path)
+        for col in df.columns:
+            c = df[col]
+            if pd.api.types.is_bool_dtype(c):
+                continue
+            if pd.api.types.is_numeric_dtype(c):
+                values.append(c.to_numpy(float))
+            else:
+                text = " ".join(c.dropna().astype(str)).replace("_", " ").replace("->", " ")
+                values.append(np.array([v for _, v, _ in numbers_in(text)], float))
+    every = np.concatenate(values) if values else np.zeros(0)
+    return np.unique(every[np.isfinite(every)])
+
+
+def untraceable(p: Paper) -> dict[str, list[str]]:
+    """The numbers of the text that no table written in this run holds (as a value, or as a percentage of one,
+    to the digits shown). Counts of table rows (:meth:`Paper.count`) and :data:`NOT_RESULTS` are not checked."""
+    values = table_values([p.out / m for m in p.made if m.endswith(".csv")])
+    out = {}
+    for key, text in p.numbers.items():
+        if key in p.counts or key in NOT_RESULTS:
+            continue
+        bad = [tok for tok, v, half in numbers_in(text)
+               if not (np.abs(values - v) <= half * (1 + 1e-9) + 1e-12).any()
+               and not (np.abs(100 * values - v) <= half * (1 + 1e-9) + 1e-12).any()]
+        if bad:
+            out[key] = bad
+    return out
+
 
 SECTION = re.compile(r"<!-- begin (?P<name>\w+) -->\n(?P<body>.*?)<!-- end (?P=name) -->\n", re.S)
 
@@ -708,10 +970,12 @@ def main(argv=None) -> int:
         return 2
     start = time.perf_counter()
     p = Paper(args.data, args.out, cache=not args.no_cache, clear=not args.only)
-    for name, fn in STEPS.items():
+    for i, (name, fn) in enumerate(STEPS.items(), 1):
         if args.only and name not in args.only:
             p.sections[name] = "not run (--only)"
             continue
+        head = f"[{i:2d}/{len(STEPS)}] {name:16s}"
+        print(f"{head} started", flush=True)
         t0 = time.perf_counter()
         try:
             with warnings.catch_warnings():
@@ -721,15 +985,20 @@ def main(argv=None) -> int:
             reason = str(err).rstrip(".")
             p.notes.append(f"{name}: {reason}")
             p.sections[name] = reason
-            print(f"{name:16s} left out: {reason}")
+            print(f"{head} left out: {reason} ({time.perf_counter() - t0:.1f} s)", flush=True)
             plt.close("all")
             continue
         p.sections[name] = None
-        print(f"{name:16s} {time.perf_counter() - t0:6.1f} s")
+        print(f"{head} done in {time.perf_counter() - t0:.1f} s", flush=True)
     p.number(data_dir=args.data.name + "/", rgnet_version=RGNET_VERSION)
     paper = write_paper(p)
     wall = time.perf_counter() - start
     print(f"wrote {len(p.made)} figures and tables under {args.out} and {paper} in {wall:.1f} s")
+    missing = untraceable(p)
+    if missing:
+        print("make.py: numbers in paper.md that no table holds: "
+              + "; ".join(f"{k}: {', '.join(v)}" for k, v in missing.items()), file=sys.stderr)
+        return 1
     return 0
 
 

@@ -22,7 +22,7 @@ _LAZY = {
     "transfer": "rgnet.imp.transfer",
     **{k: "rgnet.imp.tickets" for k in ("Ticket", "load_ticket", "ticket_from_run", "write_ticket")},
     **{k: "rgnet.store" for k in ("config_of", "open_run", "open_tensors", "open_tree", "read_tensors", "verify")},
-    "open_runs": "rgnet.catalog",
+    "open_runs": "rgnet.catalog", "as_run": "rgnet.catalog", "task_labels": "rgnet.sweep",
     **{k: "rgnet.verdicts" for k in ("matching", "transfer_matrix", "winning_tickets")},
 }
 _MODULES = ("rg", "universality", "plot", "sweep")  # sub-packages loaded on first use
@@ -41,7 +41,7 @@ def __getattr__(name: str):
 
 
 __all__ = ["ConfigError", "DataError", "ModelConfig", "PruneConfig", "RgnetError", "RunConfig", "StoreConfig",
-           "StoreError", "TaskConfig", "Ticket", "TrainConfig", "config_of", "load_ticket", "load_toml", "matching",
-           "open_run", "open_runs", "open_tensors", "open_tree", "plot", "read_tensors", "record", "record_many", "rg",
-           "run_baselines", "sweep", "ticket_from_run", "transfer", "transfer_matrix", "universality", "verify",
-           "winning_tickets", "write_ticket"]
+           "StoreError", "TaskConfig", "Ticket", "TrainConfig", "as_run", "config_of", "load_ticket", "load_toml",
+           "matching", "open_run", "open_runs", "open_tensors", "open_tree", "plot", "read_tensors", "record",
+           "record_many", "rg", "run_baselines", "sweep", "task_labels", "ticket_from_run", "transfer",
+           "transfer_matrix", "universality", "verify", "winning_tickets", "write_ticket"]

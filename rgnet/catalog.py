@@ -15,25 +15,29 @@ import xarray as xr
 from rgnet.errors import DuplicateRunWarning, StoreError
 from rgnet.store.reader import config_of, open_run
 from rgnet.store.writer import plain_attr
-from rgnet.tasks import task_label
+from rgnet.tasks import TASKS, task_label
 
 INDEX_ATTR = "rgnet_sweep_index"   # root attribute that marks a sweep index (its format version)
 RUN_COORDS = {"model": ("model", "name"), "seed": ("seed",), "fraction": ("prune", "fraction"),
               "scope": ("prune", "scope"), "rewind": ("prune", "rewind")}
 
 
-def open_runs(paths: str | Path | Iterable[str | Path], group: str | None = None) -> xr.Dataset:
+def open_runs(paths: str | Path | Iterable[str | Path], group: str | None = None,
+              labels: dict[str, str] | None = None) -> xr.Dataset:
     """Open many runs lazily (dask) as one Dataset with a leading ``run`` dim.
 
     ``paths`` is a glob pattern, a directory (all ``*.h5`` in it), a sweep's ``index.nc`` (its runs with a
     complete level) or a list of files. Runs with fewer levels
     are padded with NaN. Coordinates along ``run``: ``run_id``, ``path``, ``task`` (the task key of
-    ``rgnet.tasks.task_label``), ``model``, ``seed``, ``fraction``, ``scope``, ``rewind``, and every
-    scalar task parameter as ``task_<name>``.
+    ``rgnet.tasks.task_label``, renamed through ``labels``, e.g. ``rgnet.task_labels(spec)``; a sweep index
+    names its tasks by the spec's labels), ``model``, ``seed``, ``fraction``, ``scope``, ``rewind``, and every
+    scalar parameter of the runs' tasks as ``task_<name>``: the task's default where a run leaves it out, NaN
+    (or "") where a run's task has no such parameter.
     """
     files = expand(paths)
     parts = [open_run(f, group=group) for f in files]  # small: read whole, concatenated, then handed to dask
-    coords = _run_coords(parts, files)
+    labels = labels if labels is not None else index_labels(paths)
+    coords = _run_coords(parts, files, labels)
     common = set.intersection(*(set(d.data_vars) for d in parts))  # e.g. hist_outside only in some upgraded files
     parts = [d.drop_vars([c for c in d.coords if d[c].ndim == 0] + [v for v in d.data_vars if v not in common])
              for d in parts]
@@ -105,25 +109,51 @@ def index_labels(paths) -> dict[str, str] | None:
     return dict(pairs) if len(set(tasks)) == len(tasks) == len(set(labels)) else None
 
 
-def _run_coords(parts: list[xr.Dataset], files: list[str]) -> dict[str, tuple]:
+def _run_coords(parts: list[xr.Dataset], files: list[str], labels: dict[str, str] | None) -> dict[str, tuple]:
     cfgs = [config_of(d) for d in parts]
     coords: dict[str, tuple] = {"run_id": ("run", [d.attrs["run_id"] for d in parts]), "path": ("run", files),
-                                "task": ("run", [_task_key(d, c) for d, c in zip(parts, cfgs)])}
+                                "task": ("run", [_task_key(d, c, labels) for d, c in zip(parts, cfgs)])}
     for name, keys in RUN_COORDS.items():
         coords[name] = ("run", [_get(c, keys) for c in cfgs])
-    task_keys = sorted({k for c in cfgs for k, v in c["task"]["params"].items() if np.isscalar(v)})
-    for k in task_keys:
-        vals = [c["task"]["params"].get(k) for c in cfgs]
-        if any(v is None for v in vals):
-            continue
-        coords[f"task_{k}"] = ("run", vals)
+    params = [task_parameters(c["task"]["name"], c["task"]["params"]) for c in cfgs]
+    for k in sorted({k for p in params for k in p}):
+        coords[f"task_{k}"] = ("run", _column([p.get(k) for p in params]))
     return coords
 
 
-def _task_key(ds: xr.Dataset, cfg: dict) -> str:
-    if "task" in ds.coords and ds["task"].ndim == 0:  # schema 2 stores it
-        return str(ds["task"].values)
-    return task_label(cfg)
+def task_parameters(name: str, params: dict) -> dict:
+    """The scalar parameters of a run's task: those it stores, and the task's defaults for those it leaves out
+    (a parameter added to a task later; its default reproduces the task as it was)."""
+    defaults = TASKS[name].defaults if name in TASKS else {}
+    return {k: v for k, v in {**defaults, **params}.items() if np.isscalar(v)}
+
+
+def _column(values: list):
+    """One coordinate from per-run values; a run whose task lacks the parameter gets NaN ("" for text)."""
+    if all(v is not None for v in values):
+        return values
+    if any(isinstance(v, str) for v in values):
+        return ["" if v is None else str(v) for v in values]
+    return [np.nan if v is None else float(v) for v in values]
+
+
+def as_run(ds: xr.Dataset) -> xr.Dataset:
+    """One run file's Dataset as one member of a ``run`` dim, every parameter of every registered task a
+    coordinate along it (see :func:`open_runs`): ``xr.open_mfdataset(files, preprocess=rgnet.as_run,
+    combine="nested", concat_dim="run", join="outer", engine="h5netcdf")`` then opens a mixed family."""
+    cfg = config_of(ds)
+    own = task_parameters(cfg["task"]["name"], cfg["task"]["params"])
+    every = {k: v for t in TASKS.values() for k, v in t.defaults.items() if np.isscalar(v)}
+    scalar = [c for c in ds.coords if ds[c].ndim == 0 and not c.startswith("task_")]
+    values = {c: ds[c].values.item() for c in scalar}
+    values |= {f"task_{k}": own.get(k, "" if isinstance(v, str) else np.nan) for k, v in sorted(every.items())}
+    return ds.drop_vars([c for c in ds.coords if ds[c].ndim == 0]).expand_dims("run").assign_coords(
+        {c: ("run", [v]) for c, v in values.items()})
+
+
+def _task_key(ds: xr.Dataset, cfg: dict, labels: dict[str, str] | None) -> str:
+    key = str(ds["task"].values) if "task" in ds.coords and ds["task"].ndim == 0 else task_label(cfg)  # schema 2
+    return (labels or {}).get(key, key)
 
 
 def _get(d: dict, keys: tuple[str, ...]):

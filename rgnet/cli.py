@@ -16,7 +16,9 @@ import warnings
 from rgnet.align import ALIGN_MODES, MIN_CONFIDENCE
 from rgnet.config import OPTIMIZERS, SCOPES, STOP_RULES, RunConfig
 from rgnet.errors import RgnetError, RgnetWarning
+from rgnet.progress import to_stderr
 from rgnet.store.outputs import check_new, write_new
+from rgnet.store.provenance import rgnet_version
 from rgnet.sweep import sweep
 from rgnet.tasks import TASKS
 from rgnet.universality import universality
@@ -41,6 +43,12 @@ def _one_of(values) -> str:
     return ", ".join(values)
 
 
+def _choices(values) -> str:
+    """A metavar that lists the valid values as argparse shows ``choices``; the library checks the value itself, with
+    the same sentence for a flag and a config file."""
+    return "{" + ",".join(values) + "}"
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2 (argparse would print the whole usage first)
         self.exit(2, f"rgnet: error: {message} (see `{self.prog} --help`)\n")
@@ -48,6 +56,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="rgnet", description="Lottery-ticket experiments as renormalisation-group flows.")
+    p.add_argument("--version", action="version", version=f"rgnet {rgnet_version()}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     r = sub.add_parser("record", help="run IMP and record every level into an HDF5 file (resumable)",
@@ -64,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--levels", type=int, help="IMP levels after the dense one" + _cfg("prune", "levels"))
     r.add_argument("--fraction", type=float, help="fraction of surviving weights pruned per level"
                    + _cfg("prune", "fraction"))
-    r.add_argument("--scope", help=f"pruning scope: {_one_of(SCOPES)}" + _cfg("prune", "scope"))
+    r.add_argument("--scope", metavar=_choices(SCOPES), help="pruning scope" + _cfg("prune", "scope"))
     r.add_argument("--output-fraction", type=float, help="pruning fraction of the output layer")
     r.add_argument("--prune-first", action=argparse.BooleanOptionalAction, default=None,
                    help="prune the first layer (default: the model's own choice)")
@@ -78,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--stack", type=int, help="with --seeds: at most this many runs trained at once (default all)")
     r.add_argument("--steps", type=int, help="training iterations per level" + _cfg("train", "steps"))
     r.add_argument("--batch-size", type=int, help="examples per step" + _cfg("train", "batch_size"))
-    r.add_argument("--optimizer", help=f"optimizer: {_one_of(OPTIMIZERS)}" + _cfg("train", "optimizer"))
+    r.add_argument("--optimizer", metavar=_choices(OPTIMIZERS), help="optimizer" + _cfg("train", "optimizer"))
     r.add_argument("--lr", type=float, help="learning rate" + _cfg("train", "lr"))
     r.add_argument("--eval-every", type=int, help="evaluate every E iterations" + _cfg("train", "eval_every"))
     r.add_argument("--early-stop", help="which evaluation is the trained network: "
@@ -124,18 +133,29 @@ def _parser() -> argparse.ArgumentParser:
                         f"(default {MIN_CONFIDENCE:g}; 0 aligns anyway)")
     _training_flags(t)
 
-    k = sub.add_parser("ticket", help="export the winning ticket of one level (mask + rewind weights)")
+    k = sub.add_parser("ticket", help="export the winning ticket of one level (mask + rewind weights)",
+                       description="Write the ticket of one IMP level of a run file — the mask that level trained "
+                                   "with, the rewound weights and their provenance — as a file of its own, which "
+                                   "`rgnet transfer` takes as its source.")
     k.add_argument("file", help="run file")
     k.add_argument("--level", type=int, required=True, help="IMP level whose ticket to export")
-    k.add_argument("--out", required=True, help="ticket file to write (never overwritten)")
+    k.add_argument("--out", required=True, help="ticket file to write (a new file)")
+    k.add_argument("--overwrite", action="store_true", help="replace an existing ticket file at --out (never a run "
+                                                            "file, a sweep index or anything else)")
 
-    w = sub.add_parser("tickets", help="winning tickets, matching verdicts and the transfer matrix of run files")
+    w = sub.add_parser("tickets", help="winning tickets, matching verdicts and the transfer matrix of run files",
+                       description="Group the run files by experiment (task) and judge every level of every arm "
+                                   "(the IMP trunk and its baselines) against the dense network with a verdict rule "
+                                   "(matching, not, undecided): the winning tickets. Where the files hold transfer "
+                                   "branches, also the transfer matrix: each transferred ticket against the target's "
+                                   "own ticket of the same seed and level, with intervals.")
     w.add_argument("files", nargs="+")
-    w.add_argument("--metric", default=_default(winning_tickets, "metric"),
-                   help=f"accuracy variable: {_one_of(METRICS)} (default %(default)s: at the early-stop iteration, "
-                        "as Frankle & Carbin; _final: at the end of training)")
-    w.add_argument("--rule", default=_default(winning_tickets, "rule"),
-                   help=f"verdict rule: {_one_of(RULES)} (default %(default)s)")
+    _labels_flag(w)
+    w.add_argument("--metric", default=_default(winning_tickets, "metric"), metavar=_choices(METRICS),
+                   help="accuracy variable (default %(default)s: at the early-stop iteration, as Frankle & Carbin; "
+                        "_final: at the end of training)")
+    w.add_argument("--rule", default=_default(winning_tickets, "rule"), metavar=_choices(RULES),
+                   help="verdict rule (default %(default)s)")
     w.add_argument("--tolerance", type=float, help="one_dense_std: matching tolerance when there is one seed "
                                                    f"(default {RULES['one_dense_std'].params['tolerance']} = 1 point)")
     w.add_argument("--margin", type=float, help="noninferior: the margin, an accuracy difference (default "
@@ -145,15 +165,25 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--out", help="write the verdicts (and the transfer matrix, if any) as netCDF (a new file)")
     w.add_argument("--overwrite", action="store_true", help="replace an existing --out (never a run file or input)")
 
-    i = sub.add_parser("info", help="print the level table of a run file")
+    i = sub.add_parser("info", help="print the level table of a run file",
+                       description="Print a run file's levels (density, accuracies, early-stop iteration), its "
+                                   "branches, and the machine that recorded it (CPU, torch and its BLAS, threads, "
+                                   "device) with any other machine that committed levels later.")
     i.add_argument("file")
     i.add_argument("--check", action="store_true", help="also read every variable back and verify its checksum "
                                                         "(exit 3 if any is damaged)")
 
-    u = sub.add_parser("upgrade", help="convert run files to the current schema, in place (atomic)")
+    u = sub.add_parser("upgrade", help="convert run files to the current schema, in place (atomic)",
+                       description="Convert run files of an older schema to the current one, in place: the new file "
+                                   "replaces the old one by an atomic rename, so a kill leaves one or the other. A "
+                                   "file already current is left untouched, with one line saying so.")
     u.add_argument("files", nargs="+")
 
-    f = sub.add_parser("flow", help="RG-flow summary of run files (fixed point, eigenvalues, exponents)")
+    f = sub.add_parser("flow", help="RG-flow summary of run files (fixed point, eigenvalues, exponents)",
+                       description="Read the IMP levels of each run file as an RG flow of theories (one level = "
+                                   "one RG step) and summarise it per run: the fixed-point level, the spectrum of "
+                                   "the linearised map (eigenvalues, exponents y = ln|lambda| / ln b) and the W1 flow "
+                                   "per layer.")
     f.add_argument("files", nargs="+")
     f.add_argument("--out", help="write the analysis as netCDF (a new file)")
     f.add_argument("--overwrite", action="store_true", help="replace an existing --out (never a run file or input)")
@@ -164,14 +194,15 @@ def _parser() -> argparse.ArgumentParser:
                                    "indistinguishable (permutation test over seeds), form classes, and score the "
                                    "predicted transfers against the measured transfer matrix.")
     u.add_argument("files", nargs="+", help="run files (at least 2 seeds per task)")
+    _labels_flag(u)
     u.add_argument("--transfer", help="netCDF file with the measured transfer matrix (`rgnet tickets --out`); "
                                       "default: computed from the files' transfer branches")
     u.add_argument("--signature", action="append", metavar="NAME",
                    help=f"signature to use, repeatable (default: all the files allow): {_one_of(SIGNATURES)}")
     u.add_argument("--alpha", type=float, default=_default(universality, "alpha"),
                    help="level of the same-class test (default %(default)s)")
-    u.add_argument("--classes", default=_default(universality, "class_method"),
-                   help=f"how classes are formed: {_one_of(CLASS_METHODS)} (default %(default)s)")
+    u.add_argument("--classes", default=_default(universality, "class_method"), metavar=_choices(CLASS_METHODS),
+                   help="how classes are formed (default %(default)s)")
     u.add_argument("--n-boot", type=int, default=_default(universality, "n_boot"),
                    help="seed bootstraps (default %(default)s)")
     u.add_argument("--permute", default=_default(universality, "permute"),
@@ -185,6 +216,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="seed of the bootstraps and random permutations (default %(default)s)")
     u.add_argument("--out", help="write the classes and scores as netCDF (a new file)")
     u.add_argument("--overwrite", action="store_true", help="replace an existing --out (never a run file or input)")
+    u.add_argument("--quiet", action="store_true", help="no progress lines (each stage and its time, on stderr)")
     _sweep_parser(sub)
     return p
 
@@ -309,7 +341,7 @@ def _record(a) -> int:
 
 
 def _log(a):
-    return None if a.quiet else (lambda s: print(s, file=sys.stderr))
+    return None if a.quiet else to_stderr
 
 
 def _baselines(a) -> int:
@@ -369,23 +401,50 @@ def _ticket(a) -> int:
     from rgnet.imp.tickets import ticket_from_run, write_ticket
 
     t = ticket_from_run(a.file, a.level)
-    out = write_ticket(t, a.out)
+    out = write_ticket(t, a.out, overwrite=a.overwrite)
     print(f"{out}: ticket of run {t.run_id}, level {t.level}, density {100 * t.density:.2f} %, "
           f"rewind iteration {t.rewind_iteration}")
     return 0
 
 
+def _labels_flag(p) -> None:
+    p.add_argument("--labels", metavar="SPEC_OR_JSON",
+                   help="short task names: a sweep spec (its run labels, e.g. scripts/transfer_family.toml) or "
+                        "JSON {\"task key\": \"name\"}; default: a sweep index's labels, else task keys")
+
+
+def _labels(value: str | None) -> dict[str, str] | None:
+    """``--labels``: a sweep spec's run labels, or a JSON object of task key -> name."""
+    if value is None:
+        return None
+    if value.lstrip().startswith("{"):
+        from rgnet.errors import ConfigError
+
+        try:
+            labels = json.loads(value)
+        except json.JSONDecodeError:
+            labels = None
+        if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+            raise ConfigError(f"--labels {value!r} is not a JSON object of task key -> name")
+        return labels
+    from rgnet.sweep import task_labels
+
+    return task_labels(value)
+
+
 def _tickets(a) -> int:
     from rgnet.verdicts import format_tickets, format_transfer_gaps, format_transfer_matrix, transfer_matrix
+    from rgnet.verdicts.tables import TRANSFER_ARM
 
     if a.out:
         check_new(a.out, "tickets", a.overwrite, a.files)  # refuse before the analysis, not after it
     params = {k: v for k, v in (("margin", a.margin), ("alpha", a.alpha)) if v is not None}
-    verdicts = winning_tickets(a.files, a.metric, a.tolerance, rule=a.rule, rule_params=params)
+    labels = _labels(a.labels)
+    verdicts = winning_tickets(a.files, a.metric, a.tolerance, rule=a.rule, rule_params=params, labels=labels)
     print(format_tickets(verdicts))
     matrix = None
-    if any(arm.startswith("transfer_") for arm in verdicts.arm.values):
-        matrix = transfer_matrix(a.files, a.metric, a.tolerance, rule=a.rule, rule_params=params)
+    if any(arm.startswith(TRANSFER_ARM) for arm in verdicts.arm.values):
+        matrix = transfer_matrix(a.files, a.metric, a.tolerance, rule=a.rule, rule_params=params, labels=labels)
         print("\n" + format_transfer_matrix(matrix))
         print("\n" + format_transfer_gaps(matrix))
     if a.out:
@@ -400,7 +459,7 @@ def _tickets(a) -> int:
 
 
 def _info(a) -> int:
-    from rgnet.info import check_report, level_table
+    from rgnet.info import check_report, level_table, provenance_report
 
     if a.check:  # first: a damaged file may not even give its table
         ok, text = check_report(a.file)
@@ -408,6 +467,7 @@ def _info(a) -> int:
             print(text)
             return 3
     print(level_table(a.file))
+    print(provenance_report(a.file))
     if a.check:
         print(text)
     return 0
@@ -443,9 +503,10 @@ def _universality(a) -> int:
     inputs = [*a.files, *([a.transfer] if a.transfer else [])]
     if a.out:
         check_new(a.out, "universality", a.overwrite, inputs)  # refuse before the analysis, not after it
-    ds = universality(a.files, transfer=a.transfer, names=a.signature, alpha=a.alpha, class_method=a.classes,
+    ds = universality(a.files, transfer=a.transfer, names=a.signature, labels=_labels(a.labels), alpha=a.alpha,
+                      class_method=a.classes,
                       n_boot=a.n_boot, baselines=not a.no_baselines, seed=a.seed, permute=a.permute,
-                      signature_seeds=parse_levels(a.signature_seeds, "--signature-seeds"))
+                      signature_seeds=parse_levels(a.signature_seeds, "--signature-seeds"), log=_log(a))
     print(format_universality(ds))
     if a.out:
         out = write_new(a.out, lambda buf: ds.to_netcdf(buf, engine="h5netcdf"), command="universality",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rgnet.config import STOP_RULES
 from rgnet.store.check import verify
+from rgnet.store.provenance import machine_lines, machine_summary, read_provenance
 from rgnet.store.reader import branches, read_levels
 from rgnet.store.writer import check_run_file
 
@@ -31,6 +32,25 @@ def level_table(path: str | Path) -> str:
         done = f"{lv[0]}-{lv[-1]}" if lv and lv == list(range(lv[0], lv[-1] + 1)) else ",".join(map(str, lv))
         lines.append(f"{group} (levels {done or 'none'}): test acc % "
                      + " ".join(f"{100 * x:.1f}" for x in b["test_acc"]))
+    return "\n".join(lines)
+
+
+def provenance_report(path: str | Path) -> str:
+    """The machine that created a run (CPU, torch and BLAS, threads, device; numpy, python, platform) and every
+    later machine that committed levels to it, from its ``provenance`` and ``history`` attributes."""
+    attrs = check_run_file(Path(path))
+    p = read_provenance(attrs)
+    if p is None:
+        lines = ["recorded on: not recorded (the file was written before rgnet recorded its machine)"]
+    else:
+        lines = [f"recorded on: {machine_summary(p)}",
+                 f"  numpy {p.get('numpy', '?')} (BLAS {p.get('numpy_blas') or 'unknown'}), python "
+                 f"{p.get('python', '?')}, {p.get('platform', '?')}"
+                 + (f", environment {' '.join(f'{k}={v}' for k, v in p['environment'].items())}"
+                    if p.get("environment") else "")]
+    later = machine_lines(attrs.get("history"))[1 if p is not None else 0:]  # the first is the creation's
+    if later:
+        lines += ["then committed on another machine (history):", *(f"  {x}" for x in later)]
     return "\n".join(lines)
 
 

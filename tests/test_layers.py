@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1] / "rgnet"
 
 #: Bottom to top. A unit is a top-level module or sub-package of rgnet; "rgnet" is the package's __init__.
 LAYERS = [
-    {"errors"},                              # ground: the exceptions
+    {"errors", "progress"},                  # ground: the exceptions; progress lines for logs
     {"theory", "config"},                    # ground: what a level is, what a run is; no registry
     {"store", "tasks", "models"},            # one run file; the task and model registries
     {"catalog", "engine", "align"},          # many runs; the training core; symmetries of a network

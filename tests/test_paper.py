@@ -1,5 +1,6 @@
 """paper/: make.py builds figures, tables and paper.md from a data directory; the notebook runs on data/."""
 
+import hashlib
 import importlib.util
 import os
 import re
@@ -59,6 +60,12 @@ def test_make_writes_the_figures_tables_and_paper_it_has_data_for(make, small_da
     assert re.search(r"protocol\s+left out: .*early_stopping\.nc does not exist", out)
     assert re.search(r"transfer_matrix\s+left out: .*transfer-family does not exist", out)
     assert re.search(r"wrote \d+ figures and tables .* in \d+\.\d s", out)
+    # each step is announced as it starts, and timed (or said left out) when it ends, in that order
+    lines = out.splitlines()
+    for name in make.STEPS:
+        start = [i for i, line in enumerate(lines) if re.search(rf"\] {name}\s+started$", line)]
+        end = [i for i, line in enumerate(lines) if re.search(rf"\] {name}\s+(done in \d+\.\d s|left out: )", line)]
+        assert len(start) == len(end) == 1 and start[0] < end[0], name
     paper = (tmp_path / "paper.md").read_text()
     assert not placeholders(paper) and "<!--" not in paper
     assert "*This part is left out:" in paper and "- protocol:" in paper
@@ -76,6 +83,95 @@ def test_paper_numbers_come_from_the_tables(make, small_data, tmp_path):
     ising = pd.read_csv(tmp_path / "tables" / "ising_validation.csv").set_index("quantity")
     assert f"K* = {ising.loc['K*', 'recovered']:.6f} (exact 0.304689)" in paper
     assert "*This part is left out: not run (--only).*" in paper  # the steps not asked for
+
+
+def test_every_number_of_the_text_must_be_in_a_table(make, tmp_path):
+    import pandas as pd
+
+    p = make.Paper(tmp_path, tmp_path / "out")
+    p.table(pd.DataFrame({"arm": ["rewind_180"], "step": ["2->3"], "density": [0.8], "w": [-0.04812]}), "t")
+    p.number(ok="80.0 % at step 180, 2 → 3; -4.8 points, −0.05", made_up="τ = 0.999 and 12", rgnet_version="0.1.0")
+    p.count(n=7)
+    assert make.untraceable(p) == {"made_up": ["0.999", "12"]}
+    with pytest.raises(TypeError):
+        p.count(half=1.5)  # a count is a whole number of rows
+
+
+def test_figures_have_pinned_metadata_and_the_same_bytes_every_time(make, tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    def draw():
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [1, 0])
+        return fig
+
+    make.save_figure(draw(), tmp_path / "a")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1234567890")  # a date matplotlib would write, were it asked to
+    time.sleep(1.1)  # a creation date in seconds would differ
+    make.save_figure(draw(), tmp_path / "b")
+    for ext in ("pdf", "png"):
+        assert (tmp_path / f"a.{ext}").read_bytes() == (tmp_path / f"b.{ext}").read_bytes(), ext
+    pdf = (tmp_path / "a.pdf").read_bytes()
+    assert b"CreationDate" not in pdf and b"Producer" not in pdf and b"atplotlib" not in pdf
+    assert Image.open(tmp_path / "a.png").text == {}  # no Software (version) chunk
+
+
+def test_make_twice_gives_byte_identical_outputs(make, small_data, tmp_path):
+    steps = ["method", "ladder", "weight_flow", "coupling_flow", "exponents", "ising"]
+    digests = []
+    for out in (tmp_path / "one", tmp_path / "two"):
+        assert make.main(["--data", str(small_data), "--out", str(out), "--only", *steps]) == 0
+        digests.append({f.relative_to(out): hashlib.sha256(f.read_bytes()).hexdigest()
+                        for f in sorted(out.rglob("*")) if f.is_file()})
+    assert len(digests[0]) > 12 and digests[0] == digests[1]
+
+
+def test_method_and_task_counts_are_read_from_the_run_files(make, small_data, tmp_path):
+    """The main experiment and the family train for different numbers of steps, and the family's default task is
+    the main experiment's task: the Method says both step counts, and the exponents count one task, not two."""
+    import pandas as pd
+
+    data = tmp_path / "data"
+    shutil.copytree(small_data, data)
+    for seed in (0, 1):
+        rgnet.record(small_config(seed=seed, train={"steps": 40}),
+                     data / "transfer-family" / f"default-s{seed}.h5", progress=False)
+    out = tmp_path / "out"
+    assert make.main(["--data", str(data), "--out", str(out), "--only", "method", "exponents"]) == 0
+    paper = (out / "paper.md").read_text()
+    assert "`mnist1d-mlp` (the main experiment): task mnist1d; model mlp" in paper
+    assert "trained 60 steps per level" in paper and "trained 40 steps per level" in paper
+    method = pd.read_csv(out / "tables" / "method.csv").set_index("experiment")
+    assert method.loc["transfer-family", "steps"] == 40 and method.loc["transfer-family", "runs"] == 2
+    exps = pd.read_csv(out / "tables" / "exponents.csv")
+    assert set(exps.task) == {"default", "mnist1d-mlp"} and set(exps.task_key) == {"mnist1d"}
+    assert "(2 groups, 1 distinct tasks: task mnist1d is fitted in 2 groups, default (40 steps per level) and " \
+           "mnist1d-mlp (60 steps per level))" in " ".join(paper.split())
+
+
+def test_the_primary_analysis_is_the_pre_registered_one(make):
+    text = " ".join((ROOT / "paper" / "preregistration.md").read_text().split())
+    assert f"**Primary predictor**: the `{make.PRIMARY}` signature" in text
+    assert f"**Primary score**: `{make.PRIMARY_SCORE}`" in text
+    holm = re.search(r"Holm-adjusted over the primary predictor and the baselines (.*?)\)", text)[1]
+    assert re.findall(r"`(\w+)`", holm) == list(make.PREREGISTERED_BASELINES)
+    assert f"p-value is below {make.DECISION_LEVEL:g}" in text
+    assert make.role(make.PRIMARY) == "primary" and make.role("fingerprint") == "exploratory"
+
+
+def test_the_committed_exponents_give_a_conjugate_pair_one_interval():
+    import pandas as pd
+
+    path = ROOT / "paper" / "tables" / "exponents.csv"
+    if not path.is_file():
+        pytest.skip("no committed exponents table")
+    df = pd.read_csv(path).set_index(["task", "mode"])
+    pairs = [(t, m, int(r.partner)) for (t, m), r in df.iterrows() if r.partner >= 0]
+    assert pairs  # the committed data have rotations
+    for t, m, q in pairs:
+        for col in ("exponent", "exponent_lo", "exponent_hi", "abs_eigenvalue"):
+            assert df.loc[(t, m), col] == df.loc[(t, q), col], (t, m, col)
 
 
 def test_make_refuses_a_missing_data_directory(make, tmp_path, capsys):

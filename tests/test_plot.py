@@ -251,6 +251,50 @@ def test_coupling_flow_marks_the_planted_fixed_point_and_its_eigen_directions():
     assert sum(isinstance(c, PathCollection) for c in ax.collections) == len(STARTS)  # level-coloured points
 
 
+#: A map with a conjugate pair of eigenvalues 0.8 e^{±0.3i} and non-orthogonal, unequal axes: a rotation seen
+#: through a shear, whose invariant curves are tilted ellipses.
+SHEAR = np.array([[1.0, 0.6], [0.0, 0.7]])
+ROTATION = SHEAR @ (0.8 * np.array([[np.cos(0.3), -np.sin(0.3)], [np.sin(0.3), np.cos(0.3)]])) @ np.linalg.inv(SHEAR)
+
+
+def test_coupling_flow_draws_a_conjugate_pair_as_the_plane_it_rotates():
+    traj = planted(STARTS, ROTATION, G_STAR, levels=8)
+    lin = rg.linearise(traj, n_boot=0)
+    assert list(lin["partner"].values) == [1, 0]
+    ax = plot.coupling_flow(traj, lin)
+    modes = [line for line in ax.get_lines() if line.get_label().startswith("λ =")]
+    assert len(modes) == 1  # one mode, not one direction per half of the pair (nor Re v as if it were real)
+    assert "a rotation: 17.2° per level" in modes[0].get_label()
+    ring = np.c_[modes[0].get_xdata(), modes[0].get_ydata()] - G_STAR
+    assert len(ring) > 100 and np.allclose(ring[0], ring[-1])  # a closed curve around g*
+    # the map carries the drawn curve onto itself, shrunk by |λ| and turned one step along it: it is the invariant
+    # ellipse of the rotation, and the arrowhead points the way the map turns it
+    image = ring @ ROTATION.T / 0.8
+    nearest = np.argmin(np.linalg.norm(ring[None, :, :] - image[:, None, :], axis=2), axis=1)
+    assert np.max(np.linalg.norm(ring[nearest] - image, axis=1)) < 0.02 * np.abs(ring).max()
+    arrow = [a for a in ax.texts if getattr(a, "arrow_patch", None) is not None and a.xy is not None
+             and np.any(np.isclose(np.asarray(a.xy) - G_STAR, ring).all(axis=1))]
+    assert len(arrow) == 1
+    head, tail = np.asarray(arrow[0].xy) - G_STAR, np.asarray(arrow[0].xyann) - G_STAR
+    k = int(np.argmin(np.linalg.norm(ring - tail, axis=1)))
+    assert np.linalg.norm(ring[(k + 6) % 180] - head) < 1e-9  # six samples further along θ, the map's sense
+    step = int(np.round(np.median((nearest - np.arange(len(ring))) % 180)))
+    assert 0 < step < 90  # the map moves points forward along the drawn curve (17.2° ≈ 8.6 samples of 2°)
+
+
+def test_exponents_draw_a_conjugate_pair_as_one_mode():
+    lin_pair = rg.linearise(planted(STARTS, ROTATION, G_STAR, levels=8), n_boot=0)
+    lin_real = rg.linearise(planted(STARTS, A, G_STAR), n_boot=0)
+    ax = plot.exponents({"pair": lin_pair, "real": lin_real})
+    points = labelled_lines(ax)
+    assert [line.get_label() for line in points] == ["mode 0 (largest |λ|)", "mode 1"]
+    assert len(points[1].get_xdata()) == 1  # the pair's second half is not a second mode
+    open_ = [line for line in ax.get_lines() if line.get_gid() == "conjugate pair"]
+    assert len(open_) == 1 and open_[0].get_markerfacecolor() == "white"
+    np.testing.assert_allclose(open_[0].get_ydata(), [np.log(0.8) / np.log(1.25)], rtol=1e-6)
+    assert "open: a conjugate pair (one mode)" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
 def test_coupling_flow_notes_a_fixed_point_far_off_the_trajectories_and_handles_one_coupling():
     traj = planted(STARTS, A, G_STAR)
     lin = rg.linearise(traj, n_boot=0).assign(fixed_point=("coupling", [100.0, 100.0]))

@@ -123,3 +123,11 @@ def test_microscopic_flattens_selected_layers():
     assert out.sizes["feature"] == fc1.sizes["component"] and "parameter" in out.coords
     with pytest.raises(ConfigError):
         rg.microscopic(tensors, layers=["conv1"])
+
+
+def test_the_interval_of_the_eigenvalue_decides_its_kind():
+    from rgnet.rg.linearise import classify
+
+    ci = [[0.51, 2.90], [0.6, 0.95], [1.1, 1.3], [0.97, 1.03], [np.nan, np.nan]]
+    got = classify([0.8, 0.8, 1.2, 1.0, 1.2], 0.05, ci)
+    assert list(got) == ["undecided", "irrelevant", "relevant", "marginal", "relevant"]   # NaN: the point decides

@@ -142,15 +142,18 @@ def run_branches(trunk: Trunk, branches: list[Branch], levels: list[int], *, ten
     groups = [f"{BRANCHES}/{b.name}" for b in branches]
     diverged: dict[str, list[str]] = {g: [] for g in groups}
     with exclusive(trunk.path):
-        jobs = []
+        todos = []
         for branch, group in zip(branches, groups):
             done = _prepare_group(trunk, branch, cfg)
-            todo = [lv for lv in levels if lv not in done]
+            todos.append([lv for lv in levels if lv not in done])
             if log:
-                log(f"{trunk.path}:{group}: {len(levels) - len(todo)} of {len(levels)} levels already done"
-                    if len(todo) < len(levels) else f"{trunk.path}:{group}: training levels {_span(levels)}")
-            jobs += [_branch_level(trunk, branch, cfg, level, group, diverged[group], sink) for level in todo]
-        with torch_threads(trunk.model, threads), LevelBar(len(jobs) * cfg.train.steps, progress) as bar:
+                log(f"{trunk.path}:{group}: {len(levels) - len(todos[-1])} of {len(levels)} levels already done"
+                    if len(todos[-1]) < len(levels) else f"{trunk.path}:{group}: training levels {_span(levels)}")
+        n = sum(map(len, todos))
+        with torch_threads(trunk.model, threads), LevelBar(n, n * cfg.train.steps, progress, log) as bar:
+            report = bar.sink(sink)
+            jobs = [_branch_level(trunk, branch, cfg, level, group, diverged[group], report)
+                    for branch, group, todo in zip(branches, groups, todos) for level in todo]
             train_levels(jobs, bar, stack)
     failed = [f"training of {trunk.path}:{g} diverged at {', '.join(d)} (non-finite loss or weights); those levels "
               "are recorded as diverged and left out of verdicts — lower --lr" for g, d in diverged.items() if d]
@@ -167,7 +170,7 @@ def _branch_level(trunk: Trunk, branch: Branch, cfg: RunConfig, level: int, grou
     def finish(t, seconds: float) -> None:
         rec = describe_level(cfg, t.result, seconds, masks, t.trained, branch.rewind)
         rec["rewind"] = branch.rewind
-        commit(trunk.path, level, rec, group, sink)
+        commit(trunk.path, level, rec, group, sink, trunk.data.x["train"].device)
         if t.result.diverged_at is not None:
             diverged.append(f"level {level} at iteration {t.result.diverged_at}")
 

@@ -13,7 +13,6 @@ import json
 import platform
 import sys
 import time
-from importlib.metadata import version
 from pathlib import Path
 from typing import Callable
 
@@ -29,8 +28,11 @@ from rgnet.engine.seeds import stream_seed
 from rgnet.engine.train import Trained, train_stack
 from rgnet.engine.train import numpy_state_dict as _numpy
 from rgnet.errors import ConfigError, DivergedError, LimitError, StoreError
+from rgnet.imp.provenance import machine
 from rgnet.models import build_model, check_params, output_layer, prunable_layers
+from rgnet.progress import Log, Stages, duration, left, on_terminal, to_stderr
 from rgnet.store.outputs import inside_run
+from rgnet.store.provenance import rgnet_version
 from rgnet.store.reader import read_resume_state
 from rgnet.store.schema import METRIC_NAMES
 from rgnet.store.writer import check_run_file, commit_level, create_run, exclusive, root_attrs
@@ -66,9 +68,11 @@ def default_path(cfg: RunConfig) -> Path:
 LevelSink = Callable[[Path, int, dict, "str | None"], None]
 
 
-def commit(path: Path, level: int, rec: dict, group: str | None, sink: LevelSink | None) -> None:
-    """Commit ``level`` to the run file, then report it to ``sink``."""
-    commit_level(path, level, rec, group=group)
+def commit(path: Path, level: int, rec: dict, group: str | None, sink: LevelSink | None,
+           device: torch.device | None = None) -> None:
+    """Commit ``level`` (trained on ``device``, with torch's current thread count) to the run file, then report it
+    to ``sink``."""
+    commit_level(path, level, rec, group=group, provenance=None if device is None else machine(device))
     if sink is not None:
         sink(path, level, rec, group)
 
@@ -133,8 +137,11 @@ def record_many(cfgs: list[RunConfig], outs: list | None = None, *, stack: int |
     groups = _stacks(todo, stack)
     for group in groups:  # limits before the first write
         check_capacity([(cfg, task) for cfg, _, task in group], dev)
-    for group in groups:
-        diverged += _record_stack(group, dev, data_root, progress, threads, log, sink)
+    # one display for every stack; a run found resumed or finished takes its levels out of the plan
+    with LevelBar(sum(c.prune.levels + 1 for c, _, _ in todo),
+                  sum((c.prune.levels + 1) * c.train.steps for c, _, _ in todo), progress, log) as bar:
+        for group in groups:
+            diverged += _record_stack(group, dev, data_root, bar, threads, log, bar.sink(sink))
     if diverged:
         raise DivergedError("; ".join(diverged))
     return paths
@@ -151,7 +158,7 @@ def _stacks(todo: list, size: int | None) -> list[list]:
     return [g[i:i + size] for g in groups.values() for i in range(0, len(g), size)]
 
 
-def _record_stack(group: list, dev: torch.device, data_root, progress, threads, log, sink) -> list[str]:
+def _record_stack(group: list, dev: torch.device, data_root, bar: LevelBar, threads, log, sink) -> list[str]:
     """Open (create or resume) the files of ``group`` under their locks and train them level by level."""
     diverged: list[str] = []
     data: dict[int, DeviceData] = {}
@@ -160,13 +167,14 @@ def _record_stack(group: list, dev: torch.device, data_root, progress, threads, 
         for cfg, path, task in group:
             path.parent.mkdir(parents=True, exist_ok=True)
             locks.enter_context(exclusive(path))
-            run = _open_run(cfg, path, task, dev, data_root, log, diverged)
+            run = _open_run(cfg, path, task, dev, data_root, log, diverged, threads)
+            bar.skip(cfg.prune.levels + 1 if run is None else run.level, cfg.train.steps)
             if run is not None:
                 run.data = data.setdefault(id(task), DeviceData.from_task(task, dev))
                 runs.append(run)
         if runs:
             with torch_threads(runs[0].model, threads):
-                diverged += _run_levels(runs, progress, sink)
+                diverged += _run_levels(runs, bar, sink)
     return diverged
 
 
@@ -187,7 +195,7 @@ class _Run:
     done: bool = False
 
 
-def _open_run(cfg, path, task, dev, data_root, log, diverged) -> _Run | None:
+def _open_run(cfg, path, task, dev, data_root, log, diverged, threads=None) -> _Run | None:
     """Create ``path`` or read where it stands (under its lock); None if it needs no more levels."""
     attrs = _check_resumable(path, cfg) if path.exists() else None  # another process may have made it since
     if attrs is not None:
@@ -197,9 +205,11 @@ def _open_run(cfg, path, task, dev, data_root, log, diverged) -> _Run | None:
     model, layers, output = build(cfg, task, dev)
     resume = read_resume_state(path) if attrs is not None else None
     if resume is None:
-        versions = {"rgnet": _version(), "torch": torch.__version__, "numpy": np.__version__,
+        versions = {"rgnet": rgnet_version(), "torch": torch.__version__, "numpy": np.__version__,
                     "python": platform.python_version()}
-        create_run(path, root_attrs(cfg.run_id, cfg.to_json(), task.summary(), versions), task_label(cfg.to_json()),
+        attrs = root_attrs(cfg.run_id, cfg.to_json(), task.summary(), versions,
+                           machine(dev, default_threads(model, threads)))
+        create_run(path, attrs, task_label(cfg.to_json()),
                    **layout_of(cfg, layers))
     elif resume["levels"] and log:
         log(f"resuming {path} after level {resume['levels'] - 1}")
@@ -339,12 +349,18 @@ def layout_of(cfg: RunConfig, layers: dict) -> dict:
                 units=unit_count([tuple(p.shape) for p in layers.values()]))
 
 
-@contextlib.contextmanager
-def torch_threads(model: torch.nn.Module, threads: int | None):
-    """CPU threads for training: by default 1 for models under a million parameters."""
+def default_threads(model: torch.nn.Module, threads: int | None) -> int:
+    """The CPU threads training ``model`` uses: ``threads``, or by default 1 for models under a million parameters."""
     if threads is None:
         small = sum(p.numel() for p in model.parameters()) < 1_000_000
         threads = 1 if small else torch.get_num_threads()
+    return threads
+
+
+@contextlib.contextmanager
+def torch_threads(model: torch.nn.Module, threads: int | None):
+    """CPU threads for training: :func:`default_threads`."""
+    threads = default_threads(model, threads)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -397,21 +413,23 @@ def train_levels(jobs: list[LevelJob], bar: "LevelBar", stack: int | None = None
             trained = train_stack(part[0].model, [j.state for j in part], [j.masks for j in part],
                                   [j.data for j in part], part[0].train, [j.stream for j in part],
                                   start=part[0].start, capture_at=part[0].capture_at,
-                                  on_eval=bar.runs(part[0].label, part[0].start, len(part), density(part[0].masks)))
+                                  on_eval=bar.runs(part[0].label, part[0].start, len(part), density(part[0].masks),
+                                                   part[0].train.steps))
             seconds = (time.perf_counter() - t0) / len(part)
             for j, t in zip(part, trained):
                 j.finish(t, seconds)
 
 
-def _run_levels(runs: list[_Run], progress, sink: LevelSink | None) -> list[str]:
+def _run_levels(runs: list[_Run], bar: LevelBar, sink: LevelSink | None) -> list[str]:
     """IMP of ``runs``: train every unfinished run's next level (as stacks), prune, commit, until each run is
     done; returns the divergence messages."""
-    steps = runs[0].cfg.train.steps
     diverged: list[str] = []
-    total = sum((r.cfg.prune.levels + 1 - r.level) * steps for r in runs)
-    with LevelBar(total, progress) as bar:
-        while not all(r.done for r in runs):
-            train_levels([_trunk_level(r, diverged, sink) for r in runs if not r.done], bar)
+    while not all(r.done for r in runs):
+        todo = [r for r in runs if not r.done]
+        train_levels([_trunk_level(r, diverged, sink) for r in todo], bar)
+        for r in todo:
+            if r.done:  # at the target density, or diverged: its planned levels after this one are not trained
+                bar.skip(r.cfg.prune.levels + 1 - r.level, r.cfg.train.steps)
     return diverged
 
 
@@ -429,7 +447,7 @@ def _trunk_level(r: _Run, diverged: list[str], sink: LevelSink | None) -> LevelJ
         rec = describe_level(r.cfg, t.result, seconds, r.masks, t.trained, r.rewind, pruned)
         if level == 0:
             rec.update(init=r.init, rewind=r.rewind)
-        commit(r.path, level, rec, None, sink)
+        commit(r.path, level, rec, None, sink, r.data.x["train"].device)
         if failed:
             diverged.append(_diverged_message(r.path, level, t.result.diverged_at))
         r.masks, r.level = pruned, level + 1
@@ -441,33 +459,109 @@ def _trunk_level(r: _Run, diverged: list[str], sink: LevelSink | None) -> LevelJ
 
 
 class LevelBar:
-    """A tqdm bar over the iterations of several levels; ``runs()`` gives the ``on_eval`` callback of a stack."""
+    """Progress of the levels a command trains. On a terminal a tqdm bar over their iterations; in a log (stderr
+    not a terminal) plain lines (:class:`rgnet.progress.Stages`: the time elapsed in front): one per level
+    committed and, within a level, one every :data:`~rgnet.progress.PACE` seconds, each with an estimate of the
+    time left in the level and in all. ``progress``: None picks by the terminal, True always the bar, False
+    nothing. The lines go to ``log`` (default stderr).
 
-    def __init__(self, total: int, progress: bool | None):
-        self.bar = tqdm(total=total, unit="it", dynamic_ncols=True, file=sys.stderr,
-                        disable=(None if progress is None else not progress))
+    ``levels`` and ``iterations`` are the plan (``skip`` takes out what turns out not to need training);
+    ``runs()`` gives the ``on_eval`` callback of a stack, ``sink()`` a level sink that reports commits.
+    """
+
+    def __init__(self, levels: int, iterations: int, progress: bool | None, log: Log | None = None):
+        lines = progress is None and not on_terminal()
+        self.show = progress is not False and not lines
+        self.bar = None       # opened when training starts, after the messages of opening the files
+        self.log = (log or to_stderr) if lines else None
+        self.say: Stages | None = None
+        self.levels, self.iterations = levels, iterations
+        self.done = 0         # iterations counted: trained, or passed over by a start at the rewind iteration
+        self.free = 0         # of which passed over (no time spent: left out of the pace)
+        self.committed = 0
+        self.stack: tuple[float, int, int] | None = None  # (started, done before it, its iterations)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
 
-    def runs(self, label: str, start: int, n: int, dens: float) -> Callable[[int, dict, int], None]:
-        """The ``on_eval(it, metrics, k)`` of a stack of ``n`` runs: the bar counts the iterations of all of
-        them and shows the first run's metrics."""
-        self.bar.set_description(label + (f" (+{n - 1} more)" if n > 1 else ""))
-        self.bar.update(start * n)  # pruned levels start at the rewind iteration
+    def skip(self, levels: int, steps: int) -> None:
+        """Take ``levels`` of ``steps`` iterations out of the plan (done before, or not needed after all)."""
+        self.levels -= levels
+        self.iterations -= levels * steps
+        if self.bar is not None:
+            self.bar.total = self.iterations
+            self.bar.refresh()
+
+    def _open(self) -> None:
+        if self.bar is None:
+            self.bar = tqdm(total=self.iterations, unit="it", dynamic_ncols=True, file=sys.stderr,
+                            disable=not self.show)
+            if self.log:
+                self.say = Stages(self.log)  # its clock starts with the training
+                self.say(f"training {self.levels} level{'s' if self.levels != 1 else ''} "
+                         f"({self.iterations:,} iterations)")
+
+    def _count(self, n: int) -> None:
+        self.bar.update(n)
+        self.done += n
+
+    def _settle(self) -> None:
+        """Count the whole of the stack that finished (a run that diverged stops reporting)."""
+        if self.stack is not None:
+            _, before, size = self.stack
+            self._count(before + size - self.done)
+            self.stack = None
+
+    def _left(self) -> str:
+        return left(self.done - self.free, self.iterations - self.free, self.say.clock.elapsed)
+
+    def runs(self, label: str, start: int, n: int, dens: float, steps: int) -> Callable[[int, dict, int], None]:
+        """The ``on_eval(it, metrics, k)`` of a stack of ``n`` runs trained from ``start`` to ``steps``: the bar
+        counts the iterations of all of them and shows the first run's metrics."""
+        self._open()
+        self._settle()
+        desc = label + (f" (+{n - 1} more)" if n > 1 else "")
+        self.bar.set_description(desc)
+        self._count(start * n)  # pruned levels start at the rewind iteration
+        self.free += start * n
+        self.stack = (self.say.clock.elapsed if self.say else 0.0, self.done, n * (steps - start))
         last = [start] * n
 
         def on_eval(it, m, k):
             if k == 0:
                 self.bar.set_postfix(density=f"{dens:.3f}", val_acc=f"{m['val_acc']:.3f}",
                                      test_acc=f"{m['test_acc']:.3f}")
-            self.bar.update(it - last[k])
+            self._count(it - last[k])
             last[k] = it
+            if self.say and self.say.clock.due():
+                started, before, size = self.stack
+                spent = self.say.clock.elapsed - started
+                self.say(f"{desc}: step {it:,} of {steps:,}, {duration(spent)} in the level, "
+                         f"{left(self.done - before, size, spent)} left in it, {self._left()} left in all")
 
         return on_eval
+
+    def sink(self, then: LevelSink | None = None) -> LevelSink | None:
+        """A level sink that writes a line for each level committed, then tells ``then``."""
+        if self.log is None:
+            return then
+
+        def report(path: Path, level: int, rec: dict, group: str | None) -> None:
+            self._settle()
+            self.committed += 1
+            where = f"{path}:{group}" if group else str(path)
+            state = "diverged" if rec["diverged"] else (f"density {rec['density']:.4f}, val_acc {rec['val_acc']:.4f}, "
+                                                        f"test_acc {rec['test_acc']:.4f}")
+            self.say(f"{where}: level {level} committed ({state}); {self.committed} of {self.levels} levels, "
+                     f"{self._left()} left")
+            if then is not None:
+                then(path, level, rec, group)
+
+        return report
 
 
 def describe_level(cfg: RunConfig, result, seconds: float, masks, trained: dict, rewind: dict,
@@ -503,9 +597,3 @@ def _flat(d: dict, prefix: str = "") -> dict:
             out[f"{prefix}{k}"] = v
     return out
 
-
-def _version() -> str:
-    try:
-        return version("rgnet")
-    except Exception:
-        return "0+unknown"

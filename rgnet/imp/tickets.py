@@ -18,8 +18,9 @@ import numpy as np
 
 from rgnet.errors import ConfigError, StoreError
 from rgnet.store.outputs import check_new
+from rgnet.store.provenance import history_line
 from rgnet.store.reader import read_tensors
-from rgnet.store.writer import atomic_update, check_run_file, tensor_dims
+from rgnet.store.writer import DIMS_COMMENT, atomic_update, check_run_file, layer_dims, weighted_layers
 
 TICKET_SCHEMA = 1
 
@@ -69,19 +70,23 @@ def ticket_from_run(path: str | Path, level: int) -> Ticket:
     return Ticket(masks, rewind, level, dens, int(k), attrs["run_id"], attrs["config"], attrs["task"], str(path))
 
 
-def write_ticket(ticket: Ticket, out: str | Path) -> Path:
-    """Write ``ticket`` to a new netCDF-compatible HDF5 file; an existing file is never overwritten."""
-    out = check_new(out, "ticket", inputs=[ticket.source])  # a ticket is never overwritten
+def write_ticket(ticket: Ticket, out: str | Path, overwrite: bool = False) -> Path:
+    """Write ``ticket`` to a new netCDF-compatible HDF5 file. An existing ``out`` is refused, unless ``overwrite``
+    and it is a ticket file (never a run file, a tensor file, a sweep index or another command's output)."""
+    out = check_new(out, "ticket", overwrite, inputs=[ticket.source])
+    groups = {"mask": {k: m.astype(np.uint8) for k, m in ticket.masks.items()}, "weights": ticket.weights}
+    weighted = weighted_layers(groups)
     with atomic_update(out, create=True) as f:
         f.attrs.update(rgnet_ticket=TICKET_SCHEMA, run_id=ticket.run_id, config=ticket.config, task=ticket.task,
                        level=ticket.level, density=ticket.density, rewind_iteration=ticket.rewind_iteration,
                        source=ticket.source, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                       title=f"rgnet winning ticket: run {ticket.run_id}, level {ticket.level}")
-        for sub, arrays in (("mask", {k: m.astype(np.uint8) for k, m in ticket.masks.items()}),
-                            ("weights", ticket.weights)):
+                       title=f"rgnet winning ticket: run {ticket.run_id}, level {ticket.level}",
+                       history=history_line(f"ticket of level {ticket.level} from {ticket.source}"),
+                       comment=DIMS_COMMENT)
+        for sub, arrays in groups.items():
             g = f.create_group(sub)
             for name, a in arrays.items():
-                g.create_variable(name, tensor_dims(g, name, a.shape), data=a)
+                g.create_variable(name, layer_dims(f, sub, name, a.shape, weighted), data=a)
     return out
 
 

@@ -24,7 +24,8 @@ from rgnet.plot._style import (
 from rgnet.rg.flow import bin_edges
 from rgnet.rg.trajectory import as_runs, feature_dim
 
-KIND_COLOURS = {"relevant": OKABE_ITO["vermillion"], "marginal": OKABE_ITO["orange"], "irrelevant": OKABE_ITO["black"]}
+KIND_COLOURS = {"relevant": OKABE_ITO["vermillion"], "marginal": OKABE_ITO["orange"], "irrelevant": OKABE_ITO["black"],
+                "undecided": "0.6"}
 #: Levels drawn by default in a weight-distribution panel: at most this many, evenly spaced, first and last included.
 MAX_CURVES = 6
 _COUPLING_LABELS = {"log_std": "ln σ", "kurtosis": "excess kurtosis", "log_density": "ln density"}
@@ -270,9 +271,10 @@ def coupling_flow(traj: xr.DataArray, lin: xr.Dataset | None = None, x: str | in
         With a single coupling the plot is coupling vs level.
     lin : xr.Dataset, optional
         :func:`rgnet.rg.linearise` of the same couplings: its ``fixed_point`` (with its bootstrap interval per
-        axis) and the real parts of its ``eigenvectors`` projected on the plane, as segments through the fixed
-        point (colour: relevant / marginal / irrelevant). A fixed point far outside the trajectories is named in
-        a note instead of stretching the axes.
+        axis) and its modes through the fixed point (colour: relevant / marginal / irrelevant): a real eigenvalue as
+        a segment along its eigenvector projected on the plane, a conjugate pair (a rotation) as the projected
+        ellipse of the plane spanned by Re v and Im v, with an arrowhead in the sense it turns. A fixed point far
+        outside the trajectories is named in a note instead of stretching the axes.
     x, y : str or int
         The two couplings (names or positions) spanning the plane.
     directions : bool
@@ -319,7 +321,10 @@ def coupling_flow(traj: xr.DataArray, lin: xr.Dataset | None = None, x: str | in
             lo, hi = np.minimum(lo, fp), np.maximum(hi, fp)
             span = np.where(hi > lo, hi - lo, 1.0)
             if directions:
-                _eigen_directions(ax, lin, fp, i, j, 0.4 * span)
+                drawn = _eigen_directions(ax, lin, fp, i, j, 0.3 * span)
+                if len(drawn):  # keep every mode inside the panel
+                    lo, hi = np.minimum(lo, drawn.min(0)), np.maximum(hi, drawn.max(0))
+                    span = np.where(hi > lo, hi - lo, 1.0)
         else:
             note = f"fitted g* off-panel at ({fp[0]:.3g}, {fp[1]:.3g})"
     ax.set_xlim(lo[0] - 0.08 * span[0], hi[0] + 0.08 * span[0])
@@ -341,24 +346,50 @@ def _coupling_index(names: list[str], key: str | int) -> int:
     raise ConfigError(f"Unknown coupling {key!r}; choose a position 0..{len(names) - 1} or one of {names}.")
 
 
-def _eigen_directions(ax, lin: xr.Dataset, fp: np.ndarray, i: int, j: int, reach: np.ndarray) -> None:
-    """Segments through ``fp`` along the real part of each eigenvector projected on the plane, as long as fits
-    within ``reach`` (per axis) of ``fp``."""
+def _eigen_directions(ax, lin: xr.Dataset, fp: np.ndarray, i: int, j: int, reach: np.ndarray) -> np.ndarray:
+    """Each mode of the linearised map through ``fp``, as large as fits within ``reach`` (per axis) of ``fp``.
+
+    A real eigenvalue is a direction: a segment along its eigenvector projected on the plane. A conjugate pair
+    is one mode, a rotation: the map turns the plane spanned by Re v and Im v by arg λ per level while scaling it
+    by |λ|, so it is drawn as the projection of the ellipse ``Re(e^{iθ} v)`` with an arrowhead in the sense of
+    the rotation (a choice of phase of v would pick an arbitrary direction in that plane). Returns the points
+    drawn, ``(n, 2)``."""
     lam = np.asarray(lin["eigenvalues"].values, dtype=complex)
     vec = np.asarray(lin["eigenvectors"].values, dtype=complex)
     kinds = [str(k) for k in lin["kind"].values] if "kind" in lin else ["marginal"] * len(lam)
     seen: list[complex] = []
+    drawn = [np.empty((0, 2))]
+    scale = 1e-9 * max(1.0, float(np.abs(lam).max(initial=0.0)))
     for k, (value, kind) in enumerate(zip(lam, kinds)):
-        if any(abs(value - np.conj(s)) < 1e-9 for s in seen):
-            continue  # the conjugate partner spans the same real plane
+        if any(abs(value - np.conj(s)) <= scale for s in seen):
+            continue  # the conjugate partner: the same mode
         seen.append(value)
-        d = np.real(vec[[i, j], k])
-        if not np.any(d):
-            continue  # the mode does not move these two couplings
-        d = d * np.min(reach[d != 0] / np.abs(d[d != 0]))
         ls = ["-", "--", "-.", ":"][len(seen) % 4 - 1]
-        ax.plot([fp[0] - d[0], fp[0] + d[0]], [fp[1] - d[1], fp[1] + d[1]], color=KIND_COLOURS.get(kind, "0.3"),
-                ls=ls, lw=1.3, zorder=4, label=f"λ = {_fmt_eigenvalue(value)} ({kind})")
+        colour_ = KIND_COLOURS.get(kind, "0.3")
+        if abs(value.imag) <= scale:
+            d = np.real(vec[[i, j], k])
+            if not np.any(d):
+                continue  # the mode does not move these two couplings
+            d = d * np.min(reach[d != 0] / np.abs(d[d != 0]))
+            ax.plot([fp[0] - d[0], fp[0] + d[0]], [fp[1] - d[1], fp[1] + d[1]], color=colour_, ls=ls, lw=1.3,
+                    zorder=4, label=f"λ = {_fmt_eigenvalue(value)} ({kind})")
+            drawn.append(np.array([fp - d, fp + d]))
+            continue
+        v = vec[[i, j], k] if value.imag > 0 else np.conj(vec[[i, j], k])  # the half that turns by +arg λ
+        theta = np.linspace(0, 2 * np.pi, 181)
+        ring = np.real(np.exp(1j * theta)[:, None] * v[None, :])  # Re(e^{iθ} v), θ increasing = the map's sense
+        extent = np.abs(ring).max(0)
+        if not np.any(extent > 1e-12 * np.abs(v).max()):
+            continue  # the rotation does not move these two couplings
+        ring = ring * np.min(reach[extent > 0] / extent[extent > 0])
+        turn = np.degrees(abs(np.angle(value)))
+        ax.plot(fp[0] + ring[:, 0], fp[1] + ring[:, 1], color=colour_, ls=ls, lw=1.1, zorder=4,
+                label=f"λ = {_fmt_eigenvalue(value)} ({kind}), a rotation: {turn:.3g}° per level")
+        top = int(np.argmax(ring[:-1, 1]))  # the arrowhead at the top of the ellipse, pointing the way it turns
+        ax.annotate("", xy=fp + ring[top], xytext=fp + ring[(top - 6) % 180], zorder=4,
+                    arrowprops={"arrowstyle": "-|>", "color": colour_, "lw": 1.1, "mutation_scale": 9})
+        drawn.append(fp + ring)
+    return np.concatenate(drawn)
 
 
 def _coupling_vs_level(runs: xr.DataArray, values: np.ndarray, name: str, lin, ax):

@@ -90,8 +90,29 @@ def spectrum(eigs: EigenInput, dim: str = "task", ax=None, title: str = "Koopman
     return ax
 
 
+def _pair_halves(v: xr.Dataset, n: int) -> np.ndarray:
+    """``(n,)`` int: 1 for the first half of a conjugate pair, 2 for its second half, 0 for a real mode (from
+    ``partner`` when the Dataset has it, else from conjugate ``eigenvalues``)."""
+    out = np.zeros(n, int)
+    if "partner" in v:
+        partner = np.asarray(v["partner"].values, int).ravel()
+        for k, q in enumerate(partner[:n]):
+            if q >= 0:
+                out[k] = 1 if q > k else 2
+    elif "eigenvalues" in v and np.asarray(v["eigenvalues"].values).dtype.kind == "c":
+        lam = np.asarray(v["eigenvalues"].values, complex).ravel()[:n]
+        scale = 1e-9 * max(1.0, float(np.nanmax(np.abs(lam), initial=0.0)))
+        for k in range(len(lam)):
+            if out[k] == 0 and abs(lam[k].imag) > scale:
+                rest = [q for q in range(k + 1, len(lam)) if out[q] == 0 and abs(lam[q] - np.conj(lam[k])) <= scale]
+                if rest:
+                    out[k], out[rest[0]] = 1, 2
+    return out
+
+
 def _exponent_sets(data, dim: str):
-    """``{task: (y (mode,), ci (mode, 2) or None)}``."""
+    """``{task: (y (mode,), ci (mode, 2) or None, pair (mode,) bool)}``; a conjugate pair is one mode (its
+    second half is dropped) and ``pair`` marks it."""
     if isinstance(data, Mapping) and not isinstance(data, xr.Dataset):
         items = dict(data)
     elif isinstance(data, xr.Dataset) and dim in data.dims:
@@ -104,13 +125,16 @@ def _exponent_sets(data, dim: str):
             name = "exponents" if "exponents" in v else "exponent"
             if name not in v:
                 raise ConfigError(f"The Dataset for {task!r} has no exponents; pass rgnet.rg.linearise output.")
-            y = np.asarray(v[name].values, dtype=float)
+            y = np.asarray(v[name].values, dtype=float).ravel()
             ci_name = f"{name}_ci"
-            ci = np.asarray(v[ci_name].transpose(..., "bound").values, dtype=float) if ci_name in v else None
+            ci = np.asarray(v[ci_name].transpose(..., "bound").values, dtype=float).reshape(-1, 2) \
+                if ci_name in v else None
+            halves = _pair_halves(v, len(y))
         else:
-            y = np.asarray(v.values if isinstance(v, xr.DataArray) else v, dtype=float)
-            ci = None
-        out[str(task)] = (y.ravel(), None if ci is None else ci.reshape(-1, 2))
+            y = np.asarray(v.values if isinstance(v, xr.DataArray) else v, dtype=float).ravel()
+            ci, halves = None, np.zeros(len(y), int)
+        keep = halves != 2
+        out[str(task)] = (y[keep], None if ci is None else ci[keep], halves[keep] == 1)
     return out
 
 
@@ -126,7 +150,8 @@ def exponents(data, dim: str = "task", modes: int | None = 4, ax=None):
     dim : str
         Name of the task dim.
     modes : int, optional
-        Leading modes (largest ``|λ|``) to draw per task (default 4; None: all).
+        Leading modes (largest ``|λ|``) to draw per task (default 4; None: all). A conjugate pair is one mode
+        (both halves have one exponent and one interval), drawn with an open marker.
     ax : matplotlib Axes, optional
 
     Returns
@@ -135,25 +160,39 @@ def exponents(data, dim: str = "task", modes: int | None = 4, ax=None):
         y > 0: relevant; y < 0: irrelevant; the capped segments are the bootstrap intervals.
     """
     sets = _exponent_sets(data, dim)
-    n_modes = max(len(y) for y, _ in sets.values())
+    n_modes = max(len(y) for y, _, _ in sets.values())
     n_modes = n_modes if modes is None else min(modes, n_modes)
     ax = new_axes(ax, (COLUMN, 2.6))
     ax.axhline(0, color="0.5", lw=0.8, zorder=0)
     offsets = np.linspace(-0.3, 0.3, n_modes) if n_modes > 1 else np.zeros(1)
+    any_pair = False
     for k in range(n_modes):
-        xs, ys = [], []
-        for t, (y, ci) in enumerate(sets.values()):
+        xs, ys, pairs = [], [], []
+        for t, (y, ci, pair) in enumerate(sets.values()):
             if k >= len(y) or not np.isfinite(y[k]):
                 continue
             xs.append(t + offsets[k])
             ys.append(y[k])
+            pairs.append(bool(pair[k]))
             if ci is not None:
                 interval(ax, xs[-1], *ci[k], colour(k))
         if xs:
             ax.plot(xs, ys, marker(k), color=colour(k), ms=4, zorder=3,
                     label=f"mode {k}" + (" (largest |λ|)" if k == 0 else ""))
+            if any(pairs):  # a conjugate pair: an open marker on top
+                any_pair = True
+                ax.plot(np.asarray(xs)[pairs], np.asarray(ys)[pairs], marker(k), color=colour(k), ms=4, zorder=3.5,
+                        mfc="white", gid="conjugate pair")
     ax.set_xticks(range(len(sets)))
     ax.set_xticklabels(list(sets), rotation=30, ha="right")
     ax.set_xlim(-0.6, len(sets) - 0.4)
-    return finish(ax, None, "scaling exponent y = ln|λ| / ln b", title="RG exponents with bootstrap intervals",
-                  legend=n_modes > 1)
+    finish(ax, None, "scaling exponent y = ln|λ| / ln b", title="RG exponents with bootstrap intervals")
+    if n_modes > 1 or any_pair:
+        from matplotlib.lines import Line2D  # noqa: PLC0415
+
+        handles, labels = ax.get_legend_handles_labels()
+        if any_pair:  # a legend entry only, not an artist of the axes
+            handles.append(Line2D([], [], marker="o", ls="", color="0.3", mfc="white", ms=4))
+            labels.append("open: a conjugate pair (one mode)")
+        ax.legend(handles, labels)
+    return ax

@@ -38,7 +38,7 @@ def arm_style(arm: str, index: int = 0, source: str = "") -> tuple[str, str, str
     """``(colour, marker, label)`` of an arm of a ``winning_tickets`` Dataset."""
     if arm in ARMS:
         return ARMS[arm]
-    kind, _, rest = arm.partition("_")
+    kind, _, rest = arm.replace(" from ", "_", 1).partition("_")   # transfer from <task> | rewind_<k>
     if kind in ARMS:
         c, m, label = ARMS[kind]
         return c, m, label.format(k=source or rest)
@@ -54,7 +54,7 @@ def metric_label(metric: str) -> str:
 
 
 def _arm_order(arm: str) -> int:
-    kind = arm if arm in ARMS else arm.partition("_")[0]
+    kind = arm if arm in ARMS else arm.replace(" from ", "_", 1).partition("_")[0]
     order = ["imp", "rewind", "reinit", "random_prune_layerwise", "random_prune_global", "transfer"]
     return order.index(kind) if kind in order else len(order)
 

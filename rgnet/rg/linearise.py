@@ -92,25 +92,69 @@ def _fit_local(x, y, model, method, window):
 
 
 def _spectrum(jac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenvalues sorted by decreasing modulus; unit eigenvectors with largest component real positive."""
+    """Eigenvalues sorted by decreasing modulus (of a conjugate pair, the half with Im > 0 first); unit
+    eigenvectors with largest component real positive."""
     lam, vec = np.linalg.eig(jac)
-    order = np.argsort(-np.abs(lam), kind="stable")
+    order = np.lexsort((-lam.imag, -np.abs(lam)))
     lam, vec = lam[order], vec[:, order]
     vec = vec / np.linalg.norm(vec, axis=0)
     pivot = vec[np.argmax(np.abs(vec), axis=0), np.arange(vec.shape[1])]
     return lam.astype(complex), (vec * (np.abs(pivot) / pivot)).astype(complex)
 
 
+def conjugate_modes(lam: np.ndarray) -> list[tuple[int, ...]]:
+    """The modes of a real map: ``(k,)`` for a real eigenvalue, ``(k, k')`` for a conjugate pair (the half with
+    Im > 0 first), which is one mode, a rotation in the real plane spanned by Re v and Im v."""
+    lam = np.asarray(lam, complex)
+    scale = 1e-9 * max(1.0, float(np.abs(lam).max(initial=0.0)))
+    groups, used = [], set()
+    for k in np.argsort(-lam.imag, kind="stable"):
+        if k in used:
+            continue
+        used.add(int(k))
+        if lam[k].imag > scale:
+            rest = [j for j in range(len(lam)) if j not in used]
+            partner = min(rest, key=lambda j: abs(lam[j] - np.conj(lam[k])), default=None)
+            if partner is not None and abs(lam[partner] - np.conj(lam[k])) <= scale:
+                used.add(partner)
+                groups.append((int(k), int(partner)))
+                continue
+        groups.append((int(k),))
+    return sorted(groups, key=min)
+
+
 def _match(ref: np.ndarray, lam: np.ndarray) -> np.ndarray:
-    """Reorder ``lam`` to best match ``ref`` (one-to-one, Euclidean in the complex plane)."""
-    rows, cols = linear_sum_assignment(np.abs(ref[:, None] - lam[None, :]))
+    """Reorder ``lam`` to best match ``ref``: one-to-one, Euclidean distance between ``(Re, |Im|)`` points, so
+    that the two halves of a conjugate pair are interchangeable (which half goes where does not matter below)."""
+    fold = lambda z: np.c_[z.real, np.abs(z.imag)]  # noqa: E731
+    cost = np.linalg.norm(fold(ref)[:, None, :] - fold(lam)[None, :, :], axis=2)
+    rows, cols = linear_sum_assignment(cost)
     return lam[cols[np.argsort(rows)]]
 
 
-def classify(abs_eigenvalues: np.ndarray, tol: float) -> np.ndarray:
-    """``relevant`` if ``|lambda| > 1 + tol``, ``irrelevant`` if ``< 1 - tol``, else ``marginal``."""
-    a = np.asarray(abs_eigenvalues)
-    return np.where(a > 1 + tol, "relevant", np.where(a < 1 - tol, "irrelevant", "marginal")).astype(str)
+def _replicate(matched: np.ndarray, groups: list[tuple[int, ...]]) -> np.ndarray:
+    """``(modulus, Re, |Im|)`` per mode of one bootstrap replicate, given its eigenvalues matched to the modes.
+
+    A conjugate pair is one mode: both halves get the geometric mean of the moduli of the two eigenvalues matched
+    to it (the square root of the determinant of the map on that plane, smooth where the pair turns real), the
+    mean of their real parts and the mean of their |Im|; a real mode gets its own eigenvalue's values."""
+    out = np.empty((len(matched), 3))
+    for g in groups:
+        m = matched[list(g)]
+        out[list(g)] = np.prod(np.abs(m)) ** (1 / len(g)), m.real.mean(), np.abs(m.imag).mean()
+    return out
+
+
+def classify(abs_eigenvalues: np.ndarray, tol: float, abs_ci: np.ndarray | None = None) -> np.ndarray:
+    """The interval of |lambda| decides: ``relevant`` if it lies above 1, ``irrelevant`` below 1, ``marginal``
+    inside ``1 ± tol``, else ``undecided``. Without an interval (NaN) the point estimate decides alike:
+    ``relevant`` above ``1 + tol``, ``irrelevant`` below ``1 - tol``, else ``marginal``."""
+    a = np.asarray(abs_eigenvalues, float)
+    lo, hi = (np.full_like(a, np.nan), np.full_like(a, np.nan)) if abs_ci is None else np.asarray(abs_ci, float).T
+    point = np.where(a > 1 + tol, "relevant", np.where(a < 1 - tol, "irrelevant", "marginal"))
+    by_ci = np.where(lo > 1, "relevant", np.where(hi < 1, "irrelevant", np.where(
+        (lo >= 1 - tol) & (hi <= 1 + tol), "marginal", "undecided")))
+    return np.where(np.isfinite(lo) & np.isfinite(hi), by_ci, point).astype(str)
 
 
 def linearise(
@@ -140,7 +184,10 @@ def linearise(
     method : {"ols", "tls"}
         Ordinary least squares (errors in ``g'`` only) or total least squares (errors in both).
     n_boot : int
-        Bootstrap replicates: runs are resampled with replacement (with one run, snapshot pairs are).
+        Bootstrap replicates: runs are resampled with replacement (with one run, snapshot pairs are). Each
+        replicate's eigenvalues are matched one-to-one to the point estimate's (``linear_sum_assignment`` on
+        the points ``(Re, |Im|)``); a conjugate pair is one mode, whose replicate modulus is the geometric mean
+        of the two eigenvalues matched to it, so both halves get one interval.
     tol : float
         Modes with ``| |lambda| - 1 | <= tol`` are ``marginal``.
     window : float, optional
@@ -149,15 +196,18 @@ def linearise(
     ci : float
         Confidence level of the bootstrap intervals (percentile method).
     seed : int
-        Seed of the bootstrap.
+        Seed of the bootstrap (same data and seed, same intervals).
 
     Returns
     -------
     xr.Dataset
         ``fixed_point(coupling)``, ``jacobian(coupling, coupling_in)``, ``eigenvalues(mode)`` (complex,
-        sorted by decreasing modulus), ``eigenvectors(coupling, mode)`` (complex, unit norm),
+        sorted by decreasing modulus, of a conjugate pair the half with Im > 0 first), ``partner(mode)`` (the
+        conjugate partner's mode, -1 for a real eigenvalue), ``eigenvectors(coupling, mode)`` (complex, unit
+        norm; a pair's Re v and Im v span the plane it rotates),
         ``exponents(mode)``, ``kind(mode)``, and bootstrap intervals ``fixed_point_ci(coupling, bound)``,
-        ``eigenvalues_ci(mode, bound)`` (real and imaginary parts bounded separately),
+        ``eigenvalues_ci(mode, bound)`` (real and imaginary parts bounded separately; the Im interval of a
+        real eigenvalue is symmetric about 0),
         ``abs_eigenvalues_ci(mode, bound)``, ``exponents_ci(mode, bound)``.
     """
     if model not in MODELS:
@@ -179,9 +229,10 @@ def linearise(
     fixed, jac, rms = _fit_local(x, y, model, method, window)
     lam, vec = _spectrum(jac)
 
+    groups = conjugate_modes(lam)
     rng = np.random.default_rng(seed)
     pairs_of_run = [np.flatnonzero(run_of_pair == r) for r in np.unique(run_of_pair)]
-    boot_fixed, boot_lam = [], []
+    boot_fixed, boot_modes = [], []
     for _ in range(n_boot):
         if len(pairs_of_run) > 1:
             pick = np.concatenate([pairs_of_run[r] for r in rng.integers(0, len(pairs_of_run), len(pairs_of_run))])
@@ -194,7 +245,7 @@ def linearise(
         except (np.linalg.LinAlgError, ConfigError):
             continue
         boot_fixed.append(f_b)
-        boot_lam.append(_match(lam, np.linalg.eigvals(j_b).astype(complex)))
+        boot_modes.append(_replicate(_match(lam, np.linalg.eigvals(j_b).astype(complex)), groups))
     alpha = (1 - ci) / 2 * 100
     bounds_pct = [alpha, 100 - alpha]
     pct = f"{ci:.0%}"
@@ -204,8 +255,18 @@ def linearise(
             return np.full((d, 2), np.nan)
         return np.percentile(transform(np.asarray(samples)), bounds_pct, axis=0).T
 
-    lam_ci = interval(boot_lam, np.real) + 1j * interval(boot_lam, np.imag)
-    abs_ci = interval(boot_lam, np.abs)
+    abs_ci = interval(boot_modes, lambda v: v[..., 0])
+    re_ci = interval(boot_modes, lambda v: v[..., 1])
+    im_ci = interval(boot_modes, lambda v: v[..., 2])  # of |Im|: signed below
+    if len(boot_modes) >= 2:
+        im_abs = np.abs(np.asarray(boot_modes)[..., 2])
+        for g in groups:
+            if len(g) == 2:  # the half with Im < 0 mirrors the other's interval
+                im_ci[g[1]] = -im_ci[g[0]][::-1]
+            else:  # a real mode: the sign of Im in a replicate is arbitrary, so its interval is symmetric
+                q = np.percentile(im_abs[:, g[0]], 100 * ci)
+                im_ci[g[0]] = [-q, q]
+    lam_ci = re_ci + 1j * im_ci
     log_b = np.log(b)
     with np.errstate(divide="ignore"):
         expo = np.log(np.abs(lam)) / log_b
@@ -213,6 +274,10 @@ def linearise(
     fixed_ci = interval(boot_fixed)
 
     modes = np.arange(d)
+    partner = np.full(d, -1)
+    for g in groups:
+        if len(g) == 2:
+            partner[list(g)] = g[::-1]
     bound = ["lower", "upper"]
     ds = xr.Dataset(
         {
@@ -229,7 +294,9 @@ def linearise(
                 {"long_name": "right eigenvectors of the linearised RG map (unit norm)", "units": "1"},
             ),
             "exponents": (("mode",), expo, {"long_name": "scaling exponent y = ln|lambda| / ln b", "units": "1"}),
-            "kind": (("mode",), classify(np.abs(lam), tol), {"long_name": "relevant, irrelevant or marginal"}),
+            "kind": (("mode",), classify(np.abs(lam), tol, abs_ci),
+                     {"long_name": "relevant, irrelevant, marginal or undecided, by the interval of |lambda|"}),
+            "partner": (("mode",), partner, {"long_name": "mode of the conjugate partner (-1: real eigenvalue)"}),
             "fixed_point_ci": ((feat, "bound"), fixed_ci, {"long_name": f"{pct} bootstrap interval of g*"}),
             "eigenvalues_ci": (
                 ("mode", "bound"),
@@ -244,7 +311,7 @@ def linearise(
             "scale_factor": b,
             "model": model,
             "method": method,
-            "n_boot": int(len(boot_lam)),
+            "n_boot": int(len(boot_modes)),
             "n_pairs": int(x.shape[0]),
             "n_runs": len(pairs_of_run),
             "tol": float(tol),

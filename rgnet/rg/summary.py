@@ -107,7 +107,8 @@ def flow_report(
     n_boot : int
         Bootstrap replicates for the confidence intervals.
     tol : float
-        Modes with ``| |lambda| - 1 | <= tol`` are marginal.
+        Modes whose interval of ``|lambda|`` lies within ``1 ± tol`` are marginal (see
+        :func:`rgnet.rg.linearise.classify`).
     fixed_tol : float
         A fixed point is reached from the level where every later ``w1_shape`` step (max over layers) is
         below this (dimensionless, in units of the std).
@@ -159,7 +160,9 @@ def format_flow_report(report: xr.Dataset) -> str:
     has_spectrum = "eigenvalue_abs" in report
     for i in range(report.sizes["run"]):
         r = report.isel(run=i)
-        left = f"{str(r['run_id'].values)[:20]:<20} {float(r['scale_factor']):>6.3f} {int(r['fixed_point_level']):>6}"
+        fixed = int(r["fixed_point_level"])
+        fixed_at = fixed if fixed >= 0 else "none"
+        left = f"{str(r['run_id'].values)[:20]:<20} {float(r['scale_factor']):>6.3f} {fixed_at:>6}"
         abs_lam = r["eigenvalue_abs"].values if has_spectrum else np.array([])
         modes = np.flatnonzero(np.isfinite(abs_lam))
         if not modes.size:
@@ -189,4 +192,10 @@ def format_flow_report(report: xr.Dataset) -> str:
         w = report["w1_shape"].isel(run=i).dropna("level", how="all")
         last = w.isel(level=-1).values if w.sizes["level"] else np.full(len(layers), np.nan)
         lines.append(f"{str(report['run_id'].values[i])[:20]:<20} " + " ".join(f"{v:>10.4f}" for v in last))
+    tol, fixed_tol = report.attrs.get("tol"), report.attrs.get("fixed_tol")
+    lines += ["", f"b: scale factor per level (1 / kept fraction); fixed@: first level from which every later W1 step "
+                  f"of w/std stays below {fixed_tol:g} (none: not reached); mode: eigenvalue of the linearised map "
+                  f"(a complex pair shares |lambda|); y = ln|lambda| / ln b; kind from the {pct} interval of "
+                  f"|lambda|: relevant above 1, irrelevant below 1, marginal inside 1 ± {tol:g}, undecided when it "
+                  "contains 1 otherwise"]
     return "\n".join(lines)

@@ -25,6 +25,8 @@ OUTPUT_ATTR = "rgnet_output"   # root attribute of a result file: the command th
 # root attributes of files that belong to runs and sweeps
 PROTECTED_ATTRS = {"rgnet_schema": "an rgnet run file", "rgnet_ticket": "an rgnet ticket file",
                    "rgnet_tensors": "a tensor file of an rgnet run", "rgnet_sweep_index": "a sweep's index"}
+# protected files that one command writes and may replace with --overwrite (tickets carry no rgnet_output)
+OWNED_BY = {"rgnet_ticket": "ticket"}
 
 
 def write_new(path: str | Path, write: Callable[[io.BytesIO], None], *, command: str, overwrite: bool = False,
@@ -62,7 +64,7 @@ def check_new(path: str | Path, command: str, overwrite: bool = False, inputs: I
     if any(_same_file(out, p) for p in inputs):
         raise StoreError(f"--out {str(out)!r} is one of the command's input files; rgnet never writes over its "
                          "inputs — pass another --out")
-    owner = belongs_to_run(out)
+    owner = belongs_to_run(out, command)
     if owner:
         raise StoreError(f"--out {str(out)!r} is {owner}; rgnet never writes there (not even with --overwrite) — "
                          "pass another --out")
@@ -77,8 +79,11 @@ def check_new(path: str | Path, command: str, overwrite: bool = False, inputs: I
     return out
 
 
-def belongs_to_run(path: Path) -> str | None:
-    """What run or sweep ``path`` belongs to, in words (None: nothing's), judged by its place and its contents."""
+def belongs_to_run(path: Path, command: str | None = None) -> str | None:
+    """What run or sweep ``path`` belongs to, in words (None: nothing's), judged by its place and its contents.
+
+    ``command``: files of the kind that this command writes itself (:data:`OWNED_BY`: ``ticket``) are not counted;
+    the place never is (nothing inside a run's tensor folder, nothing beside a run's tensors or lock)."""
     name = path.name
     place = inside_run(path)
     if place:
@@ -86,7 +91,8 @@ def belongs_to_run(path: Path) -> str | None:
     if path.with_name(name + TENSORS_SUFFIX).exists() or path.with_name(name + LOCK_SUFFIX).exists():
         return "a run file (its tensor folder or lock is beside it)"
     attrs = _root_attrs(path)
-    return next((what for key, what in PROTECTED_ATTRS.items() if attrs and key in attrs), None)
+    return next((what for key, what in PROTECTED_ATTRS.items()
+                 if attrs and key in attrs and OWNED_BY.get(key) != command), None)
 
 
 def inside_run(path: Path) -> str | None:
@@ -99,7 +105,8 @@ def inside_run(path: Path) -> str | None:
 
 
 def _output_of(path: Path) -> str | None:
-    value = (_root_attrs(path) or {}).get(OUTPUT_ATTR)
+    attrs = _root_attrs(path) or {}
+    value = attrs.get(OUTPUT_ATTR) or next((cmd for key, cmd in OWNED_BY.items() if key in attrs), None)
     return value.decode() if isinstance(value, bytes) else value
 
 

@@ -8,8 +8,9 @@
     per level metrics at the early-stop iteration, curves(level, eval), theory(level, layer, ...)
 
 Root attributes: rgnet_schema, run_id, config (canonical JSON), task (data summary JSON), versions,
-created, history, levels_complete (levels >= levels_complete are not written yet: readers hide them),
-Conventions, title.
+provenance (JSON: the machine that created the run; files from before it have none), created, history (CF;
+a line per machine that committed levels, :mod:`rgnet.store.provenance`), levels_complete (levels >=
+levels_complete are not written yet: readers hide them), Conventions, title.
 
 Tensors live beside the file, in ``run.h5.tensors/`` (one netCDF file each, written to a temporary name,
 fsynced and renamed, so a commit never copies what earlier levels wrote)::
@@ -20,7 +21,10 @@ fsynced and renamed, so a commit never copies what earlier levels wrote)::
     branches/<name>/rewind.nc, branches/<name>/level_NNN.nc    the same for a branch (mask, trained)
 
 Variable names carry no dots (``fc1.weight`` is stored as ``fc1_weight`` with attribute
-``parameter = "fc1.weight"``); every tensor file has attributes run_id, group and (per level) level.
+``parameter = "fc1.weight"``); every tensor file has attributes run_id, group, (per level) level and history.
+Dimensions are named per layer in the root group (``fc1_out``, ``fc1_in``, ``conv1_kernel_h``, ``bn1_channel``:
+:func:`rgnet.store.writer.layer_dims`), shared by a layer's weight, bias and masks; files written before then
+have ``d<axis>_<size>`` dimensions, read alike.
 
 Branches (``branches/<name>``: baselines and ticket transfers) share the trunk's level axis, plus
 ``level_done(level)`` = 1 where the branch has trained the level. Branch attributes: ``branch`` (JSON spec; a

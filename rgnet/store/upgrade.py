@@ -48,7 +48,7 @@ def upgrade(path: str | Path, label: Callable[[str], str], log: Callable[[str], 
     attrs = check_run_file(path)
     if int(attrs["rgnet_schema"]) >= SCHEMA_VERSION:
         if log:
-            log(f"{path}: already schema {SCHEMA_VERSION}")
+            log(f"{path}: already schema {SCHEMA_VERSION}, the current one; nothing to do")
         return False
     with exclusive(path), h5py.File(path, "r") as old:
         groups = [None] + [f"{BRANCHES}/{b}" for b in sorted(old[BRANCHES])] if BRANCHES in old else [None]

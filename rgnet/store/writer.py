@@ -33,6 +33,7 @@ import numpy as np
 
 from rgnet.errors import StoreError
 from rgnet.store.atomic import replacing
+from rgnet.store.provenance import PROVENANCE_ATTR, history_line, note_machine
 from rgnet.store.schema import LEVEL_VARS, SCHEMA_VERSION
 from rgnet.theory import QF_SIZE, QUANTILES, bin_edges
 
@@ -179,13 +180,18 @@ def var_name(parameter: str) -> str:
 
 
 def write_tensor_file(out: Path, attrs: dict, groups: dict[str, dict[str, np.ndarray]],
-                      level: int | None = None) -> None:
-    """Write ``groups`` (group -> parameter -> array) as one netCDF file, atomically (temp, fsync, rename)."""
+                      level: int | None = None, history: str | None = None) -> None:
+    """Write ``groups`` (group -> parameter -> array) as one netCDF file, atomically (temp, fsync, rename).
+
+    ``history``: its CF history line (default: this rgnet wrote it, on an unnamed machine)."""
+    what = f"level {level}" if level is not None else "weights"
+    weighted = weighted_layers(groups)
     with replacing(out, copy=False) as buf:
         with h5netcdf.File(buf, "w", libver=LIBVER) as f:
             f.attrs.update({"rgnet_tensors": TENSORS_SCHEMA, **attrs, "Conventions": "CF-1.8",
                             "title": f"rgnet tensors of run {attrs.get('run_id')}" +
-                                     (f", level {level}" if level is not None else "")})
+                                     (f", level {level}" if level is not None else ""),
+                            "history": history or history_line(what), "comment": DIMS_COMMENT})
             for sub, arrays in groups.items():
                 g = f.create_group(sub)
                 if level is not None:
@@ -193,7 +199,7 @@ def write_tensor_file(out: Path, attrs: dict, groups: dict[str, dict[str, np.nda
                     lv.attrs.update(long_name="IMP level (0 = dense)", units="1")
                 for name, a in arrays.items():
                     a = np.asarray(a)
-                    v = g.create_variable(var_name(name), shared_dims(f, a.shape), data=a,
+                    v = g.create_variable(var_name(name), layer_dims(f, sub, name, a.shape, weighted), data=a,
                                           chunks=a.shape if a.shape else None,
                                           **((_PACK if _compressible(a) else _PLAIN) if a.shape else {}))
                     v.attrs.update(parameter=name, units="1", long_name=f"{sub} {name}")
@@ -206,22 +212,42 @@ def _compressible(a: np.ndarray) -> bool:
     return a.nbytes > 4096 and (a.dtype.kind in "ub" or np.count_nonzero(a) < a.size // 2)
 
 
-def shared_dims(f, shape: tuple[int, ...]) -> tuple[str, ...]:
-    """Dimensions ``d<axis>_<size>`` in the root group, shared by every tensor of that size on that axis
-    (masks, weights, their groups: each netCDF dimension costs a dimension-scale dataset)."""
-    dims = tuple(f"d{i}_{n}" for i, n in enumerate(shape))
-    for d, n in zip(dims, shape):
-        if d not in f.dimensions:
-            f.dimensions[d] = n
-    return dims
+MASK_KINDS = ("mask", "next_mask")   # tensor groups keyed by layer; the others hold state dicts (by parameter)
+_KERNEL_AXES = {1: ("kernel",), 2: ("kernel_h", "kernel_w"), 3: ("kernel_d", "kernel_h", "kernel_w")}
+DIMS_COMMENT = ("dimensions <layer>_out and <layer>_in: the output and input units (rows and columns; a convolution's "
+                "channels) of the layer's weight, shared by its bias and masks; <layer>_kernel*: the kernel's axes; "
+                "<layer>_channel: per-channel parameters of a layer without a weight matrix (norms)")
 
 
-def tensor_dims(g, name: str, shape: tuple[int, ...]) -> tuple[str, ...]:
-    """Create (in group ``g``) and return the dimensions ``<name>_d0, <name>_d1, ...`` of one tensor."""
-    dims = tuple(f"{name}_d{i}" for i in range(len(shape)))
-    for d, n in zip(dims, shape):
-        g.dimensions[d] = n
-    return dims
+def layer_of(kind: str, name: str) -> str:
+    """The layer a tensor belongs to: a mask's own name, a parameter's module (``fc1.weight`` -> ``fc1``)."""
+    return name if kind in MASK_KINDS else name.rpartition(".")[0] or name
+
+
+def weighted_layers(groups: dict[str, dict[str, np.ndarray]]) -> set[str]:
+    """Layers with a weight of 2 or more dims among ``groups`` (kind -> name -> array): their 1-d tensors (biases)
+    run along the weight's output units."""
+    return {layer_of(kind, name) for kind, arrays in groups.items() for name, a in arrays.items() if np.ndim(a) >= 2}
+
+
+def layer_dims(f, kind: str, name: str, shape: tuple[int, ...], weighted: set[str]) -> tuple[str, ...]:
+    """Named dimensions of one tensor, created in the root group ``f`` if new: ``<layer>_out, <layer>_in`` and
+    ``<layer>_kernel*`` for a weight or mask, ``<layer>_out`` for the bias of a weighted layer, ``<layer>_channel``
+    otherwise; so a layer's weight, bias and masks share theirs in every group (``ncdump -h`` and xarray show
+    them). A name taken with another size falls back to ``<variable>_<axis>``, then ``<variable>_d<i>_<size>``."""
+    n = len(shape)
+    layer, own = var_name(layer_of(kind, name)), var_name(name)
+    axes = (("out",) if layer_of(kind, name) in weighted else ("channel",)) if n == 1 else \
+        ("out", "in", *_KERNEL_AXES.get(n - 2, tuple(f"kernel{i}" for i in range(n - 2))))[:n]
+    dims = []
+    for i, (axis, size) in enumerate(zip(axes, shape)):
+        for d in (f"{layer}_{axis}", f"{own}_{axis}", f"{own}_d{i}_{size}"):
+            if d not in f.dimensions:
+                f.dimensions[d] = size
+            if f.dimensions[d].size == size:
+                break
+        dims.append(d)
+    return tuple(dims)
 
 
 # ------------------------------------------------------------------------------------------ layout
@@ -328,12 +354,16 @@ def create_branch(f, name: str, attrs: dict, **layout) -> None:
 
 # ------------------------------------------------------------------------------------------ commits
 
-def commit_level(path: Path, level: int, record: dict, group: str | None = None) -> None:
+def commit_level(path: Path, level: int, record: dict, group: str | None = None,
+                 provenance: dict | None = None) -> None:
     """Commit one trained level (``record`` as built by the IMP driver) of the trunk or of branch ``group``.
 
     Tensor files first (state dicts once, then the level's masks and weights), then the summary file, whose
     rename is the commit: ``levels_complete`` (trunk) or ``level_done`` (branch) says the level is there.
+    ``provenance``: the machine that trained the level (:mod:`rgnet.store.provenance`); the tensor files name it
+    in their ``history``, and the summary file's ``history`` gets a line when it differs from the last one named.
     """
+    action = f"{group.strip('/')} level {level}" if group else f"level {level}"
     with h5py.File(path, "r") as f:
         g = f[group] if group else f
         planned, run_id = g["level"].shape[0], plain_attr(f.attrs["run_id"])
@@ -346,11 +376,13 @@ def commit_level(path: Path, level: int, record: dict, group: str | None = None)
             if kind in record and (group is None or not tensor_file(path, kind, group).exists()):
                 # the trunk keeps both in init.nc; a branch keeps only the weights it starts from
                 sub = {"init": record["init"], "rewind": record["rewind"]} if group is None else {kind: record[kind]}
-                write_tensor_file(tensor_file(path, "init" if group is None else kind, group), attrs, sub)
+                write_tensor_file(tensor_file(path, "init" if group is None else kind, group), attrs, sub,
+                                  history=history_line(f"{action} ({' and '.join(sub)} weights)", provenance))
                 if group is None:
                     break
         parts = {k: record[k] for k in ("mask", "next_mask", "trained") if record.get(k)}
-        write_tensor_file(tensor_file(path, level, group), {**attrs, "level": level}, parts, level=level)
+        write_tensor_file(tensor_file(path, level, group), {**attrs, "level": level}, parts, level=level,
+                          history=history_line(action, provenance))
     with replacing(path, copy=True) as buf, h5py.File(buf, "r+", libver=LIBVER) as f:
         check_current(path, f.attrs)
         g = f[group] if group else f
@@ -361,14 +393,23 @@ def commit_level(path: Path, level: int, record: dict, group: str | None = None)
             g["level_done"][level] = 1
         else:
             f.attrs["levels_complete"] = np.int32(level + 1)
+        if provenance is not None:  # resumed, branched or transferred on another machine: say so, keep the rest
+            note_machine(f.attrs, provenance, action)
 
 
-def root_attrs(run_id: str, config_json: str, task_summary: dict, versions: dict) -> dict:
+def root_attrs(run_id: str, config_json: str, task_summary: dict, versions: dict,
+               provenance: dict | None = None) -> dict:
+    """Root attributes of a new run file; ``provenance``: the machine recording it (:mod:`rgnet.store.provenance`)."""
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    history = f"{now} created by {_command()}"
+    extra = {}
+    if provenance is not None:
+        history += "\n" + history_line("record", provenance)
+        extra[PROVENANCE_ATTR] = json.dumps(provenance, sort_keys=True)
     return {"rgnet_schema": SCHEMA_VERSION, "run_id": run_id, "config": config_json,
             "task": json.dumps(task_summary, sort_keys=True), "versions": json.dumps(versions, sort_keys=True),
             "created": now, "levels_complete": np.int32(0), "Conventions": "CF-1.8",
-            "title": f"rgnet IMP run {run_id}", "history": f"{now} created by {_command()}"}
+            "title": f"rgnet IMP run {run_id}", "history": history, **extra}
 
 
 def _command() -> str:

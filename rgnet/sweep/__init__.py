@@ -9,8 +9,10 @@ runs the rest on a LocalCluster (processes, one thread each, one worker per core
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.util
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -21,9 +23,9 @@ from rgnet.errors import ConfigError
 from rgnet.sweep.index import check_index_path, write_index
 from rgnet.sweep.plan import Unit, plan, progress, stack
 from rgnet.sweep.run import Progress, run_dask, run_here
-from rgnet.sweep.spec import Spec, load_spec
+from rgnet.sweep.spec import Spec, load_spec, task_labels
 
-__all__ = ["SweepResult", "load_spec", "plan", "stack", "sweep"]
+__all__ = ["SweepResult", "load_spec", "plan", "stack", "sweep", "task_labels"]
 
 
 @dataclass
@@ -143,11 +145,52 @@ def _client(client, scheduler: str | None, workers: int | None, host: str, dashb
     # without a dashboard the scheduler still serves a few HTTP routes (health): on the scheduler's host, any port
     http = {"dashboard_address": dashboard} if show else {"dashboard_address": None,
                                                            "scheduler_kwargs": {"dashboard_address": f"{host}:0"}}
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host=host, **http) as cluster, \
+    quiet = contextlib.ExitStack()  # entered only once the work is done: restores the loggers after the close
+    with quiet, LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host=host, **http) as cluster, \
             Client(cluster) as c:
         link = c.dashboard_link if show else "off" if not dashboard else "none (pip install 'bokeh>=3.1' to get one)"
         say(f"LocalCluster: {n} workers x 1 thread, scheduler {cluster.scheduler_address}, dashboard {link}")
         yield c
+        # the sweep is done (an error skips this: dask then closes as it does, warnings and all); its closing is no news
+        with contextlib.suppress(Exception):  # only quiets: a worker lost meanwhile must not fail a done sweep
+            c.run(_silence)
+        quiet.enter_context(_quiet())
+        c.close()
+        cluster.sync(_stop_workers, cluster, WORKER_EXIT_S)
+
+
+#: seconds a LocalCluster's worker process gets to exit once the sweep is done: a process that has trained takes
+#: seconds to unload torch, more than the 4 s dask allows before it kills it with a warning
+WORKER_EXIT_S = 60.0
+# loggers of distributed that report a cluster's shutdown (killed, restarted or closed workers, closed streams)
+_SHUTDOWN_LOGGERS = ("distributed.nanny", "distributed.worker", "distributed.core", "distributed.comm",
+                     "distributed.batched", "distributed.scheduler", "distributed.client", "distributed.deploy")
+
+
+async def _stop_workers(cluster, timeout: float) -> None:
+    """Close the cluster's workers (nannies), waiting up to ``timeout`` seconds for each process to exit."""
+    await asyncio.gather(*(w.close(timeout=timeout) for w in list(cluster.workers.values())))
+
+
+def _silence() -> dict[str, int]:
+    """Turn the warnings of distributed's shutdown loggers off (errors still show); their previous levels."""
+    previous = {}
+    for name in _SHUTDOWN_LOGGERS:
+        logger = logging.getLogger(name)
+        previous[name] = logger.level
+        logger.setLevel(logging.ERROR)
+    return previous
+
+
+@contextlib.contextmanager
+def _quiet():
+    """:func:`_silence` in this process for the block (a worker about to close is silenced for good)."""
+    previous = _silence()
+    try:
+        yield
+    finally:
+        for name, level in previous.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def _has_bokeh() -> bool:

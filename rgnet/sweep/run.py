@@ -19,6 +19,7 @@ from typing import Callable
 
 from rgnet.config import RunConfig
 from rgnet.errors import DivergedError, RgnetError
+from rgnet.progress import Clock, duration, left, on_terminal, to_stderr
 from rgnet.store.writer import lock_wait as waiting
 from rgnet.sweep.plan import Group, Unit, progress
 
@@ -108,7 +109,9 @@ def skipped(u: Unit, why: str) -> dict:
 # ------------------------------------------------------------------------------------------ executors
 
 class Progress:
-    """A tqdm bar over the planned levels of the units, with the units done, running and failed as postfix.
+    """A tqdm bar over the planned levels of the units, with the units done, running and failed as postfix; in a
+    log (``show=None`` and stderr not a terminal) plain lines instead: one per finished unit, and one every
+    :data:`rgnet.progress.PACE` seconds, with the time elapsed and left.
 
     Levels are counted from the run files (:func:`rgnet.sweep.plan.progress`), so a long unit shows its levels
     as they are committed, wherever it runs.
@@ -122,16 +125,25 @@ class Progress:
         self.failed = 0
         self.cache: dict = {}
         self.total = sum(t for _, t in progress(units, self.cache).values())
+        self.lines = show is None and not on_terminal()
+        self.clock, self.reported, self.before = Clock(), -1, None
         self.bar = tqdm(total=self.total, unit="level", dynamic_ncols=True, file=sys.stderr,
-                        disable=(None if show is None else not show), desc="sweep")
+                        disable=self.lines or (None if show is None else not show), desc="sweep")
         self.refresh()
 
     def refresh(self, running: int = 0) -> None:
         done = sum(d for d, _ in progress(self.units, self.cache).values())
+        self.before = done if self.before is None else self.before   # resumed levels do not set the pace
+        state = (f"units {len(self.done_units)}/{len(self.units)}, running {running}"
+                 + (f", failed {self.failed}" if self.failed else ""))
         self.bar.n = done
-        self.bar.set_postfix_str(f"units {len(self.done_units)}/{len(self.units)}, running {running}"
-                                 + (f", failed {self.failed}" if self.failed else ""), refresh=False)
+        self.bar.set_postfix_str(state, refresh=False)
         self.bar.refresh()
+        if self.lines and (len(self.done_units) != self.reported or self.clock.due()):
+            self.reported = len(self.done_units)
+            self.clock.mark()
+            to_stderr(f"sweep: {done}/{self.total} levels, {state}; {duration(self.clock.elapsed)} elapsed, "
+                      f"{left(done - self.before, self.total - self.before, self.clock.elapsed)} left")
 
     def finished(self, results: list[dict]) -> None:
         for r in results:

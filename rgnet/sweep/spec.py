@@ -120,6 +120,19 @@ class Spec:
         return out
 
 
+def task_labels(spec: str | Path) -> dict[str, str]:
+    """Short task names from a sweep spec: task key (``rgnet.tasks.task_label``) -> the spec's run label, for
+    ``labels=`` of ``open_runs``, ``transfer_matrix``, ``winning_tickets`` and ``universality`` on files of that
+    experiment wherever they lie (``rgnet.task_labels("scripts/transfer_family.toml")``)."""
+    pairs = {(task_label(r.config.to_json()), r.label) for r in load_spec(spec).runs}
+    keys = [k for k, _ in pairs]
+    clash = sorted({k for k in keys if keys.count(k) > 1})
+    if clash:
+        raise ConfigError(f"sweep spec {str(spec)!r} gives task {clash[0]} more than one label; its labels name "
+                          "runs, not tasks — pass labels={task: name} yourself")
+    return dict(sorted(pairs))
+
+
 def load_spec(path: str | Path) -> Spec:
     """Read and check a sweep spec; :class:`ConfigError` (one sentence) names the first problem."""
     p = Path(path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,6 +12,7 @@ import xarray as xr
 
 from rgnet.catalog import expand
 from rgnet.errors import ConfigError, DataError, StoreError
+from rgnet.progress import Stages
 from rgnet.store.reader import open_run, open_tensors
 from rgnet.tasks import task_label
 
@@ -60,10 +61,12 @@ class LoadedRun:
         return t
 
 
-def read_runs(sources: RunSource | Iterable[RunSource], labels: dict[str, str] | None = None) -> list[LoadedRun]:
+def read_runs(sources: RunSource | Iterable[RunSource], labels: dict[str, str] | None = None,
+              log: Callable[[str], None] | None = None) -> list[LoadedRun]:
     """Open run files (paths, a glob, a directory) or take in-memory run Datasets, as :class:`LoadedRun` objects.
 
-    ``labels`` renames task keys (``task_label``) or run ids to short names, as in :func:`rgnet.transfer_matrix`.
+    ``labels`` renames task keys (``task_label``) or run ids to short names, as in :func:`rgnet.transfer_matrix`;
+    ``log`` hears of the run reached every :data:`rgnet.progress.PACE` seconds.
     """
     if isinstance(sources, xr.Dataset):
         items: Sequence[RunSource] = [sources]
@@ -74,8 +77,10 @@ def read_runs(sources: RunSource | Iterable[RunSource], labels: dict[str, str] |
         items = [x for s in items for x in ([s] if isinstance(s, xr.Dataset) else expand(s))]
     if not items:
         raise ConfigError("no runs given; pass run files (.h5) written by `rgnet record`")
+    say = Stages.of(log)
     runs = []
-    for item in items:
+    for k, item in enumerate(items, 1):
+        say.paced(f"loading run {k} of {len(items)}")
         ds = item if isinstance(item, xr.Dataset) else open_run(item)
         cfg = json.loads(ds.attrs["config"])
         run_id = str(ds.attrs.get("run_id", ""))
@@ -86,11 +91,11 @@ def read_runs(sources: RunSource | Iterable[RunSource], labels: dict[str, str] |
 
 
 def to_runs(sources: RunSource | Iterable[RunSource] | Sequence[LoadedRun],
-            labels: dict[str, str] | None = None) -> list[LoadedRun]:
+            labels: dict[str, str] | None = None, log: Callable[[str], None] | None = None) -> list[LoadedRun]:
     """``sources`` as :class:`LoadedRun` objects: a list of them is taken as it is, anything else is read."""
     if isinstance(sources, (list, tuple)) and sources and all(isinstance(s, LoadedRun) for s in sources):
         return list(sources)
-    return read_runs(sources, labels)
+    return read_runs(sources, labels, log)
 
 
 def run_coords(runs: Sequence[LoadedRun]) -> dict[str, tuple[str, np.ndarray]]:

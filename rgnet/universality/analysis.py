@@ -7,7 +7,7 @@ import itertools
 import json
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,7 @@ import xarray as xr
 from rgnet.catalog import index_labels
 from rgnet.config import TaskConfig
 from rgnet.errors import ConfigError, DataError, StoreError
+from rgnet.progress import Stages
 from rgnet.store.writer import check_run_file
 from rgnet.tasks import symmetric, task_label
 from rgnet.universality._runs import LoadedRun, RunSource, task_params, to_runs
@@ -60,7 +61,8 @@ def universality(sources: RunSource | Iterable[RunSource], transfer: str | os.Pa
                  names: Sequence[str] | None = None, labels: dict[str, str] | None = None, alpha: float = 0.1,
                  class_method: str = "components", n_boot: int = 200, options: dict[str, dict] | None = None,
                  unequal: str = "pad", baselines: bool = True, n_perm: int = 9999, seed: int = 0,
-                 permute: str = "within_seed", signature_seeds: Sequence[int] | None = None) -> xr.Dataset:
+                 permute: str = "within_seed", signature_seeds: Sequence[int] | None = None,
+                 log: Callable[[str], None] | None = None) -> xr.Dataset:
     """Universality classes of the runs' IMP flows, and their prediction of ticket transfer, scored.
 
     Parameters
@@ -84,6 +86,9 @@ def universality(sources: RunSource | Iterable[RunSource], transfer: str | os.Pa
     signature_seeds : out-of-sample scoring: signatures, classes and the baselines that read runs come from the
         runs of these seeds, the measured transfer from the run files of the other seeds (``transfer`` must then
         be left out)
+    log : called with a line as each stage starts (runs loaded, each signature, distances, same-class tests,
+        bootstraps, baselines, scoring) and every :data:`rgnet.progress.PACE` seconds within a long loop, the time
+        elapsed in front (:class:`rgnet.progress.Stages`); default silent
 
     Returns
     -------
@@ -110,6 +115,7 @@ def universality(sources: RunSource | Iterable[RunSource], transfer: str | os.Pa
     unknown = [n for n in names or [] if n not in SIGNATURES]
     if unknown:
         raise ConfigError(f"unknown signature(s) {', '.join(unknown)}; choose from {', '.join(SIGNATURES)}")
+    say = Stages.of(log)
     measured = None
     if isinstance(transfer, (str, os.PathLike)):
         measured, file_labels = read_transfer(transfer)
@@ -118,7 +124,7 @@ def universality(sources: RunSource | Iterable[RunSource], transfer: str | os.Pa
         measured = transfer
     if not isinstance(sources, xr.Dataset):
         labels = {**(index_labels(sources) or {}), **(labels or {})}   # a sweep index names its tasks
-    runs = to_runs(sources, labels)
+    runs = to_runs(sources, labels, log=say)
     if signature_seeds is not None:
         if transfer is not None:
             raise ConfigError("signature_seeds splits the run files into seeds for the signatures and seeds for the "
@@ -129,19 +135,20 @@ def universality(sources: RunSource | Iterable[RunSource], transfer: str | os.Pa
         if not runs or not gap_runs:
             raise ConfigError(f"signature_seeds {sorted(keep)} leave no runs for the "
                               f"{'signatures' if not runs else 'measured transfer'}; name some of the runs' seeds")
-        measured = _measured_from_files(gap_runs, labels)
+        measured = _measured_from_files(gap_runs, labels, say)
     label_arr = np.array([r.task for r in runs])
     tasks = sorted(set(label_arr))
     few = [t for t in tasks if np.sum(label_arr == t) < 2]
     if len(tasks) < 2 or few:
         raise ConfigError(f"the same-class test needs at least 2 tasks with at least 2 runs (seeds) each; "
                           f"{'task(s) ' + ', '.join(few) + ' have one run' if few else 'all runs have one task'}")
+    say(f"loaded {len(runs)} runs of {len(tasks)} tasks")  # after the checks: a refusal stays one line
     if transfer is None and signature_seeds is None:
-        measured = _measured_from_files(runs, labels)
+        measured = _measured_from_files(runs, labels, say)
     unavailable: dict[str, str] = {}
     scored = _scored_tasks(measured, tasks, unavailable)
 
-    sigs = signatures(runs, names, options=options, skipped=unavailable if names is None else None)
+    sigs = signatures(runs, names, options=options, skipped=unavailable if names is None else None, log=say)
     if not sigs:
         raise DataError("no signature could be computed from these files; record runs with tensors or pass "
                         "--signature with one of dmd_coarse, exponents, fingerprint, scaling")
@@ -150,11 +157,17 @@ def universality(sources: RunSource | Iterable[RunSource], transfer: str | os.Pa
     idx_boot = [resample_seeds(label_arr, rng) for _ in range(n_boot)]
 
     per_sig, predictors = [], {}
-    for name, sig in sigs.items():
+    for i, (name, sig) in enumerate(sigs.items(), 1):
+        say(f"classes by {name} ({i} of {len(sigs)}): distances between {len(runs)} runs")
         dist = run_distances(sig, unequal)
+        say(f"classes by {name}: same-class tests of {len(tasks)} tasks")
         test = same_class_test(dist, n_perm=n_perm, seed=seed, blocks=blocks)
         same = same_class(test, alpha, class_method)
-        boot = [t for _, t in bootstrap_tests(dist, n_boot, seed=seed)]
+        say(f"classes by {name}: {n_boot} seed bootstraps")
+        boot = []
+        for b, (_, t) in enumerate(bootstrap_tests(dist, n_boot, seed=seed), 1):
+            boot.append(t)
+            say.paced(f"classes by {name}: bootstrap {b} of {n_boot}")
         ids = classes(class_graph(test, alpha), class_method)
         per_sig.append(xr.Dataset({
             "distance": dist.drop_vars([c for c in dist.coords if c not in ("run",)]),
@@ -173,6 +186,7 @@ def universality(sources: RunSource | Iterable[RunSource], transfer: str | os.Pa
     out = out.assign_coords(run_task=("run", label_arr), run_seed=("run", [r.seed for r in runs]),
                             run_id=("run", [r.run_id for r in runs]), run_path=("run", [r.path for r in runs]))
     if "exponents" in sigs:
+        say("exponents pooled per task")
         pooled = pooled_exponents(runs, **(options or {}).get("exponents", {}))
         out["task_exponent"] = pooled["exponent"].rename(mode="exponent_mode")
         out["task_exponent_ci"] = pooled["exponent_ci"].rename(mode="exponent_mode")
@@ -180,14 +194,15 @@ def universality(sources: RunSource | Iterable[RunSource], transfer: str | os.Pa
 
     if scored:
         if baselines:
-            predictors.update(_baselines(runs, label_arr, scored, measured, idx_boot, unavailable))
-        scores = _scoring(predictors, scored, measured, seed, n_perm, runs)
+            predictors.update(_baselines(runs, label_arr, scored, measured, idx_boot, unavailable, say))
+        scores = _scoring(predictors, scored, measured, seed, n_perm, runs, say)
         out = out.merge(scores)
         out.attrs.update(scores.attrs)
     out.attrs.update(signature_seeds=json.dumps(sorted(signature_seeds) if signature_seeds is not None else "all"))
     out.attrs.update(alpha=alpha, class_method=class_method, n_boot=n_boot, unequal=unequal, permute=permute,
                      unavailable=json.dumps(unavailable), symmetry_note=SYMMETRY_NOTE,
                      test="energy statistic, permutation over runs (exact when <= 20000 splits)")
+    say("universality done")
     return out
 
 
@@ -223,9 +238,12 @@ def read_transfer(path: str | os.PathLike) -> tuple[xr.Dataset, dict[str, str]]:
     return measured, labels
 
 
-def _measured_from_files(runs: Sequence[LoadedRun], labels) -> xr.Dataset | None:
+def _measured_from_files(runs: Sequence[LoadedRun], labels, say: Stages) -> xr.Dataset | None:
     paths = [r.path for r in runs if r.path]
-    return transfer_matrix(paths, labels=labels) if len(paths) == len(runs) else None
+    if len(paths) < len(runs):
+        return None
+    say(f"measured transfer from the branches of {len(paths)} run files")
+    return transfer_matrix(paths, labels=labels)
 
 
 def _scored_tasks(measured: xr.Dataset | None, tasks: list[str], unavailable: dict) -> list[str]:
@@ -246,9 +264,10 @@ def _scored_tasks(measured: xr.Dataset | None, tasks: list[str], unavailable: di
     return common
 
 
-def _baselines(runs, labels, scored, measured, idx_boot, unavailable) -> dict:
+def _baselines(runs, labels, scored, measured, idx_boot, unavailable, say: Stages) -> dict:
     seeds = np.array([r.seed for r in runs])
     out = {}
+    say("baseline mask_iou")
     try:
         iou = excess_mask_iou(runs)
         out["mask_iou"] = ("baseline", task_mean(iou, labels, seeds, scored, same_seed=True),
@@ -256,11 +275,13 @@ def _baselines(runs, labels, scored, measured, idx_boot, unavailable) -> dict:
     except DataError as e:
         unavailable["mask_iou"] = str(e)
     cfgs = task_params(runs)
+    say("baseline input_distance")
     dist = input_distance({t: cfgs[t] for t in scored})
     if np.isfinite(dist[~np.eye(len(scored), dtype=bool)]).any():
         out["input_distance"] = ("baseline", -dist, [])
     else:
         unavailable["input_distance"] = "the tasks' data could not be loaded here (image files missing?)"
+    say("baselines dense_accuracy, additive")
     acc = np.array([float(r.ds["val_acc"].isel(level=0)) for r in runs])   # not the verdicts' test accuracy
 
     def dense(i):
@@ -270,6 +291,7 @@ def _baselines(runs, labels, scored, measured, idx_boot, unavailable) -> dict:
     everyone = np.arange(len(runs))
     out["dense_accuracy"] = ("baseline", dense(everyone), [dense(i) for i in idx_boot])
     out["additive"] = ("baseline", additive_scores(measured["transfers"].sel(source=scored, target=scored).values), [])
+    say(f"baseline spectral_w1_2302 ({len(idx_boot)} seed bootstraps)")
     try:
         source = "trained"
         traj = _output_trajectories(runs, source)
@@ -288,7 +310,11 @@ def _baselines(runs, labels, scored, measured, idx_boot, unavailable) -> dict:
         return spectral_w1_scores({t: pooled(tuple(sorted(k for k in i if labels[k] == t))) for t in scored}, scored)
 
     name = "spectral_w1_2302" + ("" if source == "trained" else " [ticket weights]")
-    out[name] = ("baseline", spectral(everyone), [spectral(i) for i in idx_boot])
+    boot = []
+    for b, i in enumerate(idx_boot, 1):
+        boot.append(spectral(i))
+        say.paced(f"baseline spectral_w1_2302: bootstrap {b} of {len(idx_boot)}")
+    out[name] = ("baseline", spectral(everyone), boot)
     return out
 
 
@@ -310,7 +336,7 @@ def symmetry_pairs(runs: Sequence[LoadedRun], tasks: Sequence[str]) -> list[tupl
 
 
 def _scoring(predictors: dict, scored: list[str], measured: xr.Dataset, seed: int, n_perm: int,
-             runs: Sequence[LoadedRun]) -> xr.Dataset:
+             runs: Sequence[LoadedRun], say: Stages) -> xr.Dataset:
     sel = {"source": scored, "target": scored}
     transfers = measured["transfers"].sel(sel).values.astype(float)
     gap = measured[GAP].sel(sel).values.astype(float) if GAP in measured else \
@@ -321,8 +347,10 @@ def _scoring(predictors: dict, scored: list[str], measured: xr.Dataset, seed: in
         symmetric[i, j] = symmetric[j, i] = True
     no_sym = np.where(symmetric, np.nan, transfers)
     names = list(predictors)
-    rows = {n: score_matrix(s, transfers, gap, boot, n_perm=n_perm, seed=seed)
-            for n, (_, s, boot) in predictors.items()}
+    rows = {}
+    for i, (n, (_, s, boot)) in enumerate(predictors.items(), 1):
+        say(f"scoring {n} ({i} of {len(predictors)})")
+        rows[n] = score_matrix(s, transfers, gap, boot, n_perm=n_perm, seed=seed)
     for n, (_, s, _) in predictors.items():
         rows[n]["auroc_without_symmetry"] = pair_auroc(s, no_sym)
     col = lambda key: ("predictor", [rows[n][key] for n in names])  # noqa: E731

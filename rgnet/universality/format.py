@@ -98,7 +98,9 @@ def _symmetry(ds: xr.Dataset) -> list[str]:
              "transfer); class predictors: 1 = same class"]
     names = [str(p) for p in ds["predictor"].values]
     w = max(len(n) for n in names) + 2
-    lines.append(f"{'predictor':<{w}}" + "".join(f"{s + ' -> ' + t:>26}" for s, t in pairs))
+    heads = [f"{s} -> {t}" for s, t in pairs]
+    widths = [max(12, len(h)) + 2 for h in heads]   # full task names, never run together
+    lines.append(f"{'predictor':<{w}}" + "".join(f"{h:>{cw}}" for h, cw in zip(heads, widths)))
     off = ~np.eye(ds.sizes["source"], dtype=bool)
     for n in names:
         score = ds["score"].sel(predictor=n)
@@ -110,7 +112,7 @@ def _symmetry(ds: xr.Dataset) -> list[str]:
                 cells.append(f"{v:.0f}")
             else:
                 cells.append("n/a" if not np.isfinite(v) or allv.size == 0 else f"{np.mean(allv <= v):.2f}")
-        lines.append(f"{n:<{w}}" + "".join(f"{c:>26}" for c in cells))
+        lines.append(f"{n:<{w}}" + "".join(f"{c:>{cw}}" for c, cw in zip(cells, widths)))
     lines += textwrap.wrap(ds.attrs["symmetry_note"], 118)
     return lines
 

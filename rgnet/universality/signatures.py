@@ -23,6 +23,7 @@ import xarray as xr
 from scipy.special import ndtri
 
 from rgnet.errors import ConfigError, DataError
+from rgnet.progress import Stages
 from rgnet.rg import couplings, dmd, linearise, microscopic, wasserstein_flow
 from rgnet.rg.dmd import numerical_rank
 from rgnet.rg.relevance import KINDS, relevance_flow, run_relevance
@@ -60,7 +61,8 @@ def register_signature(name: str, distance: str, doc: str, needs: str = "summari
 
 def signatures(sources: RunSource | Iterable[RunSource] | Sequence[LoadedRun], names: Sequence[str] | None = None,
                labels: dict[str, str] | None = None, options: dict[str, dict] | None = None,
-               skipped: dict[str, str] | None = None) -> dict[str, xr.Dataset]:
+               skipped: dict[str, str] | None = None, log: Callable[[str], None] | None = None
+               ) -> dict[str, xr.Dataset]:
     """Compute signatures for many runs.
 
     Parameters
@@ -71,6 +73,8 @@ def signatures(sources: RunSource | Iterable[RunSource] | Sequence[LoadedRun], n
     options : per signature name, keyword options of its function (e.g. ``{"dmd_micro": {"layers": ["fc3"]}}``)
     skipped : if given, signatures the runs lack data for (no tensors, too few levels) are left out and the
         reason is stored here under their name, instead of raising :class:`DataError` / :class:`ConfigError`
+    log : called with a line as each signature starts, and with the run reached every
+        :data:`rgnet.progress.PACE` seconds (:class:`rgnet.progress.Stages`); default silent
 
     Returns
     -------
@@ -78,17 +82,22 @@ def signatures(sources: RunSource | Iterable[RunSource] | Sequence[LoadedRun], n
         Each with a leading ``run`` dim and coordinates ``task(run)``, ``seed(run)``, ``run_id(run)``,
         ``path(run)``; attributes ``signature``, ``distance`` and ``options`` (JSON).
     """
-    runs = to_runs(sources, labels)
+    say = Stages.of(log)
+    runs = to_runs(sources, labels, log=say)
     names = list(SIGNATURES) if names is None else list(names)
     unknown = [n for n in names if n not in SIGNATURES]
     if unknown:
         raise ConfigError(f"unknown signature(s) {', '.join(unknown)}; choose from {', '.join(SIGNATURES)}")
     out = {}
-    for name in names:
+    for i, name in enumerate(names, 1):
         sig = SIGNATURES[name]
         opts = (options or {}).get(name, {})
+        say(f"signature {name} ({i} of {len(names)}) of {len(runs)} runs")
         try:
-            parts = [sig.compute(r, **opts) for r in runs]
+            parts = []
+            for k, r in enumerate(runs, 1):
+                say.paced(f"signature {name}: run {k} of {len(runs)}")
+                parts.append(sig.compute(r, **opts))
         except (DataError, ConfigError) as err:
             if skipped is None:
                 raise

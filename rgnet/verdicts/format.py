@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from rgnet.verdicts.rules import RULES
 from rgnet.verdicts.tables import TRUNK_ARM
 
 
@@ -16,16 +17,17 @@ def format_tickets(ds: xr.Dataset) -> str:
         arms_here = [a for a in ds.arm.values if int(d.seeds.sel(arm=a).max()) > 0]
         lines.append(f"\n{e}  ({int(d.seeds.sel(arm=TRUNK_ARM, level=0))} seeds; dense "
                      f"{_pm(d.dense_mean, d.dense_std)})")
-        lines.append("level  density %  " + "  ".join(f"{a[:22]:>22}" for a in arms_here))
+        widths = [max(14, len(a)) for a in arms_here]   # full arm names: aligned and unaligned transfers differ
+        lines.append("level  density %  " + "  ".join(f"{a:>{w}}" for a, w in zip(arms_here, widths)))
         for lv in ds.level.values:
             if np.isnan(float(d.density.sel(level=lv))):
                 continue
             cells = []
-            for a in arms_here:
+            for a, w in zip(arms_here, widths):
                 m = float(d.acc_mean.sel(arm=a, level=lv))
                 cell = "" if np.isnan(m) else _pm(d.acc_mean.sel(arm=a, level=lv), d.acc_std.sel(arm=a, level=lv)) \
                     + (" *" if bool(d.matching.sel(arm=a, level=lv)) else "  ")
-                cells.append(f"{cell:>22}")
+                cells.append(f"{cell:>{w}}")
             lines.append(f"{lv:>5}  {100 * float(d.density.sel(level=lv)):>9.1f}  " + "  ".join(cells))
         lines.append("winning ticket (density %): " + ", ".join(
             f"{a} {_pct(d.winning_density.sel(arm=a))}" for a in arms_here))
@@ -44,6 +46,10 @@ def format_transfer_matrix(ds: xr.Dataset) -> str:
              "cell: verdict (yes / no / ? = undecided), then the transferred minus own ticket (same seed and level) "
              f"averaged over the pruned levels with density in ({lo:g}, {hi:g}], mean over seeds in points, with its "
              f"{ds.attrs.get('ci', 0.95):g} t interval"]
+    rule = RULES.get(ds.attrs.get("rule_name", ""))
+    if rule is not None and not rule.on_gap:
+        lines.append(f"(rule {rule.name} decides on how deep the ticket stays matching, not on this gap: a gap near "
+                     "or above 0 can sit beside 'no', and a negative one beside 'yes')")
     width = max(24, *(len(t) for t in ds.target.values))
     rows = max(len("source \\ target"), *(len(s) for s in ds.source.values))
     corner = "source \\ target"

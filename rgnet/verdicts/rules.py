@@ -41,6 +41,7 @@ class Rule:
     describe: Callable[..., str]          # describe(**params) -> the rule in one sentence
     params: dict[str, Any] = field(default_factory=dict)   # parameters and their defaults
     check: Callable[..., None] = lambda **params: None      # raises ConfigError on bad parameters
+    on_gap: bool = False   # the transfer verdict reads the averaged paired gap (the number a matrix cell shows)
 
 
 RULES: dict[str, Rule] = {}
@@ -184,7 +185,7 @@ register(Rule(
                            f"above -{100 * margin:g} points (lower bound), not matching = below it (upper bound), "
                            "else undecided; transfers alike on the gap transferred minus own ticket (same seed and "
                            "level) averaged over the density range"),
-    {"margin": DEFAULT_MARGIN, "alpha": DEFAULT_ALPHA}, check_noninferior))
+    {"margin": DEFAULT_MARGIN, "alpha": DEFAULT_ALPHA}, check_noninferior, on_gap=True))
 
 
 def verdict_codes(v: xr.DataArray) -> xr.DataArray:

@@ -39,6 +39,7 @@ from rgnet.verdicts.rules import (
 )
 
 TRUNK_ARM = "imp"
+TRANSFER_ARM = "transfer from "   # + the source task's label: one arm per source task, its seeds pooled
 METRICS = [m for m, (dims, *_) in LEVEL_VARS.items() if dims == ("level",) and "_acc" in m]
 DEFAULT_METRIC = "test_acc"  # test accuracy at the early-stop iteration (Frankle & Carbin)
 DENSITY_RANGE = (0.0, 1.0)   # transfer gaps averaged over every pruned level measured: no range chosen per data
@@ -48,7 +49,8 @@ def arms(path: str | Path, metric: str = DEFAULT_METRIC, labels: dict[str, str] 
     """One run file's accuracy ladder: ``acc(arm, level)`` for the trunk (arm ``imp``) and every branch.
 
     Levels a branch has not trained are NaN. ``density(level)`` is the trunk's; ``source(arm)`` labels the
-    source task of transfer branches (empty for the others).
+    source task of transfer branches (empty for the others), whose arm is ``transfer from <source>`` (with the
+    source's seed where one file holds transfers from several seeds of one source task).
     """
     if metric not in METRICS:
         raise ConfigError(f"--metric {metric!r} is not an accuracy the files hold; choose one of {', '.join(METRICS)}")
@@ -56,7 +58,7 @@ def arms(path: str | Path, metric: str = DEFAULT_METRIC, labels: dict[str, str] 
     if len(levels) == 0:
         raise StoreError(f"{str(path)!r} has no complete level yet; finish recording it (run the same `rgnet "
                          "record` again) or leave it out")
-    names, sources = [TRUNK_ARM], [""]
+    names, sources, seeds = [TRUNK_ARM], [""], [None]
     acc = [_without_diverged(trunk, metric)]
     for group in branches(path):
         lv, b, battrs = read_levels(path, [metric, "diverged"], group)
@@ -65,9 +67,12 @@ def arms(path: str | Path, metric: str = DEFAULT_METRIC, labels: dict[str, str] 
         idx = np.searchsorted(levels, lv)
         keep = idx < len(levels)
         row[idx[keep]] = b[metric][keep]
-        names.append(group.split("/", 1)[1])
+        source = _source_label(battrs, labels) if "source_config" in battrs else ""
+        names.append(TRANSFER_ARM + source if source else group.split("/", 1)[1])
         acc.append(row)
-        sources.append(_source_label(battrs, labels) if "source_config" in battrs else "")
+        sources.append(source)
+        seeds.append(battrs.get("source_seed"))
+    names = [f"{n} (seed {s})" if s is not None and names.count(n) > 1 else n for n, s in zip(names, seeds)]
     ds = xr.Dataset({"acc": (("arm", "level"), np.array(acc), {"units": "1", "metric": metric})},
                     coords={"arm": names, "level": levels, "density": ("level", trunk["density"]),
                             "source": ("arm", sources)})
@@ -199,8 +204,8 @@ def transfer_matrix(paths: str | Path | Iterable[str | Path], metric: str = DEFA
         dens[t].append(_pad(r.density.values, nlev))
         for a in r.arm.values[1:]:
             row = _pad(r.acc.sel(arm=a).values, nlev)
-            if a.startswith("transfer_"):
-                src = str(r.source.sel(arm=a).values)
+            src = str(r.source.sel(arm=a).values)
+            if src:
                 pairs.setdefault((src, t), []).append((row, own_r))
                 by_seed.setdefault((src, t, int(r.attrs["seed"])), []).append(row)
             else:
