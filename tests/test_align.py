@@ -88,6 +88,7 @@ def test_a_permuted_support_on_independent_inputs_is_recovered_from_the_labels(s
     assert not bool(nothing.identifiable) and float(nothing.confidence) < float(r.confidence) - 5
 
 
+@pytest.mark.slow   # default suite under 3 minutes; .ci/run runs it
 def test_mnist1d_shuffle_ground_truth_and_its_recovery_on_other_samples():
     order = input_order(TaskConfig("mnist1d", {"shuffle_seq": True}))
     state = np.random.get_state()

@@ -117,6 +117,7 @@ def test_figures_have_pinned_metadata_and_the_same_bytes_every_time(make, tmp_pa
     assert Image.open(tmp_path / "a.png").text == {}  # no Software (version) chunk
 
 
+@pytest.mark.slow   # default suite under 3 minutes; .ci/run runs it
 def test_make_twice_gives_byte_identical_outputs(make, small_data, tmp_path):
     steps = ["method", "ladder", "weight_flow", "coupling_flow", "exponents", "ising"]
     digests = []
@@ -127,6 +128,7 @@ def test_make_twice_gives_byte_identical_outputs(make, small_data, tmp_path):
     assert len(digests[0]) > 12 and digests[0] == digests[1]
 
 
+@pytest.mark.slow   # default suite under 3 minutes; .ci/run runs it
 def test_method_and_task_counts_are_read_from_the_run_files(make, small_data, tmp_path):
     """The main experiment and the family train for different numbers of steps, and the family's default task is
     the main experiment's task: the Method says both step counts, and the exponents count one task, not two."""

@@ -1,6 +1,7 @@
 """Relevance flows: which units keep their couplings, per level; and the signatures on them."""
 
 import numpy as np
+import pytest
 import xarray as xr
 from conftest import small_config
 
@@ -26,6 +27,7 @@ def test_relevance_flow_by_hand():
     np.testing.assert_allclose(r.fan_in_mass.sel(level=0).values, [abs(-6) + abs(-5), 4 + 3, 2 + 1])
 
 
+@pytest.mark.slow   # default suite under 3 minutes; .ci/run runs it
 def test_relevance_sees_which_inputs_matter(tmp_path, one_thread):
     """Teachers reading 10 of the 40 inputs against teachers reading all of them: the input relevance of the
     first tells the two apart; a permuted copy of the 10-input task differs unaligned, not up to a permutation."""

@@ -79,6 +79,7 @@ def test_universality_without_transfer_data_gives_classes_only(family):
     assert "predictor" not in ds.dims and "scoring" in json.loads(ds.attrs["unavailable"])
 
 
+@pytest.mark.slow   # default suite under 3 minutes; .ci/run runs it
 def test_cli_end_to_end(family, tmp_path, capsys):
     paths, _, verdicts, _ = family
     out = tmp_path / "classes.nc"

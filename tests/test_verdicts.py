@@ -151,6 +151,7 @@ def test_noninferiority_by_hand_against_scipy():
     assert np.isnan(float(noninferior(xr.DataArray([np.nan, np.nan], dims="seed"), "seed", 0.02, 0.05)))
 
 
+@pytest.mark.slow   # default suite under 3 minutes; .ci/run runs it
 def test_transfer_as_a_paired_number_with_intervals(tmp_path):
     """Per seed, the transferred ticket minus the own ticket of that seed and level; intervals over seeds."""
     from scipy import stats
