@@ -43,6 +43,7 @@ def placeholders(text: str) -> list[str]:
     return re.findall(r"\{[a-z_]+\}", text)
 
 
+@pytest.mark.slow   # default suite under 3 minutes; .ci/run runs it
 def test_make_writes_the_figures_tables_and_paper_it_has_data_for(make, small_data, tmp_path, capsys):
     (tmp_path / "figures").mkdir()
     (tmp_path / "figures" / "transfer_matrix.png").write_bytes(b"from an earlier run")

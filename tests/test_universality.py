@@ -327,6 +327,7 @@ def test_within_seed_exchange_is_calibrated_when_seeds_share_their_initialisatio
     assert kstest(p, "uniform").pvalue > 0.01 and abs(np.mean(np.array(p) < 0.1) - 0.1) < 0.06
 
 
+@pytest.mark.slow   # default suite under 3 minutes; .ci/run runs it
 def test_primary_score_finds_a_planted_family_and_stays_calibrated_on_the_null():
     """scripts/power_simulation.py's families: a predictor of within-target tau 0.5 on 10 tasks is found in most
     families; pure noise is rejected at about the nominal rate."""
