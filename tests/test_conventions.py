@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 from importlib.metadata import version
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import h5py
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import TINY_SWEEP
 
 import rgnet
 from rgnet.cli import _choices, _parser, main
@@ -253,26 +253,7 @@ def test_quiet_restores_the_loggers():
 @pytest.mark.slow   # a dask LocalCluster of worker processes
 def test_a_sweep_on_a_local_cluster_ends_without_shutdown_warnings(tmp_path):
     spec = tmp_path / "spec.toml"
-    spec.write_text(textwrap.dedent("""
-        [model]
-        params = { widths = [32, 32] }
-        [train]
-        steps = 100
-        eval_every = 50
-        batch_size = 50
-        lr = 3e-3
-        [prune]
-        levels = 2
-        fraction = 0.3
-        [sweep]
-        seeds = [0]
-        [tasks.a]
-        name = "teacher"
-        params = { n_train = 400, n_val = 100, n_test = 200 }
-        [tasks.b]
-        name = "teacher"
-        params = { n_train = 400, n_val = 100, n_test = 200, seed = 1 }
-        """))
+    spec.write_text(TINY_SWEEP.split("[tasks.c]")[0])   # two trunks
     # each worker takes 5 s to exit, as one that has trained can take to unload torch on a busy machine (more
     # than the 4 s dask waits before it kills a worker with a warning): a preload script that dask runs in it
     slow = tmp_path / "slow_exit.py"

@@ -14,6 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from conftest import TINY_SWEEP as TINY
 
 import rgnet
 from rgnet.cli import main
@@ -25,36 +26,6 @@ from rgnet.sweep.plan import progress
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# three small teacher tasks, one seed: 3 trunks, 3 baseline units, 6 transfers (two into every file)
-TINY = """
-[model]
-params = { widths = [32, 32] }
-[train]
-steps = 100
-eval_every = 50
-batch_size = 50
-lr = 3e-3
-[prune]
-levels = 3
-fraction = 0.3
-[store]
-bins = 16
-[sweep]
-seeds = [0]
-[tasks.a]
-name = "teacher"
-params = { n_train = 400, n_val = 100, n_test = 200 }
-[tasks.b]
-name = "teacher"
-params = { n_train = 400, n_val = 100, n_test = 200, seed = 1 }
-[tasks.c]
-name = "teacher"
-params = { n_train = 400, n_val = 100, n_test = 200, seed = 2 }
-[baselines]
-kinds = ["reinit"]
-levels = [1, 3]
-tensors = false
-"""
 TRANSFERS = """
 [transfers]
 levels = [1, 3]
