@@ -311,6 +311,16 @@ def test_stacked_trunks_train_as_one_model_and_equal_the_sequential_run(referenc
             seconds[name] = f["train_seconds"][:]
     # the engine shares a stack's wall time equally among its runs: equal times mean one stacked model
     np.testing.assert_array_equal(seconds["trunk a-s0"], seconds["trunk b-s0"])
+    # the two transfers into a (from b and from c, levels 1 and 3) are one group: one stack of four branch levels
+    groups = [g for g in stack(result.units, 2) if g.units[0].kind == "transfer" and len(g.units) == 2]
+    assert groups
+    path = groups[0].units[0].path
+    with h5py.File(path, "r") as f:
+        times = [f[f"branches/{name}/train_seconds"][[1, 3]] for name in f["branches"]
+                 if name.startswith("transfer")]
+    assert len(times) == 2
+    np.testing.assert_array_equal(times[0], times[1])
+    assert times[0][0] == times[0][1]
 
 
 def _kill_a_worker_mid_trunk(out: Path, client, killed: dict, stop: threading.Event) -> None:

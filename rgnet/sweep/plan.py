@@ -7,10 +7,9 @@ transfers into it, in plan order), so that no two units ever write one file at o
 keeps back only the units that need it. ``stage`` is a unit's place in its file's chain.
 
 :func:`stack` is the pluggable step that turns units into worker calls: trunks of one model together, baselines
-of one model together, the transfers into one target together. Today a group's units run one after another
-in one call (``size=1``, the default, gives one call per unit); an engine that trains K runs as one stacked
-model replaces the loop of :func:`rgnet.sweep.run.run_group` (trunks: many runs at once; transfers: many
-sources into one target).
+of one model together, the transfers into one target together. A group trains as stacked models
+(:mod:`rgnet.engine`): its trunks as one stack, the baselines and transfers into one file as one stack (every
+branch level one member); ``size=1``, the default, gives one call per unit.
 """
 
 from __future__ import annotations

@@ -72,7 +72,9 @@ def run_group(units: tuple[Unit, ...], lock_wait: float, *upstream: dict) -> dic
     group upstream, so that a failure is seen by every unit downstream of it.
     """
     failed = {k: v for up in upstream for k, v in up["failed"].items()}
-    _stack_trunks([u for u in units if not any(d in failed for d in u.needs)], lock_wait)
+    ready = [u for u in units if not any(d in failed for d in u.needs)]
+    _stack_trunks(ready, lock_wait)
+    _stack_branches(ready, lock_wait)
     results: list[dict] = []
     for u in units:
         bad = [d for d in u.needs if d in failed]
@@ -99,6 +101,38 @@ def _stack_trunks(units: list[Unit], lock_wait: float) -> None:
             record_many([RunConfig.from_json(u.config) for u in trunks], [u.path for u in trunks], progress=False)
     except RgnetError:
         pass  # each unit reports it below, from its own file
+
+
+def _stack_branches(units: list[Unit], lock_wait: float) -> None:
+    """Train a group's baselines and transfers into one run file as one stacked call (:func:`run_branches`).
+
+    A fast path like :func:`_stack_trunks`: units that share a target file, levels and storage train together
+    (every branch level one run of the stack); the loop in :func:`run_group` then finds their levels done and
+    reports each unit, and trains (and reports) any unit this call refused or left unfinished.
+    """
+    from rgnet.imp.branches import baseline, open_trunk, run_branches  # noqa: PLC0415  (torch: in workers)
+    from rgnet.imp.transfer import transfer_of  # noqa: PLC0415
+
+    together: dict[tuple, list[Unit]] = {}
+    for u in units:
+        if u.kind in ("baselines", "transfer"):
+            together.setdefault((u.path, u.levels, u.tensors), []).append(u)
+    for (path, levels, tensors), us in together.items():
+        if len(us) < 2:
+            continue
+        try:
+            with waiting(lock_wait):
+                trunk = open_trunk(path)
+                branches = []
+                for u in us:
+                    if u.kind == "baselines":
+                        branches += [baseline(trunk, k, u.rewind_to) for k in u.kinds]
+                    else:
+                        branches.append(transfer_of(u.source, trunk, list(levels), align=u.align,
+                                                    min_confidence=u.min_confidence)[0])
+                run_branches(trunk, branches, list(levels), tensors=tensors, progress=False)
+        except RgnetError:
+            pass  # each unit reports it below, from its own file
 
 
 def skipped(u: Unit, why: str) -> dict:

@@ -6,6 +6,11 @@ Every generator parameter is a task parameter, so a *family of similar problems*
 from the same generator: ``val_size`` more examples drawn with the generator seed ``seed + VAL_SEED_OFFSET``,
 put through the published set's feature permutation (``shuffle_seq``) and standardisation, so training keeps
 every published training example and the test set stays untouched.
+
+``swaps`` (rgnet's, not the generator's) exchanges that many disjoint pairs of input positions after the
+generator's own ``shuffle_seq``: a graded rearrangement of which inputs carry what, from none (0) to every
+position moved (half the sequence length). The pairs are a fixed random pairing (``swap_seed``), the first
+``swaps`` of it, so that tasks with more swaps contain those with fewer: ``|swaps_a - swaps_b|`` pairs apart.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import random
 
 import numpy as np
 
+from rgnet.errors import ConfigError
 from rgnet.tasks.registry import Task, non_negative, positive, register
 
 VAL_SEED_OFFSET = 10_000   # generator seed of the validation examples: seed + this
@@ -24,8 +30,9 @@ DEFAULTS = {
     "num_samples": 5000, "train_split": 0.8, "template_len": 12, "padding": [36, 60],
     "scale_coeff": 0.4, "max_translation": 48, "corr_noise_scale": 0.25, "iid_noise_scale": 0.02,
     "shear_scale": 0.75, "shuffle_seq": False, "final_seq_length": 40, "seed": 42,
-    "val_size": 1000,
+    "val_size": 1000, "swaps": 0, "swap_seed": 0,
 }
+OWN = ("val_size", "swaps", "swap_seed")   # rgnet's parameters, not the generator's
 
 
 RANGES = {
@@ -36,7 +43,8 @@ RANGES = {
     "corr_noise_scale": (non_negative, ">= 0"), "iid_noise_scale": (non_negative, ">= 0"),
     "shear_scale": (non_negative, ">= 0"), "final_seq_length": (positive, ">= 1"),
     "seed": (lambda v: 0 <= v < 2**32 - VAL_SEED_OFFSET, f"in [0, 2**32 - {VAL_SEED_OFFSET})"),
-    "val_size": (positive, ">= 1"),
+    "val_size": (positive, ">= 1"), "swaps": (non_negative, ">= 0 (at most half of final_seq_length)"),
+    "swap_seed": (non_negative, ">= 0"),
 }
 
 
@@ -47,9 +55,23 @@ def feature_order(params: dict) -> np.ndarray:
     return _raw(params, params["seed"], params["num_samples"])[2]
 
 
+def swap_order(params: dict) -> np.ndarray:
+    """``swaps``' permutation (an involution): the first ``swaps`` pairs of a fixed random pairing exchanged."""
+    n = params["final_seq_length"]
+    if 2 * params["swaps"] > n:
+        raise ConfigError(f"swaps = {params['swaps']} exchanges more than the {n // 2} disjoint pairs of "
+                          f"{n} inputs; lower swaps (at most final_seq_length / 2)")
+    pairs = np.random.default_rng(params["swap_seed"]).permutation(n)[: n - n % 2].reshape(-1, 2)
+    order = np.arange(n)
+    for a, b in pairs[: params["swaps"]]:
+        order[a], order[b] = b, a
+    return order
+
+
 @register("mnist1d", DEFAULTS, doc="MNIST-1D generated locally; parameters are mnist1d's generator "
-          "arguments plus val_size (extra validation examples from the same generator)", ranges=RANGES,
-          input_permutations={"shuffle_seq": feature_order})
+          "arguments plus val_size (extra validation examples from the same generator) and swaps, swap_seed "
+          "(disjoint pairs of input positions exchanged)", ranges=RANGES,
+          input_permutations={"shuffle_seq": feature_order, "swaps": swap_order})
 def load_mnist1d(data_root=None, **params) -> Task:
     x, y, xv, yv, xt, yt = _generate(json.dumps(params, sort_keys=True))
     return Task("mnist1d", x.copy(), y.copy(), xv.copy(), yv.copy(), xt.copy(), yt.copy(), n_classes=10,
@@ -61,6 +83,7 @@ def _generate(key: str) -> tuple[np.ndarray, ...]:
     """(x_train, y_train, x_val, y_val, x_test, y_test) for the parameters in ``key`` (JSON); cached, read-only."""
     p = json.loads(key)
     xs, ys, perm = _raw(p, p["seed"], p["num_samples"])
+    perm = perm[swap_order(p)]
     mean, std = xs.mean(), xs.std()   # make_dataset standardises with the statistics of the whole set
     x = (xs[..., perm] - mean) / std
     split = int(len(ys) * p["train_split"])
@@ -84,7 +107,7 @@ def _raw(p: dict, seed: int, num_samples: int) -> tuple[np.ndarray, np.ndarray, 
 
     args = get_dataset_args()
     for k, v in p.items():
-        if k != "val_size":
+        if k not in OWN:
             setattr(args, k, v)
     args.seed, args.num_samples = seed, num_samples
     np_state, py_state = np.random.get_state(), random.getstate()
