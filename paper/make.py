@@ -47,6 +47,7 @@ TEMPLATE = Path(__file__).resolve().parent / "paper.md.in"
 #: Run files named ``<label>-s<seed>.h5`` (record scripts) or ``<label>-s<seed>-<run_id>.h5`` (sweeps).
 MEMBER = re.compile(r"^(?P<label>.+)-s(?P<seed>\d+)(-[0-9a-f]{16})?\.h5$")
 MAIN, FAMILY, PROTOCOL = "mnist1d-mlp", "transfer-family", "protocol/early_stopping.nc"
+PHASE = "phase"   # the derived dataset of the phase family (scripts/phase_derive.py)
 #: Options of the universality analysis; part of the cache key.
 UNIVERSALITY: dict = {}   # rgnet.universality's own defaults (alpha, bootstraps, seed): one source
 #: The pre-registered analysis (paper/preregistration.md, fixed before any data of the next family): the primary
@@ -55,6 +56,9 @@ UNIVERSALITY: dict = {}   # rgnet.universality's own defaults (alpha, bootstraps
 PRIMARY, PRIMARY_SCORE = "dmd_ticket", "tau_w"
 PREREGISTERED_BASELINES = ("mask_iou", "input_distance", "additive", "dense_accuracy")
 DECISION_LEVEL = 0.05
+#: Amendment 1 (the phase family): its primary signature and the baseline it must beat (the difference of tau_w
+#: with its interval over resampled tasks).
+PHASE_PRIMARY, PHASE_VERSUS = "relevance_inputs", "mask_iou"
 # The code of the analysis is part of the cache key too: a changed score, rule or signature (rgnet.rg computes
 # the flow signatures) recomputes it.
 ANALYSIS_CODE = [f for pkg in ("universality", "verdicts", "rg") for f in sorted((ROOT / "rgnet" / pkg).glob("*.py"))]
@@ -657,13 +661,14 @@ def universality_dataset(p: Paper) -> xr.Dataset:
     return ds
 
 
-def role(predictor: str) -> str:
-    """``primary``, ``pre-registered baseline`` or ``exploratory`` (paper/preregistration.md)."""
-    return ("primary" if predictor == PRIMARY else "pre-registered baseline" if predictor in PREREGISTERED_BASELINES
-            else "exploratory")
+def role(predictor: str, primary: str = PRIMARY) -> str:
+    """``primary``, ``pre-registered baseline``, ``original primary`` (the phase family: the primary before
+    Amendment 1) or ``exploratory`` (paper/preregistration.md)."""
+    return ("primary" if predictor == primary else "pre-registered baseline" if predictor in PREREGISTERED_BASELINES
+            else "original primary" if predictor == PRIMARY else "exploratory")
 
 
-def score_table(ds: xr.Dataset) -> pd.DataFrame:
+def score_table(ds: xr.Dataset, primary: str = PRIMARY) -> pd.DataFrame:
     """Every predictor's scores (the pre-registered score tau_w first): the primary, then the pre-registered
     baselines, then the exploratory predictors, each in the analysis's own order (never sorted by a result)."""
     df = pd.DataFrame({"predictor": [str(x) for x in ds["predictor"].values],
@@ -677,20 +682,20 @@ def score_table(ds: xr.Dataset) -> pd.DataFrame:
                        "auroc_lo": ds["auroc_task_ci"].isel(bound=0).values,
                        "auroc_hi": ds["auroc_task_ci"].isel(bound=1).values, "p_auroc": ds["p_auroc"].values,
                        "loto_balanced_accuracy": ds["loto_balanced_accuracy"].values})
-    df.insert(1, "role", [role(x) for x in df.predictor])
-    order = {"primary": 0, "pre-registered baseline": 1, "exploratory": 2}
+    df.insert(1, "role", [role(x, primary) for x in df.predictor])
+    order = {"primary": 0, "pre-registered baseline": 1, "original primary": 2, "exploratory": 3}
     return df.sort_values("role", key=lambda r: r.map(order), kind="stable")
 
 
-def preregistered_table(ds: xr.Dataset) -> pd.DataFrame:
+def preregistered_table(ds: xr.Dataset, primary: str = PRIMARY) -> pd.DataFrame:
     """The pre-registered analysis: the primary and the pre-registered baselines, with p-values Holm-adjusted over
     these predictors only (the pre-registration's family), the decision at :data:`DECISION_LEVEL`, and how the
     signatures were paired with the measured transfer."""
     from rgnet.universality.scoring import holm
 
-    names = [n for n in (PRIMARY, *PREREGISTERED_BASELINES) if n in list(ds["predictor"].values)]
+    names = [n for n in (primary, *PREREGISTERED_BASELINES) if n in list(ds["predictor"].values)]
     sub = ds.sel(predictor=names)
-    df = pd.DataFrame({"predictor": names, "role": [role(n) for n in names], "tau_w": sub["tau_w"].values,
+    df = pd.DataFrame({"predictor": names, "role": [role(n, primary) for n in names], "tau_w": sub["tau_w"].values,
                        "tau_lo": sub["tau_task_ci"].isel(bound=0).values,
                        "tau_hi": sub["tau_task_ci"].isel(bound=1).values, "p_tau": sub["p_tau"].values,
                        "p_tau_holm": holm(sub["p_tau"].values), "beyond": sub["beyond"].values,
@@ -806,6 +811,109 @@ def make_universality(p: Paper) -> None:
                         "pre-registration requires" if prim.signature_seeds == "all" else
                         f"from disjoint seeds (signatures from seeds {prim.signature_seeds}, the measured transfer "
                         "from the others), as the pre-registration requires"))
+
+
+def phase_inputs(p: Paper) -> tuple[xr.Dataset, xr.Dataset, xr.Dataset]:
+    folder = p.data / PHASE
+    names = ("transfer", "universality", "runs")
+    missing = [n for n in names if not (folder / f"{n}.nc").is_file()]
+    if missing:
+        raise Missing(f"{folder} lacks {', '.join(n + '.nc' for n in missing)} (python scripts/phase_derive.py)")
+    return tuple(xr.open_dataset(folder / f"{n}.nc", engine="h5netcdf").load() for n in names)
+
+
+VERDICT_NAMES = {1: "transfers", 0: "does not", -1: "undecided"}
+
+
+def phase_pair_table(t: xr.Dataset, u: xr.Dataset) -> pd.DataFrame:
+    """Every measured pair: its steps apart on the grid, its gap (all seeds, each half), verdicts, primary score."""
+    cell = {}
+    for dim in ("source", "target"):
+        swaps, noise = t[f"{dim}_swaps"].values, t[f"{dim}_noise"].values
+        cell.update({str(k): (int(np.searchsorted(np.unique(swaps), a)), int(np.searchsorted(np.unique(noise), b)))
+                     for k, a, b in zip(t[dim].values, swaps, noise)})
+    rows = []
+    for s in map(str, t.source.values):
+        for g in map(str, t.target.values):
+            x = t.sel(source=s, target=g)
+            if s == g or not np.isfinite(float(x.gap_range)):
+                continue
+            steps = abs(cell[s][0] - cell[g][0]) + abs(cell[s][1] - cell[g][1])
+            rows.append({"source": s, "target": g, "grid_distance": steps,
+                         "kind": "neighbour" if steps == 1 else "distant", "gap_range": float(x.gap_range),
+                         "gap_lo": float(x.gap_range_ci.isel(bound=0)), "gap_hi": float(x.gap_range_ci.isel(bound=1)),
+                         "verdict": VERDICT_NAMES[int(x.transfer_verdict)],
+                         "gap_signature_seeds": float(x.gap_range_half.isel(half=0)),
+                         "gap_gap_seeds": float(x.gap_range_half.isel(half=1)),
+                         "verdict_signature_seeds": VERDICT_NAMES[int(x.verdict_half.isel(half=0))],
+                         "verdict_gap_seeds": VERDICT_NAMES[int(x.verdict_half.isel(half=1))],
+                         f"score_{PHASE_PRIMARY}": float(u.score.sel(predictor=PHASE_PRIMARY, source=s, target=g))})
+    return pd.DataFrame(rows)
+
+
+@step("phase")
+def make_phase(p: Paper) -> None:
+    from rgnet.universality.scoring import tau_difference
+
+    t, u, runs = phase_inputs(p)
+    if "tau_w" not in u or PHASE_PRIMARY not in list(u["predictor"].values):
+        raise Missing(f"the phase family's analysis did not score {PHASE_PRIMARY}")
+    classes = u.class_id.sel(signature=PHASE_PRIMARY) if PHASE_PRIMARY in list(u.signature.values) else None
+    levels = [int(lv) for lv in t.level.values if lv > 0 and np.isfinite(t.gap_seed.sel(level=lv)).any()]
+    fig = plot.phase_panels(t, levels, classes=classes)
+    p.save(fig, "phase_field")
+    ax = plot.phase_diagram(t, classes=classes)
+    p.save(ax.figure, "phase_gap")
+    ax = plot.predicted_vs_measured(u, PHASE_PRIMARY, transfer=t)
+    p.save(ax.figure, "phase_scatter")
+
+    pairs = p.table(phase_pair_table(t, u), "phase_pairs", digits=3)
+    table = p.table(score_table(u, PHASE_PRIMARY), "phase_scores", digits=3)
+    ax = plot.score_intervals(u, list(table.predictor), roles=dict(zip(table.predictor, table.role)))
+    p.save(ax.figure, "phase_scores")
+    pre = p.table(preregistered_table(u, PHASE_PRIMARY), "phase_preregistered", digits=3)
+    sel = {"source": u.source, "target": u.target}
+    d, lo, hi = tau_difference(u.score.sel(predictor=PHASE_PRIMARY).sel(sel).values,
+                               u.score.sel(predictor=PHASE_VERSUS).sel(sel).values, u.gap.values)
+    versus = p.table(pd.DataFrame([{"predictor": PHASE_PRIMARY, "versus": PHASE_VERSUS, "tau_w_difference": d,
+                                    "lo": lo, "hi": hi, "better": bool(lo > 0), "worse": bool(hi < 0)}]),
+                     "phase_versus", digits=3)
+
+    dens = p.table(pd.DataFrame({"level": levels, "density": [float(t.density.isel(target=0).sel(level=lv))
+                                                               for lv in levels]}), "phase_levels")
+    rep = json.loads(t.attrs["replication"])
+    halves = json.loads(t.attrs["halves"])
+    counts = pairs.verdict.value_counts()
+    p.table(pd.DataFrame([{"seeds": h, **{k: int((pairs[c] == k).sum()) for k in VERDICT_NAMES.values()}}
+                          for h, c in (("all", "verdict"), ("signature seeds", "verdict_signature_seeds"),
+                                       ("gap seeds", "verdict_gap_seeds"))]), "phase_verdicts")
+    p.table(pd.DataFrame([rep]), "phase_replication", digits=3)
+    p.count(phase_tasks=int(t.sizes["target"]), phase_seeds=int(runs.seed.to_series().nunique()),
+            phase_pairs=len(pairs), phase_neighbour=int((pairs.kind == "neighbour").sum()),
+            phase_distant=int((pairs.kind == "distant").sum()), phase_transfers=int(counts.get("transfers", 0)),
+            phase_not=int(counts.get("does not", 0)), phase_undecided=int(counts.get("undecided", 0)),
+            phase_both=int(rep["decided_both"]), phase_contradict=int(rep["contradictions"]),
+            phase_levels=len(levels))
+    prim = pre.set_index("predictor").loc[PHASE_PRIMARY]
+    base = pre.set_index("predictor").loc[PHASE_VERSUS]
+    vs = versus.iloc[0]
+    covers = prim.tau_lo <= 0 <= prim.tau_hi
+    p.number(
+        phase_densities=", ".join(f"{100 * d:.0f} %" for d in dens.density),
+        phase_signature_seeds=seed_range(halves["signature seeds"]), phase_gap_seeds=seed_range(halves["gap seeds"]),
+        phase_kappa=f"{rep['kappa']:.2f}", phase_gap_r=f"{rep['gap_pearson']:.2f}",
+        phase_primary=PHASE_PRIMARY, phase_versus=PHASE_VERSUS,
+        phase_primary_score=(f"τ_w = {prim.tau_w:+.2f} [{prim.tau_lo:+.2f}, {prim.tau_hi:+.2f}], Holm-adjusted "
+                             f"p = {prim.p_tau_holm:.3f}"),
+        phase_versus_score=(f"τ_w = {base.tau_w:+.2f} [{base.tau_lo:+.2f}, {base.tau_hi:+.2f}], Holm-adjusted "
+                            f"p = {base.p_tau_holm:.3f}"),
+        phase_difference=f"{vs.tau_w_difference:+.2f} [{vs.lo:+.2f}, {vs.hi:+.2f}]",
+        phase_decision=("predicts" if prim.predicts_transfer else "does not predict")
+        + f" which tickets transfer (pre-registered test at {DECISION_LEVEL:g}"
+        + ("; its interval over resampled tasks includes 0)" if covers else ")"),
+        phase_versus_decision=("does better than" if vs.better else "does worse than" if vs.worse
+                               else "is not distinguishable from"),
+    )
 
 
 @step("aligned")

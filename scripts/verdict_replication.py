@@ -15,11 +15,10 @@ import argparse
 import json
 
 import h5py
-import numpy as np
-from scipy import stats
 
 from rgnet.catalog import expand
 from rgnet.verdicts import RULES, transfer_matrix
+from rgnet.verdicts.replication import replication
 
 
 def seed_of(path: str) -> int:
@@ -29,32 +28,6 @@ def seed_of(path: str) -> int:
 
 def halves(files: list[str], a: list[int], b: list[int]) -> tuple[list[str], list[str]]:
     return [f for f in files if seed_of(f) in a], [f for f in files if seed_of(f) in b]
-
-
-def kappa(x: np.ndarray, y: np.ndarray) -> float:
-    """Cohen's kappa of two binary verdict vectors."""
-    po = np.mean(x == y)
-    pe = np.mean(x) * np.mean(y) + np.mean(1 - x) * np.mean(1 - y)
-    return float((po - pe) / (1 - pe)) if pe < 1 else float("nan")
-
-
-def compare(ma, mb) -> dict:
-    src = [s for s in ma.source.values if "[" not in s and s in mb.source.values]
-    tgt = [t for t in ma.target.values if t in mb.target.values]
-    va = ma.transfer_verdict.sel(source=src, target=tgt).values
-    vb = mb.transfer_verdict.sel(source=src, target=tgt).values
-    off = np.array([[s != t for t in tgt] for s in src])
-    va, vb = va[off], vb[off]
-    both = (va >= 0) & (vb >= 0)
-    ga = ma.gap_range.sel(source=src, target=tgt).values[off]
-    gb = mb.gap_range.sel(source=src, target=tgt).values[off]
-    ok = np.isfinite(ga) & np.isfinite(gb)
-    r = float(np.corrcoef(ga[ok], gb[ok])[0, 1])
-    return {"pairs": int(off.sum()), "decided_a": int((va >= 0).sum()), "decided_b": int((vb >= 0).sum()),
-            "decided_both": int(both.sum()), "contradictions": int((both & (va != vb)).sum()),
-            "kappa": kappa(va[both], vb[both]) if both.sum() else float("nan"),
-            "gap_pearson": r, "gap_spearman": float(stats.spearmanr(ga[ok], gb[ok]).statistic),
-            "gap_spearman_brown": 2 * r / (1 + r)}
 
 
 def main(argv=None) -> None:
@@ -69,7 +42,7 @@ def main(argv=None) -> None:
     print(f"{'rule':<16}{'pairs':>6}{'decided A':>10}{'decided B':>10}{'in both':>8}{'contradict':>11}{'kappa':>7}"
           f"{'gap r':>7}{'gap rho':>8}{'S-B rel.':>9}")
     for name in RULES:
-        c = compare(transfer_matrix(fa, rule=name), transfer_matrix(fb, rule=name))
+        c = replication(transfer_matrix(fa, rule=name), transfer_matrix(fb, rule=name))
         print(f"{name:<16}{c['pairs']:>6}{c['decided_a']:>10}{c['decided_b']:>10}{c['decided_both']:>8}"
               f"{c['contradictions']:>11}{c['kappa']:>7.2f}{c['gap_pearson']:>7.2f}{c['gap_spearman']:>8.2f}"
               f"{c['gap_spearman_brown']:>9.2f}")

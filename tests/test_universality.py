@@ -348,3 +348,15 @@ def test_loto_needs_both_verdicts():
     t = np.zeros((4, 4))
     np.fill_diagonal(t, np.nan)
     assert np.isnan(loto_balanced_accuracy(np.arange(16.0).reshape(4, 4), t))
+
+
+def test_tau_difference_uses_the_same_task_draws_for_both_predictors():
+    from rgnet.universality.scoring import tau_difference, weighted_tau
+
+    rng = np.random.default_rng(3)
+    gap = rng.normal(size=(8, 8))
+    good, noisy = gap.copy(), gap + rng.normal(scale=3.0, size=gap.shape)
+    d, lo, hi = tau_difference(good, noisy, gap, n_boot=200)
+    assert d == pytest.approx(weighted_tau(good, gap)[0] - weighted_tau(noisy, gap)[0]) and d > 0
+    assert 0 < lo <= d <= hi
+    assert tau_difference(noisy, noisy, gap, n_boot=50) == (0.0, 0.0, 0.0)   # same draws: no spread at all

@@ -203,6 +203,14 @@ def task_bootstrap(statistic: Callable[..., float], matrices: list[np.ndarray], 
     return float(lo), float(hi)
 
 
+def tau_difference(score_a: np.ndarray, score_b: np.ndarray, gap: np.ndarray, n_boot: int = 999, ci: float = 0.95,
+                   seed: int = 0) -> tuple[float, float, float]:
+    """``tau_w(a) - tau_w(b)`` against one measured gap matrix, and its percentile interval over tasks drawn with
+    replacement, the same draws for both predictors (is ``a`` better than ``b``?)."""
+    diff = lambda sa, sb, g: weighted_tau(sa, g)[0] - weighted_tau(sb, g)[0]  # noqa: E731
+    return (diff(score_a, score_b, gap), *task_bootstrap(diff, [score_a, score_b, gap], n_boot, ci, seed))
+
+
 def holm(p: np.ndarray) -> np.ndarray:
     """Holm's step-down adjustment of the p-values ``p`` (NaN kept, not counted)."""
     p = np.asarray(p, float)
