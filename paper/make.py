@@ -859,12 +859,16 @@ def make_phase(p: Paper) -> None:
     if "tau_w" not in u or PHASE_PRIMARY not in list(u["predictor"].values):
         raise Missing(f"the phase family's analysis did not score {PHASE_PRIMARY}")
     classes = u.class_id.sel(signature=PHASE_PRIMARY) if PHASE_PRIMARY in list(u.signature.values) else None
-    levels = [int(lv) for lv in t.level.values if lv > 0 and np.isfinite(t.gap_seed.sel(level=lv)).any()]
+    off = t.gap_seed.where(t.source != t.target)   # the diagonal (a task's own ticket) is 0 at every level
+    levels = [int(lv) for lv in t.level.values if np.isfinite(off.sel(level=lv)).any()]
     fig = plot.phase_panels(t, levels, classes=classes)
     p.save(fig, "phase_field")
     ax = plot.phase_diagram(t, classes=classes)
     p.save(ax.figure, "phase_gap")
-    ax = plot.predicted_vs_measured(u, PHASE_PRIMARY, transfer=t)
+    gap_half = {"half": "gap seeds"}   # what the scores are scored against
+    ax = plot.predicted_vs_measured(u, PHASE_PRIMARY, transfer=t.assign(
+        gap_range=t.gap_range_half.sel(gap_half), gap_range_ci=t.gap_range_ci_half.sel(gap_half),
+        transfer_verdict=t.verdict_half.sel(gap_half)))
     p.save(ax.figure, "phase_scatter")
 
     pairs = p.table(phase_pair_table(t, u), "phase_pairs", digits=3)

@@ -9,7 +9,7 @@ Writes into ``--out`` (default data/phase):
   accuracies, losses, and the relevance flows (``fan_in``, ``fan_out``, their |w| masses) per layer and unit;
 - ``transfer.nc``: the transfer matrix of every seed (``rgnet.transfer_matrix``: per pair x seed x level the paired
   gap ``gap_seed``, per pair the verdict), and the same per seed half (``half`` = signature seeds, gap seeds):
-  ``gap_range_half``, ``verdict_half``;
+  ``gap_range_half``, ``gap_range_ci_half``, ``verdict_half``;
 - ``universality.nc``: the pre-registered analysis (paper/preregistration.md, Amendment 1): every signature and
   baseline from the signature seeds, scored against the transfer measured on the other seeds.
 
@@ -89,6 +89,7 @@ def main(argv=None) -> int:
     halves = [rgnet.transfer_matrix([f for f in files if seed_of[str(Path(f).resolve())] in seeds], labels=labels)
               for seeds in (sig_seeds, gap_seeds)]
     matrix["gap_range_half"] = xr.concat([h.gap_range for h in halves], "half")
+    matrix["gap_range_ci_half"] = xr.concat([h.gap_range_ci for h in halves], "half")
     matrix["verdict_half"] = xr.concat([h.transfer_verdict for h in halves], "half")
     matrix = matrix.assign_coords(half=["signature seeds", "gap seeds"])
     for dim in ("source", "target"):

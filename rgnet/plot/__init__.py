@@ -22,12 +22,18 @@ function                       input                                         sho
 ``class_graph``                networkx graph                                universality classes
 ``roc``                        scores per predictor, binary labels           ROC curves with AUC
 ``ising_validation``           ``rg.migdal_kadanoff_2d(...)``                MK flow, recovered λ and y vs exact
+``phase_diagram``              phase ``transfer.nc`` (level, classes)        gap into each task on the (swaps, noise)
+                                                                             grid, asymmetry arrows, predicted classes
+``phase_panels``               phase ``transfer.nc``, levels                 ``phase_diagram`` per level, one scale
+``predicted_vs_measured``      phase ``universality.nc``, predictor          score vs measured gap per pair
+``score_intervals``            phase ``universality.nc``                     tau_w with its task interval per predictor
 =============================  ============================================  ==========================================
 """
 
 from rgnet.plot._style import COLUMN, OKABE_ITO, PAGE, STYLE, style
 from rgnet.plot.flow import coupling_flow, flow_speed, layer_densities, weight_distributions, weight_flow
 from rgnet.plot.ising import ising_validation
+from rgnet.plot.phase import phase_diagram, phase_panels, predicted_vs_measured, score_intervals
 from rgnet.plot.spectra import eigenvalue_sets, exponents, spectrum
 from rgnet.plot.tickets import early_stop, ladder, ladder_panels, stopping_rules
 from rgnet.plot.transfer import aligned_transfer, class_graph, roc, roc_curve, transfer_matrix
@@ -37,6 +43,9 @@ __all__ = [
     "aligned_transfer",
     "OKABE_ITO",
     "PAGE",
+    "phase_diagram",
+    "phase_panels",
+    "predicted_vs_measured",
     "STYLE",
     "class_graph",
     "coupling_flow",
@@ -50,6 +59,7 @@ __all__ = [
     "layer_densities",
     "roc",
     "roc_curve",
+    "score_intervals",
     "spectrum",
     "stopping_rules",
     "style",
