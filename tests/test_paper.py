@@ -15,6 +15,7 @@ import rgnet
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "paper" / "analysis.ipynb"
+PHASE_NOTEBOOK = ROOT / "paper" / "phase.ipynb"
 
 
 def load_make():
@@ -221,30 +222,35 @@ def test_make_on_a_tiny_family_with_transfers_and_a_cached_universality(make, sm
 # ---- the notebook ----------------------------------------------------------------------------------------------
 
 
-def test_notebook_is_stored_without_outputs():
+@pytest.mark.parametrize("notebook", [NOTEBOOK, PHASE_NOTEBOOK], ids=lambda p: p.name)
+def test_notebook_is_stored_without_outputs(notebook):
     import nbformat
 
-    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nb = nbformat.read(notebook, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code and all(not c.outputs and c.execution_count is None for c in code)
     assert sum("plot." in c.source for c in code) >= 2  # reproduces paper figures through rgnet.plot
 
 
 @pytest.mark.slow   # starts a Jupyter kernel
-def test_notebook_runs_on_the_data_directory(tmp_path):
+@pytest.mark.parametrize("notebook", [NOTEBOOK, PHASE_NOTEBOOK], ids=lambda p: p.name)
+def test_notebook_runs_on_the_data_directory(notebook, tmp_path):
     import nbformat
     from nbclient import NotebookClient
 
     data = Path(os.environ.get("RGNET_PAPER_DATA", ROOT / "data"))
-    if not any(next((data / d).glob("*.h5"), None) for d in ("mnist1d-mlp", "transfer-family")):
+    if notebook == PHASE_NOTEBOOK and not (data / "phase" / "transfer.nc").is_file():
+        pytest.skip(f"{data} holds no phase dataset (phase/*.nc) for the notebook")
+    if notebook == NOTEBOOK and not any(next((data / d).glob("*.h5"), None) for d in ("mnist1d-mlp",
+                                                                                     "transfer-family")):
         pytest.skip(f"{data} holds no recorded runs (mnist1d-mlp/*.h5, transfer-family/*.h5) for the notebook")
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    env = {"RGNET_PAPER_DATA": str(data)}
+    nb = nbformat.read(notebook, as_version=4)
+    env = {"RGNET_PAPER_DATA": str(data), "RGNET_PHASE_DATA": str(data / "phase")}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # the kernel inherits the environment
     try:
         NotebookClient(nb, timeout=120, kernel_name="python3",
-                       resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+                       resources={"metadata": {"path": str(notebook.parent)}}).execute()
     finally:
         for k, v in old.items():
             if v is None:
