@@ -128,15 +128,16 @@ def test_swaps_exchange_nested_pairs_of_inputs():
     from rgnet.errors import ConfigError
     from rgnet.tasks import input_order, symmetric
 
-    plain = load_task(TaskConfig("mnist1d", {}))
+    small = {"num_samples": 200, "val_size": 50}
+    plain = load_task(TaskConfig("mnist1d", small))
     orders = {k: input_order(TaskConfig("mnist1d", {"swaps": k})) for k in (0, 6, 12, 20)}
     for k, order in orders.items():
         assert (order != np.arange(40)).sum() == 2 * k and (order[order] == np.arange(40)).all()   # k pairs
     assert set(np.flatnonzero(orders[6] != np.arange(40))) <= set(np.flatnonzero(orders[12] != np.arange(40)))
-    swapped = load_task(TaskConfig("mnist1d", {"swaps": 6}))
+    swapped = load_task(TaskConfig("mnist1d", {**small, "swaps": 6}))
     np.testing.assert_array_equal(swapped.x_train, plain.x_train[:, orders[6]])
     np.testing.assert_array_equal(swapped.x_val, plain.x_val[:, orders[6]])
     np.testing.assert_array_equal(swapped.y_test, plain.y_test)
     assert symmetric(TaskConfig("mnist1d", {}), TaskConfig("mnist1d", {"swaps": 6})) == ["swaps"]
     with pytest.raises(ConfigError, match="at most final_seq_length / 2"):
-        load_task(TaskConfig("mnist1d", {"swaps": 21}))
+        load_task(TaskConfig("mnist1d", {**small, "swaps": 21}))
