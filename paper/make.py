@@ -885,6 +885,9 @@ def make_phase(p: Paper) -> None:
 
     dens = p.table(pd.DataFrame({"level": levels, "density": [float(t.density.isel(target=0).sel(level=lv))
                                                                for lv in levels]}), "phase_levels")
+    ids = classes if classes is not None else xr.zeros_like(u.task, dtype=int)
+    p.table(pd.DataFrame({"task": [str(x) for x in u.task.values], "class": [int(c) for c in ids.values],
+                          "signature": PHASE_PRIMARY}), "phase_classes")
     rep = json.loads(t.attrs["replication"])
     halves = json.loads(t.attrs["halves"])
     counts = pairs.verdict.value_counts()
@@ -897,7 +900,7 @@ def make_phase(p: Paper) -> None:
             phase_distant=int((pairs.kind == "distant").sum()), phase_transfers=int(counts.get("transfers", 0)),
             phase_not=int(counts.get("does not", 0)), phase_undecided=int(counts.get("undecided", 0)),
             phase_both=int(rep["decided_both"]), phase_contradict=int(rep["contradictions"]),
-            phase_levels=len(levels))
+            phase_levels=len(levels), phase_classes=len(set(int(c) for c in ids.values)))
     prim = pre.set_index("predictor").loc[PHASE_PRIMARY]
     base = pre.set_index("predictor").loc[PHASE_VERSUS]
     vs = versus.iloc[0]
@@ -912,11 +915,12 @@ def make_phase(p: Paper) -> None:
         phase_versus_score=(f"τ_w = {base.tau_w:+.2f} [{base.tau_lo:+.2f}, {base.tau_hi:+.2f}], Holm-adjusted "
                             f"p = {base.p_tau_holm:.3f}"),
         phase_difference=f"{vs.tau_w_difference:+.2f} [{vs.lo:+.2f}, {vs.hi:+.2f}]",
+        phase_gap_min=f"{100 * pairs.gap_range.min():+.1f}", phase_gap_max=f"{100 * pairs.gap_range.max():+.1f}",
         phase_decision=("predicts" if prim.predicts_transfer else "does not predict")
         + f" which tickets transfer (pre-registered test at {DECISION_LEVEL:g}"
         + ("; its interval over resampled tasks includes 0)" if covers else ")"),
-        phase_versus_decision=("does better than" if vs.better else "does worse than" if vs.worse
-                               else "is not distinguishable from"),
+        phase_versus_decision="beats" if vs.better else "loses to" if vs.worse else "does not beat",
+        phase_versus_order="lower" if vs.tau_w_difference > 0 else "higher",
     )
 
 
