@@ -113,6 +113,7 @@ def _hashes(folder: Path) -> dict:
     return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow   # default suite under 3 minutes; .ci/run runs it
 def test_a_write_error_is_one_sentence_and_changes_nothing(files, tmp_path):
     _copy(files["run"], tmp_path / "r.h5")
     shutil.copy(SCHEMA1, tmp_path / "old.h5")

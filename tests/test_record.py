@@ -7,6 +7,7 @@ import time
 
 import h5py
 import numpy as np
+import pytest
 import xarray as xr
 
 import rgnet
@@ -95,6 +96,7 @@ def _wait_for_level(path, proc, n, timeout=120):
     raise AssertionError("worker too slow")
 
 
+@pytest.mark.slow   # default suite under 3 minutes; .ci/run runs it
 def test_resume_after_sigkill_equals_uninterrupted(tmp_path, small_cfg):
     cfg = small_cfg.replace(train={"steps": 1200, "eval_every": 300})
     ref = rgnet.record(cfg, tmp_path / "ref.h5", progress=False)
