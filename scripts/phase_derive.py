@@ -113,4 +113,10 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from rgnet.errors import RgnetError
+
+    try:
+        sys.exit(main())
+    except RgnetError as err:   # bad input: one sentence, exit 2 (as the CLI does)
+        print(f"phase_derive: {err}", file=sys.stderr)
+        sys.exit(2)
