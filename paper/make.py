@@ -827,11 +827,7 @@ VERDICT_NAMES = {1: "transfers", 0: "does not", -1: "undecided"}
 
 def phase_pair_table(t: xr.Dataset, u: xr.Dataset) -> pd.DataFrame:
     """Every measured pair: its steps apart on the grid, its gap (all seeds, each half), verdicts, primary score."""
-    cell = {}
-    for dim in ("source", "target"):
-        swaps, noise = t[f"{dim}_swaps"].values, t[f"{dim}_noise"].values
-        cell.update({str(k): (int(np.searchsorted(np.unique(swaps), a)), int(np.searchsorted(np.unique(noise), b)))
-                     for k, a, b in zip(t[dim].values, swaps, noise)})
+    cell = plot.phase.grid_cells(t)[0]
     rows = []
     for s in map(str, t.source.values):
         for g in map(str, t.target.values):
@@ -849,6 +845,11 @@ def phase_pair_table(t: xr.Dataset, u: xr.Dataset) -> pd.DataFrame:
                          "verdict_gap_seeds": VERDICT_NAMES[int(x.verdict_half.isel(half=1))],
                          f"score_{PHASE_PRIMARY}": float(u.score.sel(predictor=PHASE_PRIMARY, source=s, target=g))})
     return pd.DataFrame(rows)
+
+
+def tau_text(r) -> str:
+    """A row of :func:`preregistered_table` as ``τ_w = +x [lo, hi], Holm-adjusted p = p``."""
+    return f"τ_w = {r.tau_w:+.2f} [{r.tau_lo:+.2f}, {r.tau_hi:+.2f}], Holm-adjusted p = {r.p_tau_holm:.3f}"
 
 
 @step("phase")
@@ -876,9 +877,9 @@ def make_phase(p: Paper) -> None:
     ax = plot.score_intervals(u, list(table.predictor), roles=dict(zip(table.predictor, table.role)))
     p.save(ax.figure, "phase_scores")
     pre = p.table(preregistered_table(u, PHASE_PRIMARY), "phase_preregistered", digits=3)
-    sel = {"source": u.source, "target": u.target}
-    d, lo, hi = tau_difference(u.score.sel(predictor=PHASE_PRIMARY).sel(sel).values,
-                               u.score.sel(predictor=PHASE_VERSUS).sel(sel).values, u.gap.values)
+    score = u.score.transpose("predictor", "source", "target")
+    d, lo, hi = tau_difference(score.sel(predictor=PHASE_PRIMARY).values, score.sel(predictor=PHASE_VERSUS).values,
+                               u.gap.transpose("source", "target").values)
     versus = p.table(pd.DataFrame([{"predictor": PHASE_PRIMARY, "versus": PHASE_VERSUS, "tau_w_difference": d,
                                     "lo": lo, "hi": hi, "better": bool(lo > 0), "worse": bool(hi < 0)}]),
                      "phase_versus", digits=3)
@@ -910,10 +911,7 @@ def make_phase(p: Paper) -> None:
         phase_signature_seeds=seed_range(halves["signature seeds"]), phase_gap_seeds=seed_range(halves["gap seeds"]),
         phase_kappa=f"{rep['kappa']:.2f}", phase_gap_r=f"{rep['gap_pearson']:.2f}",
         phase_primary=PHASE_PRIMARY, phase_versus=PHASE_VERSUS,
-        phase_primary_score=(f"τ_w = {prim.tau_w:+.2f} [{prim.tau_lo:+.2f}, {prim.tau_hi:+.2f}], Holm-adjusted "
-                             f"p = {prim.p_tau_holm:.3f}"),
-        phase_versus_score=(f"τ_w = {base.tau_w:+.2f} [{base.tau_lo:+.2f}, {base.tau_hi:+.2f}], Holm-adjusted "
-                            f"p = {base.p_tau_holm:.3f}"),
+        phase_primary_score=tau_text(prim), phase_versus_score=tau_text(base),
         phase_difference=f"{vs.tau_w_difference:+.2f} [{vs.lo:+.2f}, {vs.hi:+.2f}]",
         phase_gap_min=f"{100 * pairs.gap_range.min():+.1f}", phase_gap_max=f"{100 * pairs.gap_range.max():+.1f}",
         phase_decision=("predicts" if prim.predicts_transfer else "does not predict")

@@ -69,7 +69,7 @@ def incoming_gap(transfer: xr.Dataset, level: int | None = None) -> xr.DataArray
     return field.where(~xr.DataArray(own, dims=("source", "target"))).mean("source", skipna=True)
 
 
-def _grid(transfer: xr.Dataset) -> tuple[dict[str, tuple[int, int]], np.ndarray, np.ndarray]:
+def grid_cells(transfer: xr.Dataset) -> tuple[dict[str, tuple[int, int]], np.ndarray, np.ndarray]:
     """``task -> (column, row)`` on the grid (columns: swaps, rows: noise, both sorted), and the values of each."""
     need = [f"{side}_{c}" for side in ("source", "target") for c in GRID_COORDS]
     missing = [c for c in need if c not in transfer.coords and c not in transfer]
@@ -98,7 +98,7 @@ def asymmetries(transfer: xr.Dataset, level: int | None = None) -> list[tuple[st
     """``(a, b, gap(a -> b) - gap(b -> a))`` for every pair of grid-neighbour tasks measured both ways, with
     ``a -> b`` the better direction (the difference >= 0), in accuracy units."""
     field = gap_field(transfer, level)
-    cells, _, _ = _grid(transfer)
+    cells, _, _ = grid_cells(transfer)
     sources, targets = [str(s) for s in field["source"].values], [str(t) for t in field["target"].values]
     values = field.values
     out = []
@@ -167,7 +167,7 @@ def phase_diagram(transfer: xr.Dataset, level: int | None = None, classes: xr.Da
 
 def _diagram(transfer, level, classes, ax, norm, arrow_max, colorbar, annotate, title):
     """:func:`phase_diagram` without its legend: the Axes and the legend handles (classes, then arrow widths)."""
-    cells, swaps, noise = _grid(transfer)
+    cells, swaps, noise = grid_cells(transfer)
     into = incoming_gap(transfer, level)
     grid = np.full((len(noise), len(swaps)), np.nan)
     for task, value in zip(into["target"].values, into.values):
